@@ -1,0 +1,76 @@
+# Proximux: hand-written GNU make. One static library holds every module but
+# main.c; the daemon and the Check test runner both link it.
+#
+#   make            build ./proximux
+#   make test       unit tests, then integration tests against real servers
+#   make asan       the same tests, built with AddressSanitizer + UBSan
+#   make bench      benchmarks (see bench/README.md); not part of test
+#   make clean
+
+CC       ?= cc
+BUILD    ?= build
+BIN      ?= proximux
+OPT      ?= -O2
+CFLAGS   ?=
+SANITIZE ?=
+
+WARN = -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wstrict-prototypes \
+       -Wmissing-prototypes -Wformat=2 -Wundef -Wvla -Wwrite-strings \
+       -Wno-unused-parameter
+PMX_CFLAGS = -std=gnu11 $(OPT) -g $(WARN) -D_GNU_SOURCE -Iinclude -MMD -MP \
+             $(SANITIZE) $(CFLAGS)
+PMX_LDFLAGS = $(SANITIZE) $(LDFLAGS)
+
+YAML_LIBS  := $(shell pkg-config --libs yaml-0.1 2>/dev/null || echo -lyaml)
+CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lm -lrt -pthread)
+
+LIB_SRC  := $(filter-out src/main.c,$(wildcard src/*.c))
+LIB_OBJ  := $(LIB_SRC:src/%.c=$(BUILD)/src/%.o)
+MAIN_OBJ := $(BUILD)/src/main.o
+TEST_SRC := $(wildcard tests/*.c)
+TEST_OBJ := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%.o)
+LIB      := $(BUILD)/libproximux.a
+RUNNER   := $(BUILD)/test_runner
+
+.PHONY: all test unit integration asan bench clean
+
+all: $(BIN)
+
+$(BIN): $(MAIN_OBJ) $(LIB)
+	$(CC) $(PMX_LDFLAGS) -o $@ $^ $(YAML_LIBS)
+
+$(LIB): $(LIB_OBJ)
+	rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/src/%.o: src/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(PMX_CFLAGS) -c -o $@ $<
+
+$(BUILD)/tests/%.o: tests/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(PMX_CFLAGS) -c -o $@ $<
+
+$(RUNNER): $(TEST_OBJ) $(LIB)
+	$(CC) $(PMX_LDFLAGS) -o $@ $^ $(YAML_LIBS) $(CHECK_LIBS)
+
+test: unit integration
+
+unit: $(RUNNER)
+	$(RUNNER)
+
+integration: $(BIN)
+	PROXIMUX_BIN=$(abspath $(BIN)) python3 tests/integration/run.py
+
+asan:
+	$(MAKE) BUILD=build/asan BIN=build/asan/proximux OPT=-O1 \
+	    SANITIZE="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" \
+	    test
+
+bench: $(BIN)
+	bash bench/run.sh
+
+clean:
+	rm -rf build $(BIN)
+
+-include $(LIB_OBJ:.o=.d) $(MAIN_OBJ:.o=.d) $(TEST_OBJ:.o=.d)

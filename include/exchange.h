@@ -1,0 +1,69 @@
+/* Exchange modes: how client connections are served by upstream
+ * connections. One ops table per mode (proxy, fifo, funnel); the listener
+ * hands every accepted client to the selected mode. */
+#ifndef EXCHANGE_H
+#define EXCHANGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include "pmx.h"
+
+struct config;
+struct codec_ops;
+struct reactor;
+struct exchange;
+
+/* The janitor runs this often (ms): timeouts are checked at this grain. */
+#define EXCHANGE_TICK_MS 100
+
+struct exchange_ops {
+    const char *name;
+    /* Allocates the mode's state and starts the pool (warmup); calls
+     * exchange_ready() once clients may be accepted. */
+    int (*start)(struct exchange *x) PMX_WUR;
+    /* Takes a new client socket (non-blocking already); peer is its address
+     * for logs. */
+    void (*accept)(struct exchange *x, int fd, const char *peer);
+    /* Janitor: timeouts, reconnects. */
+    void (*tick)(struct exchange *x);
+    /* Stops serving new work. fast: finish what is buffered or in flight,
+     * then close every client; otherwise serve clients until they leave. */
+    void (*shutdown)(struct exchange *x, bool fast);
+    /* The configuration was replaced (SIGHUP): read settings from x->config
+     * from now on. */
+    void (*reload)(struct exchange *x);
+    /* Closes everything and frees the mode's state. */
+    void (*destroy)(struct exchange *x);
+};
+
+struct exchange {
+    const struct exchange_ops *ops;
+    struct reactor *reactor;
+    const struct config *config;
+    const struct codec_ops *codec;
+    size_t nclients;            /* clients connected now */
+    bool shutting_down;
+    bool ready;
+    /* Set by the caller: told once when clients may be accepted, and each
+     * time the last client leaves. */
+    void (*on_ready)(struct exchange *x);
+    void (*on_idle)(struct exchange *x);
+    void *owner;
+    void *priv;                 /* the mode's state */
+};
+
+extern const struct exchange_ops exchange_proxy;
+extern const struct exchange_ops exchange_fifo;
+extern const struct exchange_ops exchange_funnel;
+
+/* Fills x for config c: selects the mode and the codec. */
+void exchange_init(struct exchange *x, struct reactor *r, const struct config *c);
+
+/* Called by a mode when warmup is over (once). */
+void exchange_ready(struct exchange *x);
+
+/* Called by a mode when it has registered or released a client. */
+void exchange_client_added(struct exchange *x);
+void exchange_client_removed(struct exchange *x);
+
+#endif

@@ -1,0 +1,31 @@
+/* The listening socket: accepts clients until EAGAIN, enforces
+ * max_connections and hands each client to the exchange. */
+#ifndef LISTENER_H
+#define LISTENER_H
+
+#include <stddef.h>
+#include "pmx.h"
+
+struct config;
+struct exchange;
+struct reactor;
+
+struct listener {
+    int fd;
+    struct reactor *reactor;
+    struct exchange *exchange;
+    long long retry_timer;      /* set while paused after EMFILE */
+    unsigned long long refused; /* clients closed over max_connections */
+};
+
+/* Binds and listens on the configured address. Returns PMX_OK, or PMX_ERR
+ * with a one-line reason in err (naming LOCAL_HOST/LOCAL_PORT). */
+int listener_open(struct listener *l, const struct config *c, char *err, size_t errlen) PMX_WUR;
+
+/* Starts accepting clients for x. */
+int listener_start(struct listener *l, struct reactor *r, struct exchange *x) PMX_WUR;
+
+/* Stops accepting and closes the socket. */
+void listener_close(struct listener *l);
+
+#endif

@@ -1,0 +1,50 @@
+/* The glue between the listener and the exchange modes: mode selection and
+ * the client count that max_connections and graceful shutdown rely on. */
+#include "codec.h"
+#include "config.h"
+#include "exchange.h"
+
+void exchange_init(struct exchange *x, struct reactor *r, const struct config *c)
+{
+    x->reactor = r;
+    x->config = c;
+    x->codec = codec_find(c->codec);
+    x->nclients = 0;
+    x->shutting_down = false;
+    x->ready = false;
+    x->priv = NULL;
+    switch (c->effective_mode) {
+    case MODE_FIFO:
+        x->ops = &exchange_fifo;
+        break;
+    case MODE_FUNNEL:
+        x->ops = &exchange_funnel;
+        break;
+    case MODE_PROXY:
+    case MODE_AUTO:
+    default:
+        x->ops = &exchange_proxy;
+        break;
+    }
+}
+
+void exchange_ready(struct exchange *x)
+{
+    if (x->ready)
+        return;
+    x->ready = true;
+    if (x->on_ready)
+        x->on_ready(x);
+}
+
+void exchange_client_added(struct exchange *x)
+{
+    x->nclients++;
+}
+
+void exchange_client_removed(struct exchange *x)
+{
+    x->nclients--;
+    if (x->nclients == 0 && x->on_idle)
+        x->on_idle(x);
+}
