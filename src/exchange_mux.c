@@ -1,0 +1,1014 @@
+/* FIFO and funnel modes: many clients multiplexed over a pool of upstream
+ * connections (one for FIFO, N for funnel), with a codec framing requests
+ * and responses. FIFO is funnel with a single connection, so both modes
+ * share this file and differ only in their pool size. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "codec.h"
+#include "config.h"
+#include "conn.h"
+#include "exchange.h"
+#include "log.h"
+#include "pool.h"
+#include "reactor.h"
+
+/* Most bytes read from one socket per event. */
+#define MUX_CHUNK (64 * 1024)
+/* A client with this many requests outstanding is not read until some are
+ * answered: bounds what one pipelining client can queue. */
+#define MUX_CLIENT_PIPELINE 1024
+/* Room for a locally generated error reply. */
+#define MUX_REPLY_MAX 512
+
+/*
+ *   clients                      requests                     upstreams
+ *
+ *   client A --in--> [parser] --> req A1 --+                 +-- wait queue --+
+ *                                          +-> pick upstream-+                +--> conn.out ==> upstream 1
+ *   client B --in--> [parser] --> req B1 --+   (affinity,    +-- sent queue <-+
+ *                                              fewest        |   A1, B1, ...  |
+ *                                              outstanding)  |                |
+ *   client A <--out-- in client order <---- response of head of sent queue <--+ <== slot.in
+ *
+ * Every request is in its client's list (the order responses must go back
+ * in) and in one upstream queue: "wait" until its bytes are written to the
+ * connection's out buffer, then "sent" until its response is read. The
+ * response read from an upstream always answers the head of that
+ * upstream's sent queue. A request is freed once it has left both lists.
+ *
+ * A client's requests all go to the same upstream while any of them is
+ * outstanding, so that one client's pipelined commands are executed in the
+ * order it sent them (a write is seen by its following read); a client with
+ * nothing outstanding goes to the upstream with the fewest outstanding
+ * requests. Responses are still delivered strictly in client order, since
+ * errors generated here (queue full, timeout) may be known before earlier
+ * responses arrive.
+ *
+ * Requests and responses are buffered whole (bounded by max_message) before
+ * they are passed on, so a failure never leaves half a message on a client
+ * connection: the client gets an error reply in its protocol instead.
+ */
+
+struct mux_client;
+struct mux_upstream;
+
+struct mux_request {
+    struct mux_client *client;      /* NULL once the client has left: swallow */
+    struct mux_upstream *up;        /* queued or in flight there; NULL if not */
+    char *data;                     /* bytes to send, while waiting (owned) */
+    size_t len;
+    uint32_t info;                  /* CODEC_INFO_* from the request parser */
+    bool done;                      /* response known: in resp, or a close */
+    bool close_client;              /* close the client after this response */
+    struct buf resp;                /* response held for earlier requests */
+    uint64_t queued_at;
+    uint64_t sent_at;
+    struct mux_request *next;       /* in the upstream's wait or sent queue */
+    struct mux_request *cnext;      /* in the client's list */
+};
+
+struct mux_queue {
+    struct mux_request *head;
+    struct mux_request *tail;
+    size_t len;
+};
+
+struct mux_client {
+    uint64_t id;
+    char peer[CONN_ADDR_MAX];
+    struct conn conn;               /* conn.out: responses to write */
+    struct buf in;                  /* request bytes not yet framed */
+    struct codec_parser parser;
+    size_t scanned;                 /* bytes of in the parser has consumed */
+    struct mux_request *head;       /* outstanding requests, in order */
+    struct mux_request *tail;
+    size_t npending;                /* requests in the list */
+    size_t held;                    /* response bytes held in requests */
+    struct mux_upstream *affinity;  /* where its requests go while any is out */
+    size_t nupstream;               /* its requests in upstream queues */
+    bool closing;                   /* read no more; close once flushed */
+    bool closed;                    /* gone; freed before the loop sleeps */
+    bool dirty;                     /* out has bytes to flush before sleep */
+    struct mux *m;
+    struct mux_client *prev;
+    struct mux_client *next;
+    struct mux_client *dirty_next;
+};
+
+struct mux_upstream {
+    struct pool_slot *slot;
+    struct mux_queue wait;
+    struct mux_queue sent;
+    struct codec_parser parser;     /* response to the head of sent */
+    bool parsing;                   /* parser holds a response in progress */
+    size_t scanned;                 /* bytes of slot->in the parser consumed */
+    bool retiring;                  /* upstream will close: send no more */
+    bool dirty;
+};
+
+struct mux {
+    struct exchange *x;
+    struct pool pool;
+    struct mux_upstream *ups;
+    struct mux_client *clients;
+    struct mux_client *dirty_clients;
+    struct mux_client *graveyard;   /* closed clients, freed before sleep */
+    size_t queued;                  /* requests waiting, all upstreams */
+    unsigned next_pick;
+    uint64_t started;
+};
+
+static void mux_client_event(struct reactor *r, int fd, void *data, int mask);
+static void mux_client_update(struct mux_client *c);
+static void mux_dispatch(struct mux *m, struct mux_upstream *up);
+
+static const struct config *mux_config(const struct mux *m)
+{
+    return m->x->config;
+}
+
+/* ---- queues and request lifetime ---------------------------------------- */
+
+static void queue_push(struct mux_queue *q, struct mux_request *req)
+{
+    req->next = NULL;
+    if (q->tail)
+        q->tail->next = req;
+    else
+        q->head = req;
+    q->tail = req;
+    q->len++;
+}
+
+static struct mux_request *queue_pop(struct mux_queue *q)
+{
+    struct mux_request *req = q->head;
+
+    if (req == NULL)
+        return NULL;
+    q->head = req->next;
+    if (q->head == NULL)
+        q->tail = NULL;
+    q->len--;
+    req->next = NULL;
+    return req;
+}
+
+static void request_free(struct mux_request *req)
+{
+    free(req->data);
+    buf_free(&req->resp);
+    free(req);
+}
+
+/* Frees req once neither its client nor an upstream holds it. */
+static void request_release(struct mux_request *req)
+{
+    if (req->client == NULL && req->up == NULL)
+        request_free(req);
+}
+
+/* req has left its upstream queue (popped by the caller). The caller then
+ * answers it (mux_respond) or releases it. */
+static void request_leave_upstream(struct mux_request *req)
+{
+    struct mux_client *c = req->client;
+
+    req->up = NULL;
+    if (c != NULL && --c->nupstream == 0)
+        c->affinity = NULL;
+}
+
+/* ---- clients ------------------------------------------------------------ */
+
+static void mux_client_mark_dirty(struct mux_client *c)
+{
+    if (c->dirty)
+        return;
+    c->dirty = true;
+    c->dirty_next = c->m->dirty_clients;
+    c->m->dirty_clients = c;
+}
+
+/* Disowns every outstanding request of c: responses still to come are
+ * read and dropped. */
+static void mux_client_drop_requests(struct mux_client *c)
+{
+    struct mux_request *next;
+
+    for (struct mux_request *req = c->head; req; req = next) {
+        next = req->cnext;
+        if (req->up != NULL)
+            c->nupstream--;
+        req->client = NULL;
+        req->cnext = NULL;
+        request_release(req);
+    }
+    c->head = c->tail = NULL;
+    c->npending = 0;
+    c->held = 0;
+    c->affinity = NULL;
+}
+
+/* Closes the client now; the struct itself is freed before the loop
+ * sleeps, so callers up the stack may still test c->closed. */
+static void mux_client_close(struct mux_client *c, const char *reason)
+{
+    struct mux *m = c->m;
+
+    if (c->closed)
+        return;
+    log_info("close #%llu client %s: %s (from client %llu, to client %llu bytes, %zu requests outstanding)",
+             (unsigned long long)c->id, c->peer, reason, (unsigned long long)c->conn.bytes_in,
+             (unsigned long long)c->conn.bytes_out, c->npending);
+    /* Outstanding requests stay in their upstream queues, ownerless: their
+     * responses are read and dropped, which keeps the upstream in sync. */
+    mux_client_drop_requests(c);
+    if (c->dirty) {
+        for (struct mux_client **pc = &m->dirty_clients; *pc; pc = &(*pc)->dirty_next) {
+            if (*pc == c) {
+                *pc = c->dirty_next;
+                break;
+            }
+        }
+        c->dirty = false;
+    }
+    conn_close(&c->conn, m->x->reactor);
+    buf_free(&c->in);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        m->clients = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->closed = true;
+    c->next = m->graveyard;
+    m->graveyard = c;
+    exchange_client_removed(m->x);
+}
+
+/* Appends a response to the client's output, enforcing output_limit.
+ * Returns PMX_ERR when the client was closed. */
+static int mux_client_output(struct mux_client *c, const char *data, size_t len)
+{
+    const struct config *cfg = mux_config(c->m);
+
+    if (buf_len(&c->conn.out) + c->held + len > (size_t)cfg->output_limit) {
+        mux_client_close(c, "output limit reached (client does not read its responses)");
+        return PMX_ERR;
+    }
+    if (buf_append(&c->conn.out, data, len) != PMX_OK) {
+        mux_client_close(c, "out of memory");
+        return PMX_ERR;
+    }
+    if (len > 0)
+        mux_client_mark_dirty(c);
+    return PMX_OK;
+}
+
+/* Passes on the responses at the front of the client's list that are
+ * known, in order. Returns PMX_ERR when the client was closed. */
+static int mux_client_deliver(struct mux_client *c)
+{
+    while (c->head && c->head->done) {
+        struct mux_request *req = c->head;
+        c->head = req->cnext;
+        if (c->head == NULL)
+            c->tail = NULL;
+        c->npending--;
+        c->held -= buf_len(&req->resp);
+        req->client = NULL;
+        req->cnext = NULL;
+        bool close_after = req->close_client;
+        int rc = mux_client_output(c, buf_start(&req->resp), buf_len(&req->resp));
+        request_release(req);
+        if (rc != PMX_OK)
+            return PMX_ERR;
+        if (close_after) {
+            /* Nothing after this request will be answered. */
+            c->closing = true;
+            mux_client_drop_requests(c);
+            break;
+        }
+    }
+    return PMX_OK;
+}
+
+/* The response to req is data[0..len), or with close_client nothing more:
+ * the client is closed after the responses before it. */
+static void mux_respond(struct mux_request *req, const char *data, size_t len, bool close_client)
+{
+    struct mux_client *c = req->client;
+
+    req->done = true;
+    req->close_client = req->close_client || close_client;
+    if (c == NULL) {
+        request_release(req);
+        return;
+    }
+    if (c->head == req && !req->close_client && buf_len(&req->resp) == 0) {
+        /* The usual case: the oldest request; no copy into req->resp. */
+        c->head = req->cnext;
+        if (c->head == NULL)
+            c->tail = NULL;
+        c->npending--;
+        req->client = NULL;
+        req->cnext = NULL;
+        request_release(req);
+        if (mux_client_output(c, data, len) == PMX_OK && mux_client_deliver(c) == PMX_OK)
+            mux_client_update(c);
+        return;
+    }
+    if (buf_append(&req->resp, data, len) != PMX_OK) {
+        mux_client_close(c, "out of memory");
+        return;
+    }
+    c->held += len;
+    if (mux_client_deliver(c) == PMX_OK)
+        mux_client_update(c);
+}
+
+/* Answers req with a reply made here (error, quit). Codecs without such a
+ * reply (line, raw) close the client instead. */
+static void mux_reply(struct mux *m, struct mux_request *req, enum codec_reply kind, const char *reason)
+{
+    char reply[MUX_REPLY_MAX];
+    size_t len = m->x->codec->reply(kind, reason, reply, sizeof(reply));
+    bool close = len == 0 || kind == CODEC_REPLY_QUIT || kind == CODEC_REPLY_CLIENT_ERROR;
+
+    if (req->client && kind != CODEC_REPLY_QUIT)
+        log_info("#%llu client %s: %s", (unsigned long long)req->client->id, req->client->peer, reason);
+    mux_respond(req, reply, len, close);
+}
+
+/* ---- upstreams ---------------------------------------------------------- */
+
+static void mux_upstream_mark_dirty(struct mux *m, struct mux_upstream *up)
+{
+    up->dirty = true;
+}
+
+static size_t mux_outstanding(const struct mux_upstream *up)
+{
+    return up->wait.len + up->sent.len;
+}
+
+/* Picks the upstream for a new request of client c. */
+static struct mux_upstream *mux_pick(struct mux *m, struct mux_client *c)
+{
+    int n = m->pool.nslots;
+    struct mux_upstream *best = NULL;
+
+    if (c->affinity != NULL)
+        return c->affinity;
+    for (int i = 0; i < n; i++) {
+        struct mux_upstream *up = &m->ups[(m->next_pick + (unsigned)i) % (unsigned)n];
+        /* Connections in backoff or retiring come last. */
+        bool usable = up->slot->state != SLOT_BACKOFF && !up->retiring;
+        bool best_usable = best && best->slot->state != SLOT_BACKOFF && !best->retiring;
+        if (best == NULL || (usable && !best_usable) ||
+            (usable == best_usable && mux_outstanding(up) < mux_outstanding(best)))
+            best = up;
+    }
+    m->next_pick++;
+    return best;
+}
+
+/* Whether up can take one more request onto its connection now. */
+static bool mux_can_send(const struct mux *m, const struct mux_upstream *up)
+{
+    const struct config *cfg = mux_config(m);
+
+    if (up->slot->state != SLOT_READY || up->retiring)
+        return false;
+    if (!cfg->funnel_async)
+        return up->sent.len == 0;
+    return buf_len(&up->slot->conn.out) < (size_t)cfg->buffer_size;
+}
+
+/* Writes req's bytes to the connection's out buffer: it is sent. */
+static int mux_send(struct mux *m, struct mux_upstream *up, struct mux_request *req,
+                    const char *data, size_t len)
+{
+    if (buf_append(&up->slot->conn.out, data, len) != PMX_OK)
+        return PMX_ERR;
+    mux_upstream_mark_dirty(m, up);
+    req->sent_at = reactor_now(m->x->reactor);
+    if (req->info & CODEC_INFO_NOREPLY) {
+        /* Nothing will come back: answered now with nothing. */
+        request_leave_upstream(req);
+        mux_respond(req, "", 0, false);
+        return PMX_OK;
+    }
+    queue_push(&up->sent, req);
+    return PMX_OK;
+}
+
+static void mux_dispatch(struct mux *m, struct mux_upstream *up)
+{
+    struct pool_slot *s = up->slot;
+
+    while (up->wait.head) {
+        struct mux_request *req = up->wait.head;
+        if (req->client == NULL) {
+            /* Its client left before it was sent: no need to send it. */
+            queue_pop(&up->wait);
+            m->queued--;
+            request_leave_upstream(req);
+            request_release(req);
+            continue;
+        }
+        if (!mux_can_send(m, up))
+            break;
+        queue_pop(&up->wait);
+        m->queued--;
+        int rc = mux_send(m, up, req, req->data, req->len);
+        free(req->data);
+        req->data = NULL;
+        if (rc != PMX_OK) {
+            request_leave_upstream(req);
+            mux_reply(m, req, CODEC_REPLY_SERVER_ERROR, "out of memory");
+        }
+    }
+    if (up->wait.head && s->state == SLOT_CLOSED && !up->retiring)
+        pool_open(&m->pool, s);
+}
+
+/* Fails every request in flight on up with an error reply and closes the
+ * connection; requests not yet sent stay queued for the next connection. */
+static void mux_upstream_fail(struct mux *m, struct mux_upstream *up, const char *reason,
+                              enum codec_reply kind, bool failure)
+{
+    char why[256];
+    struct mux_request *req;
+
+    snprintf(why, sizeof(why), "upstream %s: %s", up->slot->peer, reason);
+    if (up->sent.len > 0)
+        log_error("upstream #%llu %s: %s; failing %zu requests in flight",
+                  (unsigned long long)up->slot->id, up->slot->peer, reason, up->sent.len);
+    while ((req = queue_pop(&up->sent)) != NULL) {
+        request_leave_upstream(req);
+        mux_reply(m, req, kind, why);
+        kind = kind == CODEC_REPLY_TIMEOUT ? CODEC_REPLY_SERVER_ERROR : kind;
+    }
+    up->parsing = false;
+    up->scanned = 0;
+    up->retiring = false;
+    up->dirty = false;
+    if (failure)
+        up->slot->failures++;
+    pool_close(&m->pool, up->slot, reason, failure || up->wait.len > 0);
+    if (!failure && up->wait.len > 0 && up->slot->state == SLOT_CLOSED)
+        pool_open(&m->pool, up->slot);
+}
+
+/* Reads responses: each complete one answers the head of the sent queue. */
+static void mux_upstream_parse(struct mux *m, struct mux_upstream *up)
+{
+    struct pool_slot *s = up->slot;
+    const struct codec_ops *codec = m->x->codec;
+    const struct config *cfg = mux_config(m);
+
+    while (buf_len(&s->in) > up->scanned) {
+        struct mux_request *req = up->sent.head;
+        if (req == NULL) {
+            mux_upstream_fail(m, up, "sent bytes nobody asked for", CODEC_REPLY_SERVER_ERROR, true);
+            return;
+        }
+        if (!up->parsing) {
+            codec->response_begin(&up->parser, req->info);
+            up->parsing = true;
+            up->scanned = 0;
+        }
+        size_t used = 0;
+        int rc = codec->parse_response(&up->parser, buf_start(&s->in) + up->scanned,
+                                       buf_len(&s->in) - up->scanned, &used);
+        if (rc == CODEC_ERROR) {
+            char why[128];
+            snprintf(why, sizeof(why), "malformed response (%s)", up->parser.error ? up->parser.error : "?");
+            mux_upstream_fail(m, up, why, CODEC_REPLY_SERVER_ERROR, true);
+            return;
+        }
+        up->scanned += used;
+        if (up->scanned > (size_t)cfg->max_message) {
+            mux_upstream_fail(m, up, "response larger than max_message", CODEC_REPLY_SERVER_ERROR, true);
+            return;
+        }
+        if (rc == CODEC_MORE)
+            return;
+        /* A whole response: hand it to its client and move on. */
+        queue_pop(&up->sent);
+        up->parsing = false;
+        s->failures = 0;
+        bool retire = up->parser.close_after;
+        request_leave_upstream(req);
+        mux_respond(req, buf_start(&s->in), up->scanned, false);
+        buf_consume(&s->in, up->scanned);
+        up->scanned = 0;
+        if (retire) {
+            /* The upstream said it will close: send nothing more on it. */
+            up->retiring = true;
+        }
+    }
+}
+
+static void mux_upstream_io(struct pool *p, struct pool_slot *s, int mask)
+{
+    struct mux *m = p->data;
+    struct mux_upstream *up = &m->ups[s->index];
+    const struct codec_ops *codec = m->x->codec;
+
+    s->last_active = reactor_now(m->x->reactor);
+    if (mask & REACTOR_WRITABLE) {
+        if (conn_flush(&s->conn) == PMX_ERR) {
+            mux_upstream_fail(m, up, strerror(errno), CODEC_REPLY_SERVER_ERROR, true);
+            return;
+        }
+        if (buf_len(&s->conn.out) == 0)
+            pool_watch(p, s, REACTOR_READABLE);
+    }
+    if (!(mask & REACTOR_READABLE))
+        goto dispatch;
+    ssize_t n = conn_read_buf(&s->conn, &s->in, MUX_CHUNK);
+    if (n == PMX_AGAIN)
+        goto dispatch;
+    if (n == PMX_ERR) {
+        mux_upstream_fail(m, up, strerror(errno), CODEC_REPLY_SERVER_ERROR, true);
+        return;
+    }
+    if (n == 0) {
+        /* Closed by the upstream: the end of a response that runs until
+         * close, an idle connection dropped, or a failure. */
+        if (up->parsing && up->parser.until_close && up->sent.head) {
+            struct mux_request *req = queue_pop(&up->sent);
+            up->parsing = false;
+            request_leave_upstream(req);
+            mux_respond(req, buf_start(&s->in), up->scanned, false);
+            buf_consume(&s->in, up->scanned);
+            up->scanned = 0;
+        }
+        bool failure = up->sent.len > 0 || buf_len(&s->in) > 0;
+        mux_upstream_fail(m, up, "connection closed by upstream", CODEC_REPLY_SERVER_ERROR, failure);
+        return;
+    }
+    if (codec->by_read) {
+        /* raw: this read is the whole response to the head request. */
+        up->parsing = false;
+        up->scanned = 0;
+    }
+    mux_upstream_parse(m, up);
+    if (s->state != SLOT_READY)
+        return;
+    if (up->retiring && up->sent.len == 0) {
+        mux_upstream_fail(m, up, "upstream asked to close", CODEC_REPLY_SERVER_ERROR, false);
+        return;
+    }
+dispatch:
+    mux_dispatch(m, up);
+}
+
+static void mux_upstream_connected(struct pool *p, struct pool_slot *s)
+{
+    struct mux *m = p->data;
+
+    mux_dispatch(m, &m->ups[s->index]);
+}
+
+static void mux_upstream_connect_failed(struct pool *p, struct pool_slot *s, const char *reason)
+{
+}
+
+/* ---- requests from clients --------------------------------------------- */
+
+/* A whole request of client c: answer it here, or queue it for an
+ * upstream, or (fast path) write it straight to one. */
+static void mux_submit(struct mux *m, struct mux_client *c, const char *data, size_t len, uint32_t info)
+{
+    const struct config *cfg = mux_config(m);
+    struct mux_request *req = calloc(1, sizeof(*req));
+
+    if (req == NULL) {
+        mux_client_close(c, "out of memory");
+        return;
+    }
+    buf_init(&req->resp);
+    req->client = c;
+    req->info = info;
+    req->queued_at = reactor_now(m->x->reactor);
+    if (c->tail)
+        c->tail->cnext = req;
+    else
+        c->head = req;
+    c->tail = req;
+    c->npending++;
+
+    if (info & CODEC_INFO_QUIT) {
+        mux_reply(m, req, CODEC_REPLY_QUIT, "quit");
+        return;
+    }
+    if (info & CODEC_INFO_UNSUPPORTED) {
+        req->close_client = false;
+        char reply[MUX_REPLY_MAX];
+        size_t n = m->x->codec->reply(CODEC_REPLY_CLIENT_ERROR,
+                                      "command not supported through a shared connection", reply, sizeof(reply));
+        /* An unsupported command is refused; the client may go on. */
+        mux_respond(req, reply, n, n == 0);
+        return;
+    }
+    if (info & CODEC_INFO_CLOSE)
+        req->close_client = true;
+    struct mux_upstream *up = mux_pick(m, c);
+    req->up = up;
+    c->affinity = up;
+    c->nupstream++;
+    if (up->wait.head == NULL && mux_can_send(m, up)) {
+        if (mux_send(m, up, req, data, len) != PMX_OK) {
+            request_leave_upstream(req);
+            mux_reply(m, req, CODEC_REPLY_SERVER_ERROR, "out of memory");
+        }
+        return;
+    }
+    if (m->queued >= (size_t)cfg->queue_limit) {
+        request_leave_upstream(req);
+        mux_reply(m, req, CODEC_REPLY_BUSY, "queue limit reached");
+        return;
+    }
+    req->data = malloc(len ? len : 1);
+    if (req->data == NULL) {
+        request_leave_upstream(req);
+        mux_reply(m, req, CODEC_REPLY_SERVER_ERROR, "out of memory");
+        return;
+    }
+    memcpy(req->data, data, len);
+    req->len = len;
+    queue_push(&up->wait, req);
+    m->queued++;
+    mux_dispatch(m, up);
+}
+
+/* A request that cannot be framed (malformed or too large): the client
+ * gets an error after the responses it is owed and is closed. */
+static void mux_client_refuse(struct mux *m, struct mux_client *c, const char *why)
+{
+    struct mux_request *req = calloc(1, sizeof(*req));
+
+    c->closing = true;
+    buf_free(&c->in);
+    c->scanned = 0;
+    if (req == NULL) {
+        mux_client_close(c, "out of memory");
+        return;
+    }
+    buf_init(&req->resp);
+    req->client = c;
+    if (c->tail)
+        c->tail->cnext = req;
+    else
+        c->head = req;
+    c->tail = req;
+    c->npending++;
+    mux_reply(m, req, CODEC_REPLY_CLIENT_ERROR, why);
+}
+
+/* Frames the requests in c->in; c may be closed on return. */
+static void mux_client_parse(struct mux *m, struct mux_client *c)
+{
+    const struct codec_ops *codec = m->x->codec;
+    const struct config *cfg = mux_config(m);
+
+    while (!c->closing && buf_len(&c->in) > c->scanned) {
+        size_t used = 0;
+        int rc = codec->parse_request(&c->parser, buf_start(&c->in) + c->scanned,
+                                      buf_len(&c->in) - c->scanned, &used);
+        if (rc == CODEC_ERROR) {
+            char why[128];
+            snprintf(why, sizeof(why), "malformed request (%s)", c->parser.error ? c->parser.error : "?");
+            mux_client_refuse(m, c, why);
+            return;
+        }
+        c->scanned += used;
+        if (rc == CODEC_MORE) {
+            if (buf_len(&c->in) > (size_t)cfg->max_message)
+                mux_client_refuse(m, c, "request larger than max_message");
+            return;
+        }
+        size_t len = c->scanned;
+        uint32_t info = c->parser.info;
+        c->scanned = 0;
+        codec->request_begin(&c->parser);
+        mux_submit(m, c, buf_start(&c->in), len, info);
+        if (c->closed)
+            return;
+        buf_consume(&c->in, len);
+    }
+}
+
+/* Decides whether c is finished, and whether to read from it. */
+static void mux_client_update(struct mux_client *c)
+{
+    struct mux *m = c->m;
+    const struct config *cfg = mux_config(m);
+
+    if (c->closed)
+        return;
+    if ((c->closing || m->x->shutting_down) && c->head == NULL && buf_len(&c->conn.out) == 0) {
+        mux_client_close(c, c->conn.eof ? "client closed" : c->closing ? "closing" : "shutdown");
+        return;
+    }
+    bool reading = !c->closing && !c->conn.eof && !m->x->shutting_down &&
+                   buf_len(&c->conn.out) < (size_t)cfg->buffer_size && c->npending < MUX_CLIENT_PIPELINE;
+    if (!reading) {
+        reactor_del(m->x->reactor, c->conn.fd, REACTOR_READABLE);
+    } else if (reactor_add(m->x->reactor, c->conn.fd, REACTOR_READABLE, mux_client_event, c) != PMX_OK) {
+        log_error_errno("#%llu epoll", (unsigned long long)c->id);
+        mux_client_close(c, "epoll error");
+    }
+}
+
+static void mux_client_flush(struct mux_client *c)
+{
+    struct reactor *r = c->m->x->reactor;
+    int rc = conn_flush(&c->conn);
+
+    if (rc == PMX_ERR) {
+        log_info_errno("#%llu client %s write", (unsigned long long)c->id, c->peer);
+        mux_client_close(c, "client write error");
+        return;
+    }
+    if (rc == PMX_AGAIN) {
+        if (reactor_add(r, c->conn.fd, REACTOR_WRITABLE, mux_client_event, c) != PMX_OK)
+            mux_client_close(c, "epoll error");
+        return;
+    }
+    reactor_del(r, c->conn.fd, REACTOR_WRITABLE);
+    mux_client_update(c);
+}
+
+static void mux_client_event(struct reactor *r, int fd, void *data, int mask)
+{
+    struct mux_client *c = data;
+    struct mux *m = c->m;
+
+    if (mask & REACTOR_WRITABLE) {
+        mux_client_flush(c);
+        if (c->closed)
+            return;
+    }
+    if ((mask & REACTOR_READABLE) && !c->closing && !c->conn.eof) {
+        ssize_t n;
+        if (m->x->codec->by_read) {
+            /* raw: one read is one request, so it must start empty. */
+            c->scanned = 0;
+            n = buf_len(&c->in) == 0 ? conn_read_buf(&c->conn, &c->in, MUX_CHUNK) : PMX_AGAIN;
+        } else {
+            n = conn_read_buf(&c->conn, &c->in, MUX_CHUNK);
+        }
+        if (n == PMX_ERR) {
+            log_info_errno("#%llu client %s read", (unsigned long long)c->id, c->peer);
+            mux_client_close(c, "client read error");
+            return;
+        }
+        if (n == 0) {
+            /* Half-closed: answer what it asked, then close. */
+            c->closing = true;
+        } else if (n > 0) {
+            mux_client_parse(m, c);
+            if (c->closed)
+                return;
+            if (buf_len(&c->in) == 0)
+                buf_release(&c->in);
+        }
+    }
+    mux_client_update(c);
+}
+
+static void mux_accept(struct exchange *x, int fd, const char *peer)
+{
+    struct mux *m = x->priv;
+    struct mux_client *c = calloc(1, sizeof(*c));
+
+    if (c == NULL) {
+        log_error("client %s: out of memory, closing", peer);
+        close(fd);
+        return;
+    }
+    c->id = conn_next_id();
+    c->m = m;
+    snprintf(c->peer, sizeof(c->peer), "%s", peer);
+    conn_init(&c->conn, fd);
+    buf_init(&c->in);
+    x->codec->request_begin(&c->parser);
+    c->next = m->clients;
+    if (m->clients)
+        m->clients->prev = c;
+    m->clients = c;
+    exchange_client_added(x);
+    log_info("accept #%llu client %s", (unsigned long long)c->id, c->peer);
+    mux_client_update(c);
+}
+
+/* Before the loop sleeps: write what handlers queued (many clients'
+ * requests go out in one write per upstream), and free closed clients. */
+static void mux_before_sleep(struct reactor *r, void *data)
+{
+    struct mux *m = data;
+
+    for (int i = 0; i < m->pool.nslots; i++) {
+        struct mux_upstream *up = &m->ups[i];
+        /* A flush that empties the buffer lets more waiting requests in,
+         * which must go out before the loop sleeps. */
+        while (up->dirty) {
+            up->dirty = false;
+            if (up->slot->state != SLOT_READY)
+                break;
+            int rc = conn_flush(&up->slot->conn);
+            if (rc == PMX_ERR) {
+                mux_upstream_fail(m, up, strerror(errno), CODEC_REPLY_SERVER_ERROR, true);
+                break;
+            }
+            up->slot->last_active = reactor_now(r);
+            pool_watch(&m->pool, up->slot,
+                       rc == PMX_AGAIN ? REACTOR_READABLE | REACTOR_WRITABLE : REACTOR_READABLE);
+            if (rc == PMX_OK)
+                mux_dispatch(m, up);
+        }
+    }
+    while (m->dirty_clients) {
+        struct mux_client *c = m->dirty_clients;
+        m->dirty_clients = c->dirty_next;
+        c->dirty = false;
+        mux_client_flush(c);
+    }
+    while (m->graveyard) {
+        struct mux_client *c = m->graveyard;
+        m->graveyard = c->next;
+        free(c);
+    }
+}
+
+/* Fails waiting requests older than queue_timeout; the queue is in
+ * arrival order, so only its head needs looking at. */
+static void mux_expire_queue(struct mux *m, struct mux_upstream *up, uint64_t now)
+{
+    const struct config *cfg = mux_config(m);
+
+    while (cfg->queue_timeout > 0 && up->wait.head &&
+           now - up->wait.head->queued_at >= (uint64_t)cfg->queue_timeout) {
+        struct mux_request *req = queue_pop(&up->wait);
+        m->queued--;
+        free(req->data);
+        req->data = NULL;
+        request_leave_upstream(req);
+        mux_reply(m, req, CODEC_REPLY_BUSY, "queue timeout: no upstream connection free in time");
+    }
+}
+
+static void mux_warmup_check(struct mux *m)
+{
+    struct exchange *x = m->x;
+
+    if (x->ready)
+        return;
+    int ready = pool_ready_count(&m->pool);
+    if (ready == m->pool.nslots) {
+        log_info("warmup: %d connections ready", ready);
+        exchange_ready(x);
+    } else if (reactor_now(x->reactor) - m->started >= (uint64_t)x->config->connect_timeout) {
+        log_error("warmup: only %d of %d connections ready after %ld ms; accepting clients anyway",
+                  ready, m->pool.nslots, x->config->connect_timeout);
+        exchange_ready(x);
+    }
+}
+
+static void mux_tick(struct exchange *x)
+{
+    struct mux *m = x->priv;
+    const struct config *cfg = x->config;
+    uint64_t now = reactor_now(x->reactor);
+
+    pool_tick(&m->pool);
+    mux_warmup_check(m);
+    for (int i = 0; i < m->pool.nslots; i++) {
+        struct mux_upstream *up = &m->ups[i];
+        struct pool_slot *s = up->slot;
+        mux_expire_queue(m, up, now);
+        if (s->state != SLOT_READY)
+            continue;
+        if (cfg->response_timeout > 0 && up->sent.head &&
+            now - up->sent.head->sent_at >= (uint64_t)cfg->response_timeout) {
+            mux_upstream_fail(m, up, "response timeout", CODEC_REPLY_TIMEOUT, true);
+        } else if (cfg->inactive_timeout > 0 && mux_outstanding(up) == 0 &&
+                   buf_len(&s->conn.out) == 0 && now - s->last_active >= (uint64_t)cfg->inactive_timeout) {
+            /* Reopened on demand by the next request. */
+            pool_close(&m->pool, s, "inactive timeout", false);
+        }
+    }
+}
+
+static int mux_start(struct exchange *x)
+{
+    const struct config *cfg = x->config;
+    struct mux *m = calloc(1, sizeof(*m));
+    static const struct pool_events events = {
+        .connected = mux_upstream_connected,
+        .io = mux_upstream_io,
+        .connect_failed = mux_upstream_connect_failed,
+    };
+
+    if (m == NULL)
+        return PMX_ERR;
+    m->ups = calloc((size_t)cfg->connections, sizeof(*m->ups));
+    if (m->ups == NULL || pool_init(&m->pool, x->reactor, cfg, cfg->connections, &events, m) != PMX_OK) {
+        free(m->ups);
+        free(m);
+        return PMX_ERR;
+    }
+    for (int i = 0; i < cfg->connections; i++)
+        m->ups[i].slot = &m->pool.slots[i];
+    m->x = x;
+    m->started = reactor_now(x->reactor);
+    x->priv = m;
+    reactor_set_before_sleep(x->reactor, mux_before_sleep, m);
+    if (cfg->warmup) {
+        for (int i = 0; i < cfg->connections; i++)
+            pool_open(&m->pool, &m->pool.slots[i]);
+        mux_warmup_check(m);
+    } else {
+        exchange_ready(x);
+    }
+    return PMX_OK;
+}
+
+static void mux_shutdown(struct exchange *x, bool fast)
+{
+    struct mux *m = x->priv;
+    struct mux_client *next;
+
+    if (!fast)
+        return;
+    /* Read no more requests; answer those accepted, then close. */
+    x->shutting_down = true;
+    for (struct mux_client *c = m->clients; c; c = next) {
+        next = c->next;
+        mux_client_update(c);
+    }
+}
+
+static void mux_reload(struct exchange *x)
+{
+    struct mux *m = x->priv;
+
+    m->pool.config = x->config;
+}
+
+static void mux_destroy(struct exchange *x)
+{
+    struct mux *m = x->priv;
+
+    if (m == NULL)
+        return;
+    while (m->clients)
+        mux_client_close(m->clients, "exit");
+    for (int i = 0; i < m->pool.nslots; i++) {
+        struct mux_upstream *up = &m->ups[i];
+        struct mux_request *req;
+        while ((req = queue_pop(&up->wait)) != NULL) {
+            request_leave_upstream(req);
+            request_release(req);
+        }
+        while ((req = queue_pop(&up->sent)) != NULL) {
+            request_leave_upstream(req);
+            request_release(req);
+        }
+    }
+    m->dirty_clients = NULL;
+    mux_before_sleep(x->reactor, m);
+    reactor_set_before_sleep(x->reactor, NULL, NULL);
+    pool_destroy(&m->pool);
+    free(m->ups);
+    free(m);
+    x->priv = NULL;
+}
+
+const struct exchange_ops exchange_fifo = {
+    .name = "fifo",
+    .start = mux_start,
+    .accept = mux_accept,
+    .tick = mux_tick,
+    .shutdown = mux_shutdown,
+    .reload = mux_reload,
+    .destroy = mux_destroy,
+};
+
+const struct exchange_ops exchange_funnel = {
+    .name = "funnel",
+    .start = mux_start,
+    .accept = mux_accept,
+    .tick = mux_tick,
+    .shutdown = mux_shutdown,
+    .reload = mux_reload,
+    .destroy = mux_destroy,
+};
