@@ -1,0 +1,13 @@
+/* Every Check suite of the unit test runner; tests/test_NAME.c exports
+ * NAME_suite(). */
+#ifndef SUITES_H
+#define SUITES_H
+
+#include <check.h>
+
+Suite *buf_suite(void);
+Suite *reactor_suite(void);
+Suite *config_suite(void);
+Suite *codec_suite(void);
+
+#endif

@@ -1,0 +1,18 @@
+/* The unit test runner: gathers every suite and exits non-zero on any
+ * failure. */
+#include <stdlib.h>
+
+#include "suites.h"
+
+int main(void)
+{
+    SRunner *sr = srunner_create(buf_suite());
+
+    srunner_add_suite(sr, reactor_suite());
+    srunner_add_suite(sr, config_suite());
+    srunner_add_suite(sr, codec_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
