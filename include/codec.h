@@ -38,6 +38,15 @@ struct codec_parser {
     int64_t counts[CODEC_MAX_DEPTH]; /* elements left at each depth */
     uint64_t size;          /* bytes of this message consumed so far */
     const char *error;      /* set with CODEC_ERROR: a short static reason */
+    /* HTTP responses: this response ends only when the upstream closes the
+     * connection (no Content-Length, not chunked); parse_response consumes
+     * every byte and returns CODEC_MORE, and the exchange completes the
+     * response at end of stream. */
+    bool until_close;
+    /* HTTP responses: the upstream closes the connection after this
+     * response (Connection: close, HTTP/1.0 without keep-alive, or a request
+     * that asked for close); send nothing more on that connection. */
+    bool close_after;
 };
 
 /* Kinds of reply the exchange asks a codec to write for a client. */
