@@ -117,8 +117,12 @@ static int session_connect_failed(struct session *s, const char *reason)
 
     log_error("#%llu client %s: connect to %s failed: %s", (unsigned long long)s->id, s->peer,
               s->target, reason);
+    /* What the client sent while connecting goes to the next target. */
+    struct buf pending = s->upstream.out;
+    buf_init(&s->upstream.out);
     conn_close(&s->upstream, px->x->reactor);
     conn_init(&s->upstream, -1);
+    s->upstream.out = pending;
     s->connecting = false;
     s->target_index++;
     if (session_connect(s) != PMX_OK)

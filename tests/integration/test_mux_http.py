@@ -1,0 +1,156 @@
+"""Funnel mode (2 connections, codec http) in front of an HTTP/1.1
+keep-alive upstream (Python's ThreadingHTTPServer)."""
+
+import http.client
+
+from harness import ProximuxTestCase, closed_by_peer, connect, free_port, run_threads
+from muxlib import HttpUpstream, config_env
+
+
+class RawHttp:
+    """A raw-socket HTTP client that reads responses with Content-Length
+    bodies (or none, for HEAD) from its own buffer."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.buf = b""
+
+    def _fill(self):
+        b = self.sock.recv(65536)
+        if not b:
+            raise AssertionError("EOF from proximux after %r" % self.buf[:300])
+        self.buf += b
+
+    def response(self, head_only=False):
+        """(status line, headers with lower-case names, body)."""
+        while b"\r\n\r\n" not in self.buf:
+            self._fill()
+        head, self.buf = self.buf.split(b"\r\n\r\n", 1)
+        lines = head.decode("latin-1").split("\r\n")
+        headers = {k.strip().lower(): v.strip() for k, v in (l.split(":", 1) for l in lines[1:])}
+        n = 0 if head_only else int(headers.get("content-length", "0"))
+        while len(self.buf) < n:
+            self._fill()
+        body, self.buf = self.buf[:n], self.buf[n:]
+        return lines[0], headers, body
+
+
+class _HttpMux:
+    CONFIG = None
+
+    def setUp(self):
+        self.up = HttpUpstream()
+        self.addCleanup(self.up.stop)
+        self.port = free_port()
+        self.pmx = self.start_proximux(config_env(self.port, [self.up.address], "http", self.CONFIG))
+
+    def tearDown(self):
+        self.assert_proximux_ok(self.pmx)
+
+    def conn(self):
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        self.addCleanup(c.close)
+        return c
+
+    def request(self, c, method, path, body=None, headers=None):
+        c.request(method, path, body=body, headers=headers or {})
+        r = c.getresponse()
+        return r.status, r.getheader("X-Path"), r.read()
+
+    def test_keepalive_concurrent(self):
+        """20 clients x 20 requests, each on one kept-alive connection."""
+        def client(cid):
+            c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=20)
+            try:
+                sock = None
+                for i in range(20):
+                    path = "/c%d/r%d?x=%d" % (cid, i, cid * 1000 + i)
+                    if i % 5 == 4:
+                        body = ("body-%d-%d" % (cid, i)).encode() * (i + 1)
+                        got = self.request(c, "POST", path, body)
+                        want = (200, path, b"post " + path.encode() + b" " + body)
+                    else:
+                        got = self.request(c, "GET", path)
+                        want = (200, path, b"path=" + path.encode())
+                    if got != want:
+                        raise AssertionError("client %d: got %r, want %r" % (cid, got, want))
+                    if sock is None:
+                        sock = c.sock
+                    if c.sock is None or c.sock is not sock:
+                        raise AssertionError("client %d: connection not kept alive" % cid)
+            finally:
+                c.close()
+            return True
+
+        self.assertEqual(run_threads(client, 20, timeout=60), [True] * 20)
+        self.assertLessEqual(self.up.connections, 2, "upstream connections")
+
+    def test_post_head_chunked(self):
+        c = self.conn()
+        body = bytes(range(256)) * 400
+        self.assertEqual(self.request(c, "POST", "/upload", body),
+                         (200, "/upload", b"post /upload " + body))
+        c.request("HEAD", "/head/me")
+        r = c.getresponse()
+        self.assertEqual((r.status, r.getheader("X-Path"), r.getheader("Content-Length")),
+                         (200, "/head/me", str(len("path=/head/me"))))
+        self.assertEqual(r.read(), b"")
+        self.assertEqual(self.request(c, "GET", "/after-head"), (200, "/after-head", b"path=/after-head"))
+        c.request("GET", "/chunked/50/x")
+        r = c.getresponse()
+        self.assertEqual(r.getheader("Transfer-Encoding"), "chunked")
+        self.assertEqual(r.read(), b"".join(b"/chunked/50/x#%d;" % i for i in range(50)))
+        self.assertEqual(self.request(c, "GET", "/after-chunked"),
+                         (200, "/after-chunked", b"path=/after-chunked"))
+
+    def test_pipelined_raw(self):
+        """Three requests in one write (GET, HEAD, POST): three responses
+        in order."""
+        with connect(self.port) as s:
+            s.sendall(b"GET /p1 HTTP/1.1\r\nHost: x\r\n\r\n"
+                      b"HEAD /p2 HTTP/1.1\r\nHost: x\r\n\r\n"
+                      b"POST /p3 HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")
+            raw = RawHttp(s)
+            st, h, body = raw.response()
+            self.assertEqual((st, h["x-path"], body), ("HTTP/1.1 200 OK", "/p1", b"path=/p1"))
+            st, h, body = raw.response(head_only=True)
+            self.assertEqual((st, h["x-path"], h["content-length"], body), ("HTTP/1.1 200 OK", "/p2", "8", b""))
+            st, h, body = raw.response()
+            self.assertEqual((st, h["x-path"], body), ("HTTP/1.1 200 OK", "/p3", b"post /p3 hello"))
+            self.assertEqual(raw.buf, b"")
+
+    def test_connection_close(self):
+        """A request with Connection: close: its response, then the client
+        is closed; the upstream connection (closed by the server after
+        answering) is replaced and other clients go on."""
+        c = self.conn()
+        self.assertEqual(self.request(c, "GET", "/first"), (200, "/first", b"path=/first"))
+        for i in range(3):
+            with connect(self.port) as s:
+                s.sendall(b"GET /bye%d HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % i)
+                st, h, body = RawHttp(s).response()
+                self.assertEqual((st, body), ("HTTP/1.1 200 OK", b"path=/bye%d" % i))
+                self.assertTrue(closed_by_peer(s, 3), "client not closed after Connection: close")
+            self.assertEqual(self.request(c, "GET", "/next%d" % i), (200, "/next%d" % i, b"path=/next%d" % i))
+
+    def test_malformed_400(self):
+        c = self.conn()
+        self.assertEqual(self.request(c, "GET", "/ok"), (200, "/ok", b"path=/ok"))
+        for bad in (b"NOT HTTP AT ALL\r\n\r\n",
+                    b"GET /x HTTP/1.1\r\nContent-Length: abc\r\n\r\n",
+                    b"GET /x HTTP/1.1\r\nno colon here\r\n\r\n"):
+            with connect(self.port) as s:
+                s.sendall(bad)
+                st, h, body = RawHttp(s).response()
+                self.assertEqual(st, "HTTP/1.1 400 Bad Request", bad)
+                self.assertTrue(body.startswith(b"proximux: "), body)
+                self.assertTrue(closed_by_peer(s, 3), "client not closed after %r" % bad)
+        self.assertEqual(self.request(c, "GET", "/still"), (200, "/still", b"path=/still"))
+
+
+class HttpFunnel2Sync(_HttpMux, ProximuxTestCase):
+    CONFIG = "funnel2_sync"
+
+
+class HttpFunnel2Async(_HttpMux, ProximuxTestCase):
+    CONFIG = "funnel2_async"
