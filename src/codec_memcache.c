@@ -179,7 +179,12 @@ static int mc_request_line(struct codec_parser *p, const char *s, const char *e)
         return -1;
     }
     p->info |= CODEC_INFO_PRIVATE(cmd->shape);
-    if (cmd->noreply && n > cmd->min_tokens && last.n == 7 && memcmp(last.s, "noreply", 7) == 0)
+    /* memcached takes a last token "noreply" as the option even where it
+     * stands for an argument ("incr k noreply" is silent), except for
+     * delete, which needs a key before it. Mirror it, or the pairing of
+     * responses breaks. */
+    if (cmd->noreply && n >= (strcmp(cmd->name, "delete") == 0 ? 3u : 2u) &&
+        last.n == 7 && memcmp(last.s, "noreply", 7) == 0)
         p->info |= CODEC_INFO_NOREPLY;
 
     switch (cmd->kind) {

@@ -397,6 +397,11 @@ static int mux_send(struct mux *m, struct mux_upstream *up, struct mux_request *
         return PMX_ERR;
     mux_upstream_mark_dirty(m, up);
     req->sent_at = reactor_now(m->x->reactor);
+    if (req->info & CODEC_INFO_CLOSE) {
+        /* The upstream will close after answering this one (HTTP
+         * "Connection: close"): pipeline nothing behind it. */
+        up->retiring = true;
+    }
     if (req->info & CODEC_INFO_NOREPLY) {
         /* Nothing will come back: answered now with nothing. */
         request_leave_upstream(req);
@@ -425,9 +430,11 @@ static void mux_dispatch(struct mux *m, struct mux_upstream *up)
             break;
         queue_pop(&up->wait);
         m->queued--;
-        int rc = mux_send(m, up, req, req->data, req->len);
-        free(req->data);
+        /* mux_send may answer and free req (noreply): take its bytes first. */
+        char *data = req->data;
         req->data = NULL;
+        int rc = mux_send(m, up, req, data, req->len);
+        free(data);
         if (rc != PMX_OK) {
             request_leave_upstream(req);
             mux_reply(m, req, CODEC_REPLY_SERVER_ERROR, "out of memory");
@@ -546,7 +553,8 @@ static void mux_upstream_io(struct pool *p, struct pool_slot *s, int mask)
             struct mux_request *req = queue_pop(&up->sent);
             up->parsing = false;
             request_leave_upstream(req);
-            mux_respond(req, buf_start(&s->in), up->scanned, false);
+            /* Its client can only tell where the body ends by the close. */
+            mux_respond(req, buf_start(&s->in), up->scanned, true);
             buf_consume(&s->in, up->scanned);
             up->scanned = 0;
         }
@@ -606,6 +614,8 @@ static void mux_submit(struct mux *m, struct mux_client *c, const char *data, si
     c->npending++;
 
     if (info & CODEC_INFO_QUIT) {
+        /* Nothing the client sent after QUIT may run. */
+        c->closing = true;
         mux_reply(m, req, CODEC_REPLY_QUIT, "quit");
         return;
     }
@@ -618,8 +628,11 @@ static void mux_submit(struct mux *m, struct mux_client *c, const char *data, si
         mux_respond(req, reply, n, n == 0);
         return;
     }
-    if (info & CODEC_INFO_CLOSE)
+    if (info & CODEC_INFO_CLOSE) {
+        /* Last request of this client: read nothing after it. */
         req->close_client = true;
+        c->closing = true;
+    }
     struct mux_upstream *up = mux_pick(m, c);
     req->up = up;
     c->affinity = up;
@@ -690,11 +703,13 @@ static void mux_client_parse(struct mux *m, struct mux_client *c)
             return;
         }
         c->scanned += used;
-        if (rc == CODEC_MORE) {
-            if (buf_len(&c->in) > (size_t)cfg->max_message)
-                mux_client_refuse(m, c, "request larger than max_message");
+        if (c->scanned > (size_t)cfg->max_message ||
+            (rc == CODEC_MORE && buf_len(&c->in) > (size_t)cfg->max_message)) {
+            mux_client_refuse(m, c, "request larger than max_message");
             return;
         }
+        if (rc == CODEC_MORE)
+            return;
         size_t len = c->scanned;
         uint32_t info = c->parser.info;
         c->scanned = 0;

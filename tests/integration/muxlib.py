@@ -124,7 +124,8 @@ class LineClient:
 
 class RedisProc:
     """redis-server on a fixed loopback port (free one by default) that can
-    be killed (SIGKILL) and started again on the same port."""
+    be killed (SIGKILL) and started again on the same port. DEBUG is
+    enabled (DEBUG SLEEP keeps requests in flight when it is killed)."""
 
     def __init__(self, port=None):
         self.dir = make_tmpdir("muxredis")
@@ -136,7 +137,8 @@ class RedisProc:
         log = os.path.join(self.dir, "redis.log")
         self.proc = popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
                            "--save", "", "--appendonly", "no", "--dir", self.dir,
-                           "--daemonize", "no", "--logfile", log],
+                           "--daemonize", "no", "--logfile", log,
+                           "--enable-debug-command", "yes"],
                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                           stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
@@ -296,9 +298,13 @@ def mc_value(key, data, flags=0, cas=None):
 
 class _Handler(BaseHTTPRequestHandler):
     """GET /...: 200 with body "path=<path>" (Content-Length); HEAD: the
-    same headers, no body; POST: body "post <path> <request body>";
-    GET /chunked/<n>/...: n chunks "<path>#<i>;" with Transfer-Encoding:
-    chunked."""
+    same headers, no body; POST: body "post <path> <request body>" (with
+    Expect: 100-continue, "100 Continue" first); GET /chunked/<n>/...: n
+    chunks "<path>#<i>;" with Transfer-Encoding: chunked; GET
+    /status/<code>: that status (204, 304) with neither body nor
+    Content-Length; GET /die: no response, the connection is closed; GET
+    /sleep/<ms>/...: answered after ms; GET /until-close...: a body
+    delimited by closing the connection."""
 
     protocol_version = "HTTP/1.1"
     # Whole responses in one write, sent at once (no Nagle delay): the
@@ -319,6 +325,28 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def do_GET(self):
+        if self.path.startswith("/die"):
+            # No response: the connection is closed.
+            self.close_connection = True
+            return
+        if self.path.startswith("/sleep/"):
+            time.sleep(int(self.path.split("/")[2]) / 1000.0)
+            self._send(200, ("path=" + self.path).encode())
+            return
+        if self.path.startswith("/until-close"):
+            # No Content-Length, not chunked: the body ends at close.
+            self.send_response(200)
+            self.send_header("X-Path", self.path)
+            self.end_headers()
+            self.wfile.write(("body of " + self.path + ";").encode() * 1000)
+            self.close_connection = True
+            return
+        if self.path.startswith("/status/"):
+            # 204 / 304: no body and no Content-Length.
+            self.send_response(int(self.path.split("/")[2]))
+            self.send_header("X-Path", self.path)
+            self.end_headers()
+            return
         if self.path.startswith("/chunked/"):
             n = int(self.path.split("/")[2])
             self.send_response(200)

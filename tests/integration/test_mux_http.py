@@ -2,8 +2,10 @@
 keep-alive upstream (Python's ThreadingHTTPServer)."""
 
 import http.client
+import socket
 
-from harness import ProximuxTestCase, closed_by_peer, connect, free_port, run_threads
+from harness import (ProximuxTestCase, closed_by_peer, connect, free_port, recv_until_eof,
+                     run_threads)
 from muxlib import HttpUpstream, config_env
 
 
@@ -119,6 +121,67 @@ class _HttpMux:
             self.assertEqual((st, h["x-path"], body), ("HTTP/1.1 200 OK", "/p3", b"post /p3 hello"))
             self.assertEqual(raw.buf, b"")
 
+    def test_bodiless_statuses_and_continue(self):
+        """204 and 304 without Content-Length end at their headers; a POST
+        with Expect: 100-continue gets "100 Continue" then its response."""
+        c = self.conn()
+        for code in (204, 304):
+            c.request("GET", "/status/%d" % code)
+            r = c.getresponse()
+            self.assertEqual((r.status, r.getheader("X-Path"), r.read()), (code, "/status/%d" % code, b""))
+            self.assertEqual(self.request(c, "GET", "/after%d" % code),
+                             (200, "/after%d" % code, b"path=/after%d" % code))
+        with connect(self.port) as s:
+            raw = RawHttp(s)
+            s.sendall(b"POST /cont HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+                      b"Content-Length: 4\r\n\r\nbody" + b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n")
+            st, h, body = raw.response(head_only=True)
+            self.assertEqual((st, body), ("HTTP/1.1 100 Continue", b""))
+            st, h, body = raw.response()
+            self.assertEqual((st, h["x-path"], body), ("HTTP/1.1 200 OK", "/cont", b"post /cont body"))
+            st, h, body = raw.response()
+            self.assertEqual((st, h["x-path"], body), ("HTTP/1.1 200 OK", "/next", b"path=/next"))
+
+    def test_upstream_failure_502_and_timeout_504(self):
+        """The upstream closes instead of answering: 502, and the client's
+        next request is served on a new upstream connection. With
+        EXCHANGE_RESPONSE_TIMEOUT=300 a slow answer gets 504."""
+        c = self.conn()
+        self.assertEqual(self.request(c, "GET", "/one"), (200, "/one", b"path=/one"))
+        c.request("GET", "/die")
+        r = c.getresponse()
+        self.assertEqual(r.status, 502)
+        self.assertTrue(r.read().startswith(b"proximux: "))
+        self.assertEqual(self.request(c, "GET", "/two"), (200, "/two", b"path=/two"))
+        port = free_port()
+        self.start_proximux(config_env(port, [self.up.address], "http", self.CONFIG,
+                                       EXCHANGE_RESPONSE_TIMEOUT=300))
+        c2 = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        self.addCleanup(c2.close)
+        c2.request("GET", "/sleep/1500/x")
+        r = c2.getresponse()
+        self.assertEqual(r.status, 504)
+        self.assertTrue(r.read().startswith(b"proximux: "))
+        c2.request("GET", "/three")
+        r = c2.getresponse()
+        self.assertEqual((r.status, r.read()), (200, b"path=/three"))
+
+    def test_body_until_close(self):
+        """A response delimited by the upstream closing: the client gets
+        all of it, then EOF (it cannot know the end otherwise)."""
+        with connect(self.port) as s:
+            s.sendall(b"GET /until-close/1 HTTP/1.1\r\nHost: x\r\n\r\n")
+            s.settimeout(2)
+            try:
+                data = recv_until_eof(s)
+            except socket.timeout:
+                self.fail("client not closed after a response delimited by close")
+            head, body = data.split(b"\r\n\r\n", 1)
+            self.assertTrue(head.startswith(b"HTTP/1.1 200 OK\r\n"), head)
+            self.assertEqual(body, b"body of /until-close/1;" * 1000)
+        c = self.conn()
+        self.assertEqual(self.request(c, "GET", "/after"), (200, "/after", b"path=/after"))
+
     def test_connection_close(self):
         """A request with Connection: close: its response, then the client
         is closed; the upstream connection (closed by the server after
@@ -132,6 +195,39 @@ class _HttpMux:
                 self.assertEqual((st, body), ("HTTP/1.1 200 OK", b"path=/bye%d" % i))
                 self.assertTrue(closed_by_peer(s, 3), "client not closed after Connection: close")
             self.assertEqual(self.request(c, "GET", "/next%d" % i), (200, "/next%d" % i, b"path=/next%d" % i))
+
+    def test_close_requests_concurrent(self):
+        """10 clients each making 8 one-shot requests (HTTP/1.0, or 1.1 with
+        Connection: close, as ab and many scripts do) at the same time as
+        keep-alive clients: every request gets its own 200, none a 502
+        because another client's request closed a shared connection."""
+        def one_shot(cid):
+            for i in range(8):
+                path = "/o%d/%d" % (cid, i)
+                with connect(self.port) as s:
+                    if i % 2:
+                        s.sendall(b"GET %s HTTP/1.0\r\n\r\n" % path.encode())
+                    else:
+                        s.sendall(b"GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % path.encode())
+                    st, h, body = RawHttp(s).response()
+                    if (st.split(" ", 1)[1], body) != ("200 OK", b"path=" + path.encode()):
+                        raise AssertionError("client %d: %r %r for %s" % (cid, st, body[:80], path))
+            return True
+
+        def keep_alive(cid):
+            c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+            try:
+                for i in range(15):
+                    path = "/k%d/%d" % (cid, i)
+                    got = self.request(c, "GET", path)
+                    if got != (200, path, b"path=" + path.encode()):
+                        raise AssertionError("keep-alive client %d: %r" % (cid, got))
+            finally:
+                c.close()
+            return True
+
+        self.assertEqual(run_threads(lambda i: one_shot(i) if i < 10 else keep_alive(i), 15, timeout=60),
+                         [True] * 15)
 
     def test_malformed_400(self):
         c = self.conn()

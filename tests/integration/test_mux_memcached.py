@@ -109,6 +109,10 @@ class _MemcachedMux:
         self.assertEqual(c.read_line_reply(), b"hi\r\n")
         self.assertEqual(c.command(b"mg nokey v\r\n"), b"EN\r\n")
         self.assertEqual(c.command(b"mn\r\n"), b"MN\r\n")
+        # Quiet mode cannot be multiplexed: refused, the client goes on.
+        self.assertTrue(c.command(b"mg mk v q\r\n").startswith(b"CLIENT_ERROR "))
+        c.sock.sendall(b"mg mk v\r\n")
+        self.assertEqual((c.read_line_reply(), c.read_line_reply()), (b"VA 2\r\n", b"hi\r\n"))
 
     def test_concurrent_clients(self):
         """30 clients, own keys, set/get/incr/delete, some pipelined."""

@@ -9,7 +9,7 @@ import threading
 
 from harness import (ProximuxTestCase, RedisServer, Resp, RespError, closed_by_peer, connect,
                      free_port, recv_exact, resp_encode, run_threads)
-from muxlib import assert_resp_closed, config_env, is_proximux_error, redis_cli
+from muxlib import assert_resp_closed, config_env, redis_cli
 
 UNSUPPORTED = "ERR proximux: command not supported through a shared connection"
 

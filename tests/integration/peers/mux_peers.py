@@ -9,6 +9,7 @@ Run standalone for manual checks:  python3 mux_peers.py line|resp [port]
 """
 
 import random
+import socket
 import sys
 import threading
 import time
@@ -36,6 +37,12 @@ class _Scripted(Upstream):
         self.requests = []
         self.req_lock = threading.Lock()
         super().__init__(port)
+
+    @staticmethod
+    def nodelay(s):
+        """Segments go out as written (as real servers do), not held back
+        by Nagle's algorithm until proximux acknowledges the previous one."""
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def log_request(self, req):
         with self.req_lock:
@@ -96,6 +103,7 @@ class LineServer(_Scripted):
         super().__init__(port, **kw)
 
     def handle(self, s, rec):
+        self.nodelay(s)
         buf, state = b"", {}
         while True:
             while b"\n" in buf:
@@ -132,7 +140,9 @@ class RespServer(_Scripted):
     """A few Redis-like commands (RESP arrays or inline), answered in order:
       PING -> +PONG;  ECHO x -> x;  SET k v -> +OK;  GET k -> value or nil
       SLEEP ms x  -> waits ms then answers x
-      NOANSWER    -> never answered (the connection goes on reading)
+      REPEAT n x  -> x repeated n times
+      NOANSWER    -> never answered, and neither is anything after it on
+                     that connection (a stuck server: it goes on reading)
       anything else -> -ERR unknown command
     Commands are logged (as lists of bytes) in self.requests. The store is
     per server instance, so it survives reconnections."""
@@ -183,18 +193,24 @@ class RespServer(_Scripted):
         if cmd == b"SLEEP" and len(args) == 3:
             time.sleep(int(args[1]) / 1000.0)
             return _resp_bulk(args[2])
+        if cmd == b"REPEAT" and len(args) == 3:
+            return _resp_bulk(args[2] * int(args[1]))
         if cmd == b"NOANSWER":
             return None
         return b"-ERR unknown command\r\n"
 
     def handle(self, s, rec):
-        buf, state = b"", {}
+        self.nodelay(s)
+        buf, state, stuck = b"", {}, False
         while True:
             while True:
                 args, buf = self.parse(buf)
                 if args is None:
                     break
                 self.log_request(args)
+                stuck = stuck or (args and args[0].upper() == b"NOANSWER")
+                if stuck:
+                    continue
                 if args and args[0].upper() == b"SLEEP":
                     self._flush_held(s, state)
                 out = self.reply(args)
@@ -205,6 +221,62 @@ class RespServer(_Scripted):
             if not b:
                 return
             buf += b
+
+
+class SegmentingRelay(Upstream):
+    """A TCP relay in front of a real server (target_port on loopback) that
+    passes requests through unchanged and writes the server's responses
+    back cut at random points into segments of 1..max_seg bytes, pausing
+    ~1 ms before a segment now and then (probability pause): responses
+    of real protocols split in every possible place."""
+
+    def __init__(self, target_port, max_seg=16, pause=0.05, seed=None, port=0):
+        self.target_port = target_port
+        self.max_seg = max_seg
+        self.pause = pause
+        self.rng = random.Random(seed)
+        self.rng_lock = threading.Lock()
+        super().__init__(port)
+
+    def _down(self, t, s):
+        try:
+            while True:
+                b = t.recv(65536)
+                if not b:
+                    break
+                i = 0
+                while i < len(b):
+                    with self.rng_lock:
+                        n = self.rng.randint(1, self.max_seg)
+                        nap = self.rng.random() < self.pause
+                    if nap:
+                        time.sleep(0.001)
+                    s.sendall(b[i:i + n])
+                    i += n
+        except OSError:
+            pass
+        finally:
+            try:
+                s.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+
+    def handle(self, s, rec):
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        t = socket.create_connection(("127.0.0.1", self.target_port), timeout=10)
+        t.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        down = threading.Thread(target=self._down, args=(t, s), daemon=True)
+        down.start()
+        try:
+            while True:
+                b = self.read_some(s, rec)
+                if not b:
+                    t.shutdown(socket.SHUT_WR)
+                    break
+                t.sendall(b)
+            down.join(10)
+        finally:
+            t.close()
 
 
 def main():
