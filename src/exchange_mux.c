@@ -119,6 +119,7 @@ struct mux {
     size_t queued;                  /* requests waiting, all upstreams */
     unsigned next_pick;
     uint64_t started;
+    char *scratch;                  /* reads land here first: see mux_read */
 };
 
 static void mux_client_event(struct reactor *r, int fd, void *data, int mask);
@@ -472,14 +473,45 @@ static void mux_upstream_fail(struct mux *m, struct mux_upstream *up, const char
         pool_open(&m->pool, up->slot);
 }
 
-/* Reads responses: each complete one answers the head of the sent queue. */
-static void mux_upstream_parse(struct mux *m, struct mux_upstream *up)
+/* Reads from conn. When in holds nothing, the bytes land in the shared
+ * scratch buffer, seen through *view, so that the usual case (whole
+ * messages in one read) allocates and copies nothing; otherwise they are
+ * appended to in. *cur tells which buffer holds them. Returns as
+ * conn_read(). */
+static ssize_t mux_read(struct mux *m, struct conn *conn, struct buf *in, struct buf *view,
+                        struct buf **cur)
 {
-    struct pool_slot *s = up->slot;
+    if (buf_len(in) > 0) {
+        *cur = in;
+        return conn_read_buf(conn, in, MUX_CHUNK);
+    }
+    view->data = m->scratch;
+    view->head = view->tail = 0;
+    view->cap = MUX_CHUNK;
+    *cur = view;
+    ssize_t n = conn_read(conn, m->scratch, MUX_CHUNK);
+    if (n > 0)
+        view->tail = (size_t)n;
+    return n;
+}
+
+/* Moves what the parser left in the scratch view (the start of a message)
+ * into in, before the next read reuses the scratch buffer. */
+static int mux_keep(struct buf *in, const struct buf *cur)
+{
+    if (cur == in || buf_len(cur) == 0)
+        return PMX_OK;
+    return buf_append(in, buf_start(cur), buf_len(cur));
+}
+
+/* Reads responses from in: each complete one answers the head of the sent
+ * queue. */
+static void mux_upstream_parse(struct mux *m, struct mux_upstream *up, struct buf *in)
+{
     const struct codec_ops *codec = m->x->codec;
     const struct config *cfg = mux_config(m);
 
-    while (buf_len(&s->in) > up->scanned) {
+    while (buf_len(in) > up->scanned) {
         struct mux_request *req = up->sent.head;
         if (req == NULL) {
             mux_upstream_fail(m, up, "sent bytes nobody asked for", CODEC_REPLY_SERVER_ERROR, true);
@@ -491,8 +523,8 @@ static void mux_upstream_parse(struct mux *m, struct mux_upstream *up)
             up->scanned = 0;
         }
         size_t used = 0;
-        int rc = codec->parse_response(&up->parser, buf_start(&s->in) + up->scanned,
-                                       buf_len(&s->in) - up->scanned, &used);
+        int rc = codec->parse_response(&up->parser, buf_start(in) + up->scanned,
+                                       buf_len(in) - up->scanned, &used);
         if (rc == CODEC_ERROR) {
             char why[128];
             snprintf(why, sizeof(why), "malformed response (%s)", up->parser.error ? up->parser.error : "?");
@@ -509,11 +541,11 @@ static void mux_upstream_parse(struct mux *m, struct mux_upstream *up)
         /* A whole response: hand it to its client and move on. */
         queue_pop(&up->sent);
         up->parsing = false;
-        s->failures = 0;
+        up->slot->failures = 0;
         bool retire = up->parser.close_after;
         request_leave_upstream(req);
-        mux_respond(req, buf_start(&s->in), up->scanned, false);
-        buf_consume(&s->in, up->scanned);
+        mux_respond(req, buf_start(in), up->scanned, false);
+        buf_consume(in, up->scanned);
         up->scanned = 0;
         if (retire) {
             /* The upstream said it will close: send nothing more on it. */
@@ -539,7 +571,9 @@ static void mux_upstream_io(struct pool *p, struct pool_slot *s, int mask)
     }
     if (!(mask & REACTOR_READABLE))
         goto dispatch;
-    ssize_t n = conn_read_buf(&s->conn, &s->in, MUX_CHUNK);
+    struct buf view;
+    struct buf *in;
+    ssize_t n = mux_read(m, &s->conn, &s->in, &view, &in);
     if (n == PMX_AGAIN)
         goto dispatch;
     if (n == PMX_ERR) {
@@ -567,9 +601,13 @@ static void mux_upstream_io(struct pool *p, struct pool_slot *s, int mask)
         up->parsing = false;
         up->scanned = 0;
     }
-    mux_upstream_parse(m, up);
+    mux_upstream_parse(m, up, in);
     if (s->state != SLOT_READY)
         return;
+    if (mux_keep(&s->in, in) != PMX_OK) {
+        mux_upstream_fail(m, up, "out of memory", CODEC_REPLY_SERVER_ERROR, true);
+        return;
+    }
     if (up->retiring && up->sent.len == 0) {
         mux_upstream_fail(m, up, "upstream asked to close", CODEC_REPLY_SERVER_ERROR, false);
         return;
@@ -686,16 +724,17 @@ static void mux_client_refuse(struct mux *m, struct mux_client *c, const char *w
     mux_reply(m, req, CODEC_REPLY_CLIENT_ERROR, why);
 }
 
-/* Frames the requests in c->in; c may be closed on return. */
-static void mux_client_parse(struct mux *m, struct mux_client *c)
+/* Frames the requests of c held in `in` (c->in or the scratch view); c may
+ * be closed on return. */
+static void mux_client_parse(struct mux *m, struct mux_client *c, struct buf *in)
 {
     const struct codec_ops *codec = m->x->codec;
     const struct config *cfg = mux_config(m);
 
-    while (!c->closing && buf_len(&c->in) > c->scanned) {
+    while (!c->closing && buf_len(in) > c->scanned) {
         size_t used = 0;
-        int rc = codec->parse_request(&c->parser, buf_start(&c->in) + c->scanned,
-                                      buf_len(&c->in) - c->scanned, &used);
+        int rc = codec->parse_request(&c->parser, buf_start(in) + c->scanned,
+                                      buf_len(in) - c->scanned, &used);
         if (rc == CODEC_ERROR) {
             char why[128];
             snprintf(why, sizeof(why), "malformed request (%s)", c->parser.error ? c->parser.error : "?");
@@ -704,7 +743,7 @@ static void mux_client_parse(struct mux *m, struct mux_client *c)
         }
         c->scanned += used;
         if (c->scanned > (size_t)cfg->max_message ||
-            (rc == CODEC_MORE && buf_len(&c->in) > (size_t)cfg->max_message)) {
+            (rc == CODEC_MORE && buf_len(in) > (size_t)cfg->max_message)) {
             mux_client_refuse(m, c, "request larger than max_message");
             return;
         }
@@ -714,10 +753,10 @@ static void mux_client_parse(struct mux *m, struct mux_client *c)
         uint32_t info = c->parser.info;
         c->scanned = 0;
         codec->request_begin(&c->parser);
-        mux_submit(m, c, buf_start(&c->in), len, info);
+        mux_submit(m, c, buf_start(in), len, info);
         if (c->closed)
             return;
-        buf_consume(&c->in, len);
+        buf_consume(in, len);
     }
 }
 
@@ -773,14 +812,9 @@ static void mux_client_event(struct reactor *r, int fd, void *data, int mask)
             return;
     }
     if ((mask & REACTOR_READABLE) && !c->closing && !c->conn.eof) {
-        ssize_t n;
-        if (m->x->codec->by_read) {
-            /* raw: one read is one request, so it must start empty. */
-            c->scanned = 0;
-            n = buf_len(&c->in) == 0 ? conn_read_buf(&c->conn, &c->in, MUX_CHUNK) : PMX_AGAIN;
-        } else {
-            n = conn_read_buf(&c->conn, &c->in, MUX_CHUNK);
-        }
+        struct buf view;
+        struct buf *in;
+        ssize_t n = mux_read(m, &c->conn, &c->in, &view, &in);
         if (n == PMX_ERR) {
             log_info_errno("#%llu client %s read", (unsigned long long)c->id, c->peer);
             mux_client_close(c, "client read error");
@@ -790,11 +824,16 @@ static void mux_client_event(struct reactor *r, int fd, void *data, int mask)
             /* Half-closed: answer what it asked, then close. */
             c->closing = true;
         } else if (n > 0) {
-            mux_client_parse(m, c);
+            mux_client_parse(m, c, in);
             if (c->closed)
                 return;
-            if (buf_len(&c->in) == 0)
-                buf_release(&c->in);
+            if (c->closing) {
+                buf_free(&c->in);
+            } else if (mux_keep(&c->in, in) != PMX_OK) {
+                mux_client_close(c, "out of memory");
+                return;
+            }
+            buf_release(&c->in);
         }
     }
     mux_client_update(c);
@@ -943,6 +982,13 @@ static int mux_start(struct exchange *x)
     }
     for (int i = 0; i < cfg->connections; i++)
         m->ups[i].slot = &m->pool.slots[i];
+    m->scratch = malloc(MUX_CHUNK);
+    if (m->scratch == NULL) {
+        pool_destroy(&m->pool);
+        free(m->ups);
+        free(m);
+        return PMX_ERR;
+    }
     m->x = x;
     m->started = reactor_now(x->reactor);
     x->priv = m;
@@ -1004,6 +1050,7 @@ static void mux_destroy(struct exchange *x)
     reactor_set_before_sleep(x->reactor, NULL, NULL);
     pool_destroy(&m->pool);
     free(m->ups);
+    free(m->scratch);
     free(m);
     x->priv = NULL;
 }
