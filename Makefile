@@ -5,6 +5,9 @@
 #   make test       unit tests, then integration tests against real servers
 #   make asan       the same tests, built with AddressSanitizer + UBSan
 #   make bench      benchmarks (see bench/README.md); not part of test
+#   make fuzz       libFuzzer harnesses, FUZZ_SECONDS each (tests/fuzz/)
+#   make lint       cppcheck and clang-tidy with the checks of .clang-tidy
+#   make valgrind   integration tests with Proximux under valgrind
 #   make clean
 
 CC       ?= cc
@@ -32,7 +35,7 @@ TEST_OBJ := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%.o)
 LIB      := $(BUILD)/libproximux.a
 RUNNER   := $(BUILD)/test_runner
 
-.PHONY: all test unit integration asan bench clean
+.PHONY: all test unit integration asan bench fuzz lint valgrind clean
 
 all: $(BIN)
 
@@ -69,6 +72,15 @@ asan:
 
 bench: $(BIN)
 	bash bench/run.sh
+
+fuzz:
+	bash tests/fuzz/run.sh
+
+lint:
+	bash tests/lint.sh
+
+valgrind: $(BIN)
+	PROXIMUX_BIN=$(abspath $(BIN)) bash tests/integration/valgrind.sh
 
 clean:
 	rm -rf build $(BIN)

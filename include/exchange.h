@@ -20,7 +20,7 @@ struct exchange_ops {
     const char *name;
     /* Allocates the mode's state and starts the pool (warmup); calls
      * exchange_ready() once clients may be accepted. */
-    int (*start)(struct exchange *x) PMX_WUR;
+    int (*start)(struct exchange *x);
     /* Takes a new client socket (non-blocking already); peer is its address
      * for logs. */
     void (*accept)(struct exchange *x, int fd, const char *peer);

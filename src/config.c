@@ -134,7 +134,7 @@ static void quote(const char *v, char out[QUOTE_MAX])
     size_t o = 0, i;
 
     out[o++] = '"';
-    for (i = 0; v[i] != '\0' && i < QUOTE_CHARS; i++) {
+    for (i = 0; i < QUOTE_CHARS && v[i] != '\0'; i++) {
         unsigned char ch = (unsigned char)v[i];
         if (ch == '"' || ch == '\\') {
             out[o++] = '\\';
@@ -772,7 +772,7 @@ int config_load(struct config *c, const char *yaml_path, char *const *env,
             snprintf(err, errlen, "%.64s...: path too long", yaml_path);
             goto out;
         }
-        strcpy(c->path, yaml_path);
+        snprintf(c->path, sizeof(c->path), "%s", yaml_path);
         l->file = c->path;
         if (config_yaml_read(l->file, yaml_node, l, err, errlen) != PMX_OK)
             goto out;

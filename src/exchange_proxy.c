@@ -453,8 +453,11 @@ static void proxy_destroy(struct exchange *x)
 
     if (px == NULL)
         return;
-    while (px->sessions)
-        session_close(px->sessions, "exit");
+    struct session *next;
+    for (struct session *s = px->sessions; s; s = next) {
+        next = s->next;
+        session_close(s, "exit");
+    }
     pool_destroy(&px->spares);
     free(px->scratch);
     free(px);
