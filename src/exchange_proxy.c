@@ -16,6 +16,10 @@
 
 /* Most bytes moved per read: bounds the work done for one event. */
 #define PROXY_CHUNK (64 * 1024)
+/* Fast shutdown: a session is closed once the upstream has spoken after the
+ * client's last bytes (the answer to its last request) and then been quiet
+ * this long. */
+#define PROXY_DRAIN_QUIET_MS 200
 
 /*
  *            client.out                      upstream.out
@@ -35,11 +39,13 @@ struct session {
     struct conn client;
     struct conn upstream;
     bool connecting;
-    bool draining;                  /* fast shutdown: read no more */
+    bool draining;                  /* fast shutdown: read no more requests */
     int target_index;
     int attempts;                   /* targets tried for this client */
     uint64_t deadline;              /* connect timeout */
     uint64_t last_active;
+    uint64_t last_client_byte;      /* when the client last sent something */
+    uint64_t last_upstream_byte;    /* when the upstream last sent something */
     struct proxy *px;
     struct session *prev;
     struct session *next;
@@ -152,6 +158,10 @@ static void session_pump(struct session *s, struct conn *from, struct conn *to)
     }
     if (n > 0) {
         s->last_active = reactor_now(px->x->reactor);
+        if (from == &s->client)
+            s->last_client_byte = s->last_active;
+        else
+            s->last_upstream_byte = s->last_active;
     } else if (n == PMX_ERR) {
         log_info_errno("#%llu %s read", (unsigned long long)s->id,
                        from == &s->client ? "client" : "upstream");
@@ -215,16 +225,20 @@ static void session_update(struct session *s)
     } else if (cl->eof && up->eof && buf_len(&cl->out) == 0 && buf_len(&up->out) == 0) {
         session_close(s, up->bytes_in == 0 && cl->bytes_in == 0 ? "closed without data" : "closed");
         return;
-    } else if (s->draining && buf_len(&cl->out) == 0 && (buf_len(&up->out) == 0 || s->connecting)) {
+    } else if (s->draining && buf_len(&cl->out) == 0 && (buf_len(&up->out) == 0 || s->connecting) &&
+               (up->eof || s->connecting ||
+                (s->last_upstream_byte >= s->last_client_byte &&
+                 reactor_now(r) - s->last_upstream_byte >= PROXY_DRAIN_QUIET_MS))) {
+        /* Shutting down and the response in flight, if any, is through. */
         session_close(s, "shutdown");
         return;
     }
 
-    bool reading = !cl->failed && !up->failed && !s->draining;
+    bool reading = !cl->failed && !up->failed;
     int want_cl = REACTOR_NONE;
     int want_up = REACTOR_NONE;
 
-    if (reading && !cl->eof && buf_len(&up->out) < limit)
+    if (reading && !s->draining && !cl->eof && buf_len(&up->out) < limit)
         want_cl |= REACTOR_READABLE;
     if (buf_len(&cl->out) > 0 && !cl->failed)
         want_cl |= REACTOR_WRITABLE;
@@ -416,6 +430,8 @@ static void proxy_tick(struct exchange *x)
         next = s->next;
         if (s->connecting && now >= s->deadline) {
             (void)session_connect_failed(s, "connect timeout");
+        } else if (s->draining) {
+            session_update(s);
         } else if (c->inactive_timeout > 0 && now - s->last_active >= (uint64_t)c->inactive_timeout) {
             session_close(s, "inactive timeout");
         }
