@@ -96,6 +96,11 @@ const struct codec_ops *codec_find(const char *name);
 /* The names of all codecs, separated by ", ", for error messages. */
 const char *codec_names(void);
 
+/* Writes prefix, reason (without CR or LF, truncated to fit) and CRLF into
+ * out; returns the length, or 0 if not even prefix and CRLF fit in cap. For
+ * the reply() of line-based protocols. */
+size_t codec_error_line(const char *prefix, const char *reason, char *out, size_t cap);
+
 extern const struct codec_ops codec_raw;
 extern const struct codec_ops codec_line;
 extern const struct codec_ops codec_resp;

@@ -22,3 +22,19 @@ const char *codec_names(void)
 {
     return "raw, line, resp, memcache, http";
 }
+
+size_t codec_error_line(const char *prefix, const char *reason, char *out, size_t cap)
+{
+    size_t n = strlen(prefix);
+
+    if (cap < n + 2)
+        return 0;
+    memcpy(out, prefix, n);
+    /* The reason must not end the line early: CR and LF are dropped. */
+    for (const char *r = reason ? reason : "error"; *r != '\0' && n < cap - 2; r++)
+        if (*r != '\r' && *r != '\n')
+            out[n++] = *r;
+    out[n++] = '\r';
+    out[n++] = '\n';
+    return n;
+}

@@ -412,7 +412,6 @@ out:
 static size_t mc_reply(enum codec_reply kind, const char *reason, char *out, size_t cap)
 {
     const char *prefix;
-    size_t n;
 
     switch (kind) {
     case CODEC_REPLY_CLIENT_ERROR:
@@ -426,16 +425,7 @@ static size_t mc_reply(enum codec_reply kind, const char *reason, char *out, siz
     default:
         return 0;
     }
-    n = strlen(prefix);
-    if (cap < n + 2)
-        return 0;
-    memcpy(out, prefix, n);
-    for (const char *r = reason ? reason : "error"; *r != '\0' && n < cap - 2; r++)
-        if (*r != '\r' && *r != '\n')
-            out[n++] = *r;
-    out[n++] = '\r';
-    out[n++] = '\n';
-    return n;
+    return codec_error_line(prefix, reason, out, cap);
 }
 
 const struct codec_ops codec_memcache = {

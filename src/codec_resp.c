@@ -450,24 +450,13 @@ done:
 /* "-ERR proximux: <reason>\r\n" for every error, "+OK\r\n" for QUIT. */
 static size_t resp_reply(enum codec_reply kind, const char *reason, char *out, size_t cap)
 {
-    static const char prefix[] = "-ERR proximux: ";
-    size_t n = sizeof(prefix) - 1;
-
     if (kind == CODEC_REPLY_QUIT) {
         if (cap < 5)
             return 0;
         memcpy(out, "+OK\r\n", 5);
         return 5;
     }
-    if (cap < n + 2)
-        return 0;
-    memcpy(out, prefix, n);
-    for (const char *r = reason ? reason : "error"; *r != '\0' && n < cap - 2; r++)
-        if (*r != '\r' && *r != '\n')
-            out[n++] = *r;
-    out[n++] = '\r';
-    out[n++] = '\n';
-    return n;
+    return codec_error_line("-ERR proximux: ", reason, out, cap);
 }
 
 const struct codec_ops codec_resp = {
