@@ -118,8 +118,14 @@ static void pool_fail(struct pool *p, struct pool_slot *s, const char *reason)
 {
     const struct config *c = p->config;
 
-    log_error("upstream #%llu slot %d: connect to %s failed: %s",
-              (unsigned long long)s->id, s->index, s->peer, reason);
+    /* The first failure is an error; the retries that follow, one per
+     * target and backoff round, would flood the log at that level. */
+    if (s->failures == 0)
+        log_error("upstream #%llu slot %d: connect to %s failed: %s; retrying with backoff",
+                  (unsigned long long)s->id, s->index, s->peer, reason);
+    else
+        log_info("upstream #%llu slot %d: connect to %s failed again (%d in a row): %s",
+                 (unsigned long long)s->id, s->index, s->peer, s->failures + 1, reason);
     conn_close(&s->conn, p->reactor);
     s->failures++;
     s->target = (s->target + 1) % c->ntargets;
