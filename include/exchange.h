@@ -48,6 +48,8 @@ struct exchange {
      * time the last client leaves. */
     void (*on_ready)(struct exchange *x);
     void (*on_idle)(struct exchange *x);
+    /* Told when a mode could not get a file descriptor: pause accepting. */
+    void (*on_out_of_fds)(struct exchange *x);
     void *owner;
     void *priv;                 /* the mode's state */
 };
@@ -61,6 +63,9 @@ void exchange_init(struct exchange *x, struct reactor *r, const struct config *c
 
 /* Called by a mode when warmup is over (once). */
 void exchange_ready(struct exchange *x);
+
+/* Called by a mode when socket() fails with EMFILE/ENFILE. */
+void exchange_out_of_fds(struct exchange *x);
 
 /* Called by a mode when it has registered or released a client. */
 void exchange_client_added(struct exchange *x);

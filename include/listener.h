@@ -25,6 +25,9 @@ int listener_open(struct listener *l, const struct config *c, char *err, size_t 
 /* Starts accepting clients for x. */
 int listener_start(struct listener *l, struct reactor *r, struct exchange *x) PMX_WUR;
 
+/* Out of file descriptors: stops accepting for a moment (100 ms). */
+void listener_pause(struct listener *l);
+
 /* Stops accepting and closes the socket. */
 void listener_close(struct listener *l);
 

@@ -82,6 +82,11 @@ void pool_close(struct pool *p, struct pool_slot *s, const char *reason, bool re
  * reconnects at once to replace it. */
 int pool_take(struct pool *p, struct pool_slot *s, struct buf *early) PMX_WUR;
 
+/* Like pool_close(..., retry), for a connection that failed (reset, closed
+ * with requests in flight, timed out, misbehaved): counts the failure and
+ * moves the slot on to the next target, as a failed connect does. */
+void pool_close_failed(struct pool *p, struct pool_slot *s, const char *reason);
+
 /* Registers interest for a READY slot: mask as in the reactor. */
 void pool_watch(struct pool *p, struct pool_slot *s, int mask);
 

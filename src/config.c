@@ -786,17 +786,44 @@ out:
 }
 
 /* Writes s as a YAML double-quoted scalar. */
+/* The code point of the 2- or 3-byte UTF-8 sequence at s and its length,
+ * or 0 for anything else (ASCII, 4 bytes, invalid). */
+static size_t utf8_char(const unsigned char *s, unsigned *cp)
+{
+    if (s[0] >= 0xc2 && s[0] <= 0xdf && (s[1] & 0xc0) == 0x80) {
+        *cp = (s[0] & 0x1fu) << 6 | (s[1] & 0x3fu);
+        return 2;
+    }
+    if ((s[0] & 0xf0) == 0xe0 && (s[1] & 0xc0) == 0x80 && (s[2] & 0xc0) == 0x80) {
+        *cp = (s[0] & 0x0fu) << 12 | (s[1] & 0x3fu) << 6 | (s[2] & 0x3fu);
+        return *cp >= 0x800 && (*cp < 0xd800 || *cp > 0xdfff) ? 3 : 0;
+    }
+    return 0;
+}
+
+/* Writes s as a YAML double-quoted scalar that reads back as s: escapes
+ * what YAML would take as a line break (NEL, LS, PS) or refuse unescaped
+ * (C0/C1 controls, BOM, U+FFFE/U+FFFF). Bytes that are not UTF-8 (from the
+ * environment) have no YAML form and are written as they are. */
 static void dump_string(const char *s, FILE *out)
 {
+    const unsigned char *p = (const unsigned char *)s;
+
     fputc('"', out);
-    for (; *s != '\0'; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\')
-            fprintf(out, "\\%c", ch);
-        else if (ch < 0x20 || ch == 0x7f)
-            fprintf(out, "\\x%02x", ch);
-        else
-            fputc(ch, out);
+    while (*p != '\0') {
+        unsigned cp;
+        size_t n = utf8_char(p, &cp);
+        if (*p == '"' || *p == '\\') {
+            fprintf(out, "\\%c", *p);
+        } else if (*p < 0x20 || *p == 0x7f) {
+            fprintf(out, "\\x%02x", *p);
+        } else if (n > 0 && ((cp >= 0x80 && cp <= 0x9f) || cp == 0x2028 || cp == 0x2029 ||
+                             cp == 0xfeff || cp == 0xfffe || cp == 0xffff)) {
+            fprintf(out, "\\u%04x", cp);
+        } else {
+            fwrite(p, 1, n > 0 ? n : 1, out);
+        }
+        p += n > 0 ? n : 1;
     }
     fputc('"', out);
 }

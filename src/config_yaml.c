@@ -75,6 +75,14 @@ static int walk_mapping(struct walk *w, yaml_node_t *node, const char *path, int
             error_at(w, path, node_line(key), "a key is too long or contains a NUL byte");
             return PMX_ERR;
         }
+        /* Paths go into one-line messages unquoted: a key that spans lines
+         * ("a\n\nb" folds to "a\nb") or holds control bytes is no name. */
+        for (const char *c = name; *c != '\0'; c++) {
+            if ((unsigned char)*c < 0x20 || *c == 0x7f) {
+                error_at(w, path, node_line(key), "a key contains a line break or control character");
+                return PMX_ERR;
+            }
+        }
         for (yaml_node_pair_t *prev = first; prev < pair; prev++) {
             yaml_node_t *pk = yaml_document_get_node(w->doc, prev->key);
             if (pk != NULL && pk->type == YAML_SCALAR_NODE &&

@@ -37,6 +37,12 @@ void exchange_ready(struct exchange *x)
         x->on_ready(x);
 }
 
+void exchange_out_of_fds(struct exchange *x)
+{
+    if (x->on_out_of_fds)
+        x->on_out_of_fds(x);
+}
+
 void exchange_client_added(struct exchange *x)
 {
     x->nclients++;

@@ -257,7 +257,11 @@ static int mux_client_output(struct mux_client *c, const char *data, size_t len)
 {
     const struct config *cfg = mux_config(c->m);
 
-    if (buf_len(&c->conn.out) + c->held + len > (size_t)cfg->output_limit) {
+    size_t pending = buf_len(&c->conn.out) + c->held;
+
+    /* One response is always taken (max_message bounds it); what piles up
+     * behind unread ones is what the limit is for. */
+    if (pending > 0 && pending + len > (size_t)cfg->output_limit) {
         mux_client_close(c, "output limit reached (client does not read its responses)");
         return PMX_ERR;
     }
@@ -467,10 +471,9 @@ static void mux_upstream_fail(struct mux *m, struct mux_upstream *up, const char
     up->retiring = false;
     up->dirty = false;
     if (failure)
-        up->slot->failures++;
-    pool_close(&m->pool, up->slot, reason, failure || up->wait.len > 0);
-    if (!failure && up->wait.len > 0 && up->slot->state == SLOT_CLOSED)
-        pool_open(&m->pool, up->slot);
+        pool_close_failed(&m->pool, up->slot, reason);
+    else
+        pool_close(&m->pool, up->slot, reason, up->wait.len > 0);
 }
 
 /* Reads from conn. When in holds nothing, the bytes land in the shared

@@ -108,6 +108,14 @@ static int session_connect(struct session *s)
             s->deadline = reactor_now(px->x->reactor) + (uint64_t)c->connect_timeout;
             return PMX_OK;
         }
+        if (errno == EMFILE || errno == ENFILE) {
+            /* Not the target's fault: no descriptor for its socket. Stop
+             * accepting for a while rather than take clients we cannot
+             * serve. */
+            exchange_out_of_fds(px->x);
+            session_close(s, "out of file descriptors for the upstream connection");
+            return PMX_ERR;
+        }
         log_error_errno("#%llu client %s: connect to %s", (unsigned long long)s->id, s->peer, s->target);
         s->target_index = t + 1;
     }
@@ -362,8 +370,7 @@ static void proxy_spare_io(struct pool *p, struct pool_slot *s, int mask)
     ssize_t n = conn_read_buf(&s->conn, &s->in, PMX_MIN(room, (size_t)PROXY_CHUNK));
     if (n > 0 || n == PMX_AGAIN)
         return;
-    s->failures++;
-    pool_close(p, s, n == 0 ? "target closed the spare connection" : strerror(errno), true);
+    pool_close_failed(p, s, n == 0 ? "target closed the spare connection" : strerror(errno));
 }
 
 static void proxy_spare_connected(struct pool *p, struct pool_slot *s)

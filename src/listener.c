@@ -64,8 +64,10 @@ static long listener_retry(struct reactor *r, long long id, void *data)
 
 /* Out of file descriptors: stop watching the listener (it would stay
  * readable and spin) and look again shortly. */
-static void listener_pause(struct listener *l)
+void listener_pause(struct listener *l)
 {
+    if (l->fd < 0 || l->reactor == NULL)
+        return;
     log_error("accept: out of file descriptors; pausing accept for %d ms", LISTENER_EMFILE_RETRY_MS);
     reactor_del(l->reactor, l->fd, REACTOR_READABLE);
     if (l->retry_timer == 0)

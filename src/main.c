@@ -69,6 +69,13 @@ static void daemon_on_idle(struct exchange *x)
     }
 }
 
+static void daemon_on_out_of_fds(struct exchange *x)
+{
+    struct daemon *d = x->owner;
+
+    listener_pause(&d->listener);
+}
+
 static long daemon_deadline(struct reactor *r, long long id, void *data)
 {
     struct daemon *d = data;
@@ -269,6 +276,7 @@ int main(int argc, char **argv)
     d.exchange.owner = &d;
     d.exchange.on_ready = daemon_on_ready;
     d.exchange.on_idle = daemon_on_idle;
+    d.exchange.on_out_of_fds = daemon_on_out_of_fds;
     log_info("proximux %s starting: %s mode, %s codec, %d upstream connection%s, %d target%s",
              PMX_VERSION, d.exchange.ops->name, d.exchange.codec->name, d.config->connections,
              d.config->connections == 1 ? "" : "s", d.config->ntargets, d.config->ntargets == 1 ? "" : "s");

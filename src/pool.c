@@ -185,6 +185,13 @@ void pool_close(struct pool *p, struct pool_slot *s, const char *reason, bool re
     }
 }
 
+void pool_close_failed(struct pool *p, struct pool_slot *s, const char *reason)
+{
+    s->failures++;
+    s->target = (s->target + 1) % p->config->ntargets;
+    pool_close(p, s, reason, true);
+}
+
 int pool_take(struct pool *p, struct pool_slot *s, struct buf *early)
 {
     int fd = s->conn.fd;

@@ -4,6 +4,7 @@ has, and accept again once descriptors are free (proxy and fifo modes)."""
 import os
 import subprocess
 import time
+import unittest
 
 from harness import ProximuxTestCase, connect, echo_roundtrip, free_port, proximux_env, proxy_env
 from peers.upstreams import Echo
@@ -17,10 +18,10 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / ticks
 
 
+@unittest.skipIf(os.environ.get("PMX_IT_VALGRIND"), "valgrind holds descriptors of its own")
 class FdExhaustionTest(ProximuxTestCase):
-    FD_LIMIT = 40
 
-    def run_case(self, env, fds_per_client):
+    def run_case(self, env, fds_per_client, fd_limit=40):
         echo = Echo()
         self.addCleanup(echo.stop)
         port = free_port()
@@ -33,11 +34,11 @@ class FdExhaustionTest(ProximuxTestCase):
         # Lower the limit of the running process (it raised its own soft
         # limit to the hard one at start).
         subprocess.run(["prlimit", "--pid", str(p.proc.pid),
-                        "--nofile=%d:%d" % (self.FD_LIMIT, self.FD_LIMIT)], check=True)
+                        "--nofile=%d:%d" % (fd_limit, fd_limit)], check=True)
         clients = []
         try:
             # More clients than descriptors: the kernel queues the rest.
-            for i in range(2 * self.FD_LIMIT // fds_per_client):
+            for i in range(2 * fd_limit // fds_per_client):
                 clients.append(connect(port, timeout=5.0))
             time.sleep(0.3)
             before = cpu_seconds(p.proc.pid)
@@ -66,6 +67,11 @@ class FdExhaustionTest(ProximuxTestCase):
 
     def test_proxy_mode(self):
         self.run_case(lambda port, echo: proxy_env(port, [echo.address], clients=1000), 2)
+
+    def test_proxy_mode_upstream_socket_fails(self):
+        # An odd limit: accept takes the last descriptor, and the socket for
+        # the client's upstream connection is the one that fails.
+        self.run_case(lambda port, echo: proxy_env(port, [echo.address], clients=1000), 2, fd_limit=41)
 
     def test_fifo_mode(self):
         self.run_case(lambda port, echo: proximux_env(port, [echo.address], PROXY_CONNECTIONS_CNT=1,
