@@ -38,7 +38,7 @@ struct pool_slot {
 
 /* What the owner of a pool is told. */
 struct pool_events {
-    /* The slot is connected and registered for reading. */
+    /* The slot is connected and registered for reading. May be NULL. */
     void (*connected)(struct pool *p, struct pool_slot *s);
     /* The slot's socket is readable/writable (mask as in the reactor). */
     void (*io)(struct pool *p, struct pool_slot *s, int mask);

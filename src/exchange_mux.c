@@ -626,10 +626,6 @@ static void mux_upstream_connected(struct pool *p, struct pool_slot *s)
     mux_dispatch(m, &m->ups[s->index]);
 }
 
-static void mux_upstream_connect_failed(struct pool *p, struct pool_slot *s, const char *reason)
-{
-}
-
 /* ---- requests from clients --------------------------------------------- */
 
 /* A whole request of client c: answer it here, or queue it for an
@@ -972,7 +968,6 @@ static int mux_start(struct exchange *x)
     static const struct pool_events events = {
         .connected = mux_upstream_connected,
         .io = mux_upstream_io,
-        .connect_failed = mux_upstream_connect_failed,
     };
 
     if (m == NULL)

@@ -373,10 +373,6 @@ static void proxy_spare_io(struct pool *p, struct pool_slot *s, int mask)
     pool_close_failed(p, s, n == 0 ? "target closed the spare connection" : strerror(errno));
 }
 
-static void proxy_spare_connected(struct pool *p, struct pool_slot *s)
-{
-}
-
 static void proxy_warmup_check(struct proxy *px)
 {
     struct exchange *x = px->x;
@@ -399,7 +395,6 @@ static int proxy_start(struct exchange *x)
     const struct config *c = x->config;
     struct proxy *px = calloc(1, sizeof(*px));
     static const struct pool_events spare_events = {
-        .connected = proxy_spare_connected,
         .io = proxy_spare_io,
     };
 

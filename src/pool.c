@@ -236,7 +236,8 @@ static void pool_slot_event(struct reactor *r, int fd, void *data, int mask)
         s->last_active = reactor_now(r);
         log_info("upstream #%llu slot %d: connected to %s", (unsigned long long)s->id, s->index, s->peer);
         pool_watch(p, s, REACTOR_READABLE);
-        p->events.connected(p, s);
+        if (p->events.connected)
+            p->events.connected(p, s);
         return;
     }
     if (s->state == SLOT_READY)
