@@ -27,8 +27,9 @@ struct buf {
 #define BUF_MIN_ALLOC 4096
 
 static inline size_t buf_len(const struct buf *b) { return b->tail - b->head; }
-static inline char *buf_start(const struct buf *b) { return b->data + b->head; }
-static inline char *buf_end(const struct buf *b) { return b->data + b->tail; }
+/* NULL + 0 is undefined in C: an unallocated buffer starts and ends at NULL. */
+static inline char *buf_start(const struct buf *b) { return b->data ? b->data + b->head : NULL; }
+static inline char *buf_end(const struct buf *b) { return b->data ? b->data + b->tail : NULL; }
 static inline size_t buf_space(const struct buf *b) { return b->cap - b->tail; }
 
 void buf_init(struct buf *b);

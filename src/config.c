@@ -785,7 +785,6 @@ out:
     return rc;
 }
 
-/* Writes s as a YAML double-quoted scalar. */
 /* The code point of the 2- or 3-byte UTF-8 sequence at s and its length,
  * or 0 for anything else (ASCII, 4 bytes, invalid). */
 static size_t utf8_char(const unsigned char *s, unsigned *cp)

@@ -1,0 +1,152 @@
+/* Shared by the configuration harnesses: no DNS, and the checks made on
+ * every config_load() result. Included by one harness per binary. */
+#ifndef FUZZ_CONFIG_COMMON_H
+#define FUZZ_CONFIG_COMMON_H
+
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "codec.h"
+#include "config.h"
+
+#define CHECK(cond, ...) do { \
+        if (!(cond)) { \
+            fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond); \
+            fprintf(stderr, __VA_ARGS__); \
+            fputc('\n', stderr); \
+            abort(); \
+        } \
+    } while (0)
+
+/*
+ * config_load() resolves local.host and every target host with
+ * getaddrinfo(), which for a name asks the resolver (DNS, slow and not
+ * reproducible). The harness is linked with -Wl,--wrap=getaddrinfo, so
+ * config.c calls this instead: numeric addresses only; a name fails as an
+ * unknown host would.
+ */
+int __real_getaddrinfo(const char *node, const char *service,
+                       const struct addrinfo *hints, struct addrinfo **res);
+int __wrap_getaddrinfo(const char *node, const char *service,
+                       const struct addrinfo *hints, struct addrinfo **res);
+
+int __wrap_getaddrinfo(const char *node, const char *service,
+                       const struct addrinfo *hints, struct addrinfo **res)
+{
+    struct addrinfo h = *hints;
+
+    h.ai_flags |= AI_NUMERICHOST;
+    return __real_getaddrinfo(node, service, &h, res);
+}
+
+/* A YAML file that config_yaml_read() can open by name: a memfd. */
+static int fuzz_yaml_fd = -1;
+static char fuzz_yaml_path[64];
+
+static void fuzz_yaml_init(void)
+{
+    fuzz_yaml_fd = memfd_create("fuzz.yaml", MFD_CLOEXEC);
+    CHECK(fuzz_yaml_fd >= 0, "memfd_create");
+    snprintf(fuzz_yaml_path, sizeof fuzz_yaml_path, "/proc/self/fd/%d", fuzz_yaml_fd);
+}
+
+static void fuzz_yaml_write(const void *data, size_t len)
+{
+    CHECK(ftruncate(fuzz_yaml_fd, 0) == 0, "ftruncate");
+    CHECK(len == 0 || pwrite(fuzz_yaml_fd, data, len, 0) == (ssize_t)len, "pwrite");
+}
+
+/* The -t dump of c, in a malloc'd string. */
+static char *fuzz_dump(const struct config *c, size_t *len)
+{
+    char *text = NULL;
+    FILE *f = open_memstream(&text, len);
+    CHECK(f != NULL, "open_memstream");
+    config_dump(c, f);
+    CHECK(fclose(f) == 0, "fclose");
+    return text;
+}
+
+static bool fuzz_utf8_valid(const char *text, size_t n)
+{
+    const unsigned char *s = (const unsigned char *)text;
+
+    for (size_t i = 0; i < n;) {
+        size_t k;
+        if (s[i] < 0x80)
+            k = 0;
+        else if (s[i] >= 0xc2 && s[i] <= 0xdf)
+            k = 1;
+        else if ((s[i] & 0xf0) == 0xe0)
+            k = 2;
+        else if (s[i] >= 0xf0 && s[i] <= 0xf4)
+            k = 3;
+        else
+            return false;
+        if (n - i <= k)
+            return false;
+        for (size_t j = 1; j <= k; j++)
+            if ((s[i + j] & 0xc0) != 0x80)
+                return false;
+        i += k + 1;
+    }
+    return true;
+}
+
+/*
+ * Checks one config_load() result. On error: a non-empty single line. On
+ * success: the derived facts hold, and the dump read back as YAML (with the
+ * same environment, which wins over the file anyway) gives the same dump.
+ */
+static void fuzz_check_load(int rc, const struct config *c, const char *err, size_t errlen,
+                            char *const *env, struct config *scratch)
+{
+    CHECK(rc == PMX_OK || rc == PMX_ERR, "config_load returned %d", rc);
+    CHECK(memchr(err, '\0', errlen) != NULL, "err not terminated");
+    if (rc != PMX_OK) {
+        CHECK(*err != '\0', "PMX_ERR with an empty message");
+        CHECK(strchr(err, '\n') == NULL, "message of more than one line: %s", err);
+        return;
+    }
+    CHECK(c->effective_mode == MODE_PROXY || c->effective_mode == MODE_FIFO ||
+          c->effective_mode == MODE_FUNNEL, "effective_mode %d", (int)c->effective_mode);
+    CHECK(c->ntargets >= 1 && c->ntargets <= c->connections && c->ntargets <= CONFIG_MAX_TARGETS,
+          "%d targets, %d connections", c->ntargets, c->connections);
+    CHECK(c->local_port >= 1 && c->local_port <= 65535, "local_port %d", c->local_port);
+    CHECK(codec_find(c->codec) != NULL, "codec %s", c->codec);
+    CHECK(c->backoff_min <= c->backoff_max, "backoff %ld > %ld", c->backoff_min, c->backoff_max);
+    CHECK(c->local_addr_len > 0, "local address not resolved");
+    for (int i = 0; i < c->ntargets; i++)
+        CHECK(c->targets[i].addr_len > 0 && c->targets[i].port >= 1 && c->targets[i].port <= 65535,
+              "target %d", i + 1);
+
+    size_t len1, len2;
+    char *dump1 = fuzz_dump(c, &len1);
+    if (!fuzz_utf8_valid(dump1, len1)) {
+        /* A value from the environment that is not UTF-8 (LOG_FILE): the
+         * dump shows it raw, which is no YAML. Nothing to read back. */
+        free(dump1);
+        return;
+    }
+    char unreloadable[512];
+    config_unreloadable_changes(c, c, unreloadable, sizeof unreloadable);
+    CHECK(*unreloadable == '\0', "a config differs from itself: %s", unreloadable);
+
+    fuzz_yaml_write(dump1, len1);
+    char err2[CONFIG_ERR_MAX];
+    int rc2 = config_load(scratch, fuzz_yaml_path, env, err2, sizeof err2);
+    CHECK(rc2 == PMX_OK, "the dump does not load back: %s\n--- dump\n%s---", err2, dump1);
+    char *dump2 = fuzz_dump(scratch, &len2);
+    CHECK(len1 == len2 && memcmp(dump1, dump2, len1) == 0,
+          "the dump read back differs\n--- first\n%s--- read back\n%s---", dump1, dump2);
+    config_unreloadable_changes(c, scratch, unreloadable, sizeof unreloadable);
+    CHECK(*unreloadable == '\0', "settings differ after reading the dump back: %s", unreloadable);
+    free(dump1);
+    free(dump2);
+}
+
+#endif
