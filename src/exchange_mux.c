@@ -351,11 +351,6 @@ static void mux_reply(struct mux *m, struct mux_request *req, enum codec_reply k
 
 /* ---- upstreams ---------------------------------------------------------- */
 
-static void mux_upstream_mark_dirty(struct mux *m, struct mux_upstream *up)
-{
-    up->dirty = true;
-}
-
 static size_t mux_outstanding(const struct mux_upstream *up)
 {
     return up->wait.len + up->sent.len;
@@ -400,7 +395,7 @@ static int mux_send(struct mux *m, struct mux_upstream *up, struct mux_request *
 {
     if (buf_append(&up->slot->conn.out, data, len) != PMX_OK)
         return PMX_ERR;
-    mux_upstream_mark_dirty(m, up);
+    up->dirty = true;               /* written before the loop sleeps */
     req->sent_at = reactor_now(m->x->reactor);
     if (req->info & CODEC_INFO_CLOSE) {
         /* The upstream will close after answering this one (HTTP
