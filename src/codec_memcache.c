@@ -147,6 +147,27 @@ static inline const char *mc_newline(const char *data, size_t pos, size_t len)
     return pos < len ? memchr(data + pos, '\n', len - pos) : NULL;
 }
 
+/* Passes the data block of p->remaining bytes at data[*pos] and the CRLF
+ * after it, in the MC_DATA and MC_DATA_CRLF states. Returns 1 when both
+ * are through, 0 when more bytes are needed, -1 when the CRLF is missing. */
+static int mc_data_block(struct codec_parser *p, const char *data, size_t len, size_t *pos)
+{
+    if (p->state == MC_DATA) {
+        size_t n = PMX_MIN(len - *pos, (size_t)p->remaining);
+        *pos += n;
+        p->remaining -= (int64_t)n;
+        if (p->remaining > 0)
+            return 0;
+        p->state = MC_DATA_CRLF;
+    }
+    if (len - *pos < 2)
+        return 0;
+    if (data[*pos] != '\r' || data[*pos + 1] != '\n')
+        return -1;
+    *pos += 2;
+    return 1;
+}
+
 /*
  * Interprets the request line [s, e) (CR/LF removed). Returns 1 when a data
  * block of p->remaining bytes follows, 0 when the request ends with the
@@ -267,21 +288,14 @@ static int mc_parse_request(struct codec_parser *p, const char *data, size_t len
         p->state = MC_DATA;
         /* fall through */
     case MC_DATA:
-        n = PMX_MIN(len - pos, (size_t)p->remaining);
-        pos += n;
-        p->remaining -= (int64_t)n;
-        if (p->remaining > 0)
-            goto out;
-        p->state = MC_DATA_CRLF;
-        /* fall through */
     case MC_DATA_CRLF:
-        if (len - pos < 2)
+        switch (mc_data_block(p, data, len, &pos)) {
+        case 0:
             goto out;
-        if (data[pos] != '\r' || data[pos + 1] != '\n') {
+        case -1:
             p->error = "bad data chunk";
             return CODEC_ERROR;
         }
-        pos += 2;
         rc = CODEC_DONE;
         break;
     }
@@ -378,21 +392,14 @@ static int mc_parse_response(struct codec_parser *p, const char *data, size_t le
                 goto out;
             break;
         case MC_DATA:
-            n = PMX_MIN(len - pos, (size_t)p->remaining);
-            pos += n;
-            p->remaining -= (int64_t)n;
-            if (p->remaining > 0)
-                goto out;
-            p->state = MC_DATA_CRLF;
-            /* fall through */
         case MC_DATA_CRLF:
-            if (len - pos < 2)
+            switch (mc_data_block(p, data, len, &pos)) {
+            case 0:
                 goto out;
-            if (data[pos] != '\r' || data[pos + 1] != '\n') {
+            case -1:
                 p->error = "bad data chunk in reply";
                 return CODEC_ERROR;
             }
-            pos += 2;
             if (CODEC_INFO_PRIVATE_GET(p->info) != MC_SHAPE_VALUES) {
                 rc = CODEC_DONE;
                 goto out;
