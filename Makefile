@@ -68,7 +68,7 @@ integration: $(BIN)
 	PROXIMUX_BIN=$(abspath $(BIN)) python3 tests/integration/run.py
 
 asan:
-	$(MAKE) BUILD=build/asan BIN=build/asan/proximux OPT=-O1 \
+	PMX_IT_TIME_FACTOR=3 $(MAKE) BUILD=build/asan BIN=build/asan/proximux OPT=-O1 \
 	    SANITIZE="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" \
 	    test
 

@@ -21,6 +21,10 @@ SANITIZER_MARKS = ("AddressSanitizer", "runtime error:", "LeakSanitizer")
 # Environment passed through to proximux besides what a test sets.
 PASS_ENV = ("PATH", "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS")
 DEBUG_LINE = re.compile(r"^\S+ \S+ DEBUG ", re.M)
+# Multiplies the time bounds that tests assert (deadlines that tell a slow
+# answer from a hang, not performance figures): `make asan` and valgrind
+# runs set PMX_IT_TIME_FACTOR, since instrumented builds are slower.
+TIME_FACTOR = float(os.environ.get("PMX_IT_TIME_FACTOR", "1") or 1)
 
 _live = []          # every process/dir still to clean up, for atexit
 _started = []       # Proximux instances started by the current test (logs on failure)

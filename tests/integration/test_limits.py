@@ -6,7 +6,7 @@ import subprocess
 import time
 import unittest
 
-from harness import ProximuxTestCase, connect, echo_roundtrip, free_port, proximux_env, proxy_env
+from harness import TIME_FACTOR, ProximuxTestCase, connect, echo_roundtrip, free_port, proximux_env, proxy_env
 from peers.upstreams import Echo
 
 
@@ -44,7 +44,8 @@ class FdExhaustionTest(ProximuxTestCase):
             before = cpu_seconds(p.proc.pid)
             time.sleep(1.0)
             used = cpu_seconds(p.proc.pid) - before
-            self.assertLess(used, 0.3, "proximux spins while out of descriptors (%.2fs CPU in 1s)" % used)
+            # Spinning burns the whole second; the bound stays well below that.
+            self.assertLess(used, min(0.3 * TIME_FACTOR, 0.6), "proximux spins while out of descriptors (%.2fs CPU in 1s)" % used)
             self.assertTrue(p.alive())
             # The first client was accepted before the limit: still served.
             self.assertEqual(echo_roundtrip(first, b"first\n"), b"first\n")
