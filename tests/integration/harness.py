@@ -483,20 +483,31 @@ class Resp:
 class RedisServer:
     """redis-server on a free loopback port in a temporary directory."""
 
-    def __init__(self):
+    def __init__(self, port=None, extra_args=()):
         self.dir = make_tmpdir("redis")
-        self.port = free_port()
+        self.port = port or free_port()
         self.log_path = os.path.join(self.dir, "redis.log")
-        self.proc = popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-                           "--save", "", "--appendonly", "no", "--dir", self.dir,
-                           "--daemonize", "no", "--logfile", self.log_path],
-                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.STDOUT)
+        self.extra_args = [str(a) for a in extra_args]
+        self.proc = None
         try:
-            self._wait_ready()
+            self.start()
         except BaseException:
             self.stop()
             raise
+
+    def start(self, timeout=15.0):
+        """Starts the server (again, after kill()) on the same port."""
+        self.proc = popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+                           "--save", "", "--appendonly", "no", "--dir", self.dir,
+                           "--daemonize", "no", "--logfile", self.log_path] + self.extra_args,
+                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.STDOUT)
+        self._wait_ready(timeout)
+
+    def kill(self):
+        """SIGKILL: the server vanishes without closing anything cleanly."""
+        kill_group(self.proc, signal.SIGKILL)
+        reap(self.proc, 5)
 
     def _wait_ready(self, timeout=15.0):
         deadline = time.monotonic() + timeout
@@ -533,9 +544,10 @@ class RedisServer:
         return Resp(port or self.port)
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-        reap(self.proc, 5)
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.terminate()
+            reap(self.proc, 5)
         remove_tmpdir(self.dir)
 
 

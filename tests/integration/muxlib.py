@@ -122,56 +122,13 @@ class LineClient:
 
 # ---------------------------------------------------------------- redis
 
-class RedisProc:
+class RedisProc(harness.RedisServer):
     """redis-server on a fixed loopback port (free one by default) that can
     be killed (SIGKILL) and started again on the same port. DEBUG is
     enabled (DEBUG SLEEP keeps requests in flight when it is killed)."""
 
     def __init__(self, port=None):
-        self.dir = make_tmpdir("muxredis")
-        self.port = port or free_port()
-        self.proc = None
-        self.start()
-
-    def start(self, timeout=10.0):
-        log = os.path.join(self.dir, "redis.log")
-        self.proc = popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-                           "--save", "", "--appendonly", "no", "--dir", self.dir,
-                           "--daemonize", "no", "--logfile", log,
-                           "--enable-debug-command", "yes"],
-                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError("redis-server exited: " + self._logtail())
-            try:
-                with Resp(self.port, 1) as r:
-                    if r.command("PING") == "PONG":
-                        return
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("redis-server not ready: " + self._logtail())
-            time.sleep(0.02)
-
-    def _logtail(self):
-        try:
-            with open(os.path.join(self.dir, "redis.log")) as f:
-                return tail(f.read(), 20)
-        except OSError:
-            return ""
-
-    def kill(self):
-        harness.kill_group(self.proc, signal.SIGKILL)
-        reap(self.proc, 5)
-
-    def stop(self):
-        if self.proc is not None:
-            if self.proc.poll() is None:
-                self.proc.terminate()
-            reap(self.proc, 5)
-        remove_tmpdir(self.dir)
+        super().__init__(port, extra_args=("--enable-debug-command", "yes"))
 
 
 def redis_cli(port, *args, timeout=20):
