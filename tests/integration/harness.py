@@ -418,9 +418,9 @@ def resp_encode(*args):
     return b"".join(out)
 
 
-class Resp:
-    """A minimal RESP2 client: whole replies are read across any number of
-    segments. Bulk strings are bytes, nil is None, errors are RespError."""
+class BufferedClient:
+    """A client connection with its own receive buffer, for protocol
+    clients that read whole replies across any number of segments."""
 
     def __init__(self, port, timeout=10.0, host="127.0.0.1"):
         self.sock = connect(port, timeout, host)
@@ -436,10 +436,16 @@ class Resp:
         self.close()
 
     def _fill(self):
+        """Appends what the next recv brings; EOF is an error."""
         b = self.sock.recv(1 << 20)
         if not b:
-            raise ConnectionError("EOF from server")
+            raise ConnectionError("EOF from server after %r" % self.buf[:200])
         self.buf += b
+
+
+class Resp(BufferedClient):
+    """A minimal RESP2 client. Bulk strings are bytes, nil is None, errors
+    are RespError."""
 
     def _line(self):
         while True:

@@ -12,7 +12,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import harness
-from harness import (Resp, RespError, connect, free_port, make_tmpdir, popen, proximux_env,
+from harness import (Resp, RespError, free_port, make_tmpdir, popen, proximux_env,
                      reap, remove_tmpdir, tail)
 
 # The four ways of multiplexing (EXCHANGE_FUNNEL_ASYNC = pipelining).
@@ -86,31 +86,15 @@ class Elapsed:
 
 # ---------------------------------------------------------------- line clients
 
-class LineClient:
-    """A line-protocol client with its own receive buffer."""
-
-    def __init__(self, port, timeout=10.0):
-        self.sock = connect(port, timeout)
-        self.buf = b""
-
-    def close(self):
-        self.sock.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
+class LineClient(harness.BufferedClient):
+    """A line-protocol client."""
 
     def send(self, data):
         self.sock.sendall(data)
 
     def readline(self):
         while b"\n" not in self.buf:
-            b = self.sock.recv(65536)
-            if not b:
-                raise ConnectionError("EOF after %r" % self.buf[:200])
-            self.buf += b
+            self._fill()
         i = self.buf.index(b"\n") + 1
         line, self.buf = self.buf[:i], self.buf[i:]
         return line
@@ -184,27 +168,8 @@ class MemcachedServer:
         remove_tmpdir(self.dir)
 
 
-class McClient:
+class McClient(harness.BufferedClient):
     """A memcached text-protocol client that reads whole replies."""
-
-    def __init__(self, port, timeout=10.0):
-        self.sock = connect(port, timeout)
-        self.buf = b""
-
-    def close(self):
-        self.sock.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def _fill(self):
-        b = self.sock.recv(1 << 20)
-        if not b:
-            raise ConnectionError("EOF from server after %r" % self.buf[:200])
-        self.buf += b
 
     def _line(self):
         while b"\r\n" not in self.buf:
