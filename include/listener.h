@@ -15,7 +15,6 @@ struct listener {
     struct reactor *reactor;
     struct exchange *exchange;
     long long retry_timer;      /* set while paused after EMFILE */
-    unsigned long long refused; /* clients closed over max_connections */
 };
 
 /* Binds and listens on the configured address. Returns PMX_OK, or PMX_ERR

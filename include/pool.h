@@ -96,6 +96,4 @@ void pool_tick(struct pool *p);
 /* Number of READY slots. */
 int pool_ready_count(const struct pool *p);
 
-const char *pool_state_name(enum pool_state state);
-
 #endif

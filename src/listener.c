@@ -27,7 +27,6 @@ int listener_open(struct listener *l, const struct config *c, char *err, size_t 
 
     l->fd = -1;
     l->retry_timer = 0;
-    l->refused = 0;
     conn_format_addr((const struct sockaddr *)&c->local_addr, addr, sizeof(addr));
     int fd = socket(c->local_addr.ss_family, SOCK_STREAM, 0);
     if (fd < 0)
@@ -97,7 +96,6 @@ static void listener_accept(struct reactor *r, int fd, void *data, int mask)
         conn_format_addr((const struct sockaddr *)&addr, peer, sizeof(peer));
         long max = x->config->max_connections;
         if (max >= 0 && x->nclients >= (size_t)max) {
-            l->refused++;
             log_error("client %s refused: max_connections %ld reached", peer, max);
             close(cfd);
             continue;

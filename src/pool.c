@@ -51,17 +51,6 @@ int pool_connect_result(int fd)
     return PMX_OK;
 }
 
-const char *pool_state_name(enum pool_state state)
-{
-    switch (state) {
-    case SLOT_CLOSED: return "closed";
-    case SLOT_CONNECTING: return "connecting";
-    case SLOT_READY: return "ready";
-    case SLOT_BACKOFF: return "backoff";
-    }
-    return "?";
-}
-
 int pool_init(struct pool *p, struct reactor *r, const struct config *c, int n,
               const struct pool_events *events, void *data)
 {
