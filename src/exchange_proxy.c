@@ -44,8 +44,8 @@ struct session {
     int attempts;                   /* targets tried for this client */
     uint64_t deadline;              /* connect timeout */
     uint64_t last_active;
-    uint64_t last_client_byte;      /* when the client last sent something */
     uint64_t last_upstream_byte;    /* when the upstream last sent something */
+    bool awaiting_answer;           /* the client spoke after the upstream last did */
     struct proxy *px;
     struct session *prev;
     struct session *next;
@@ -166,10 +166,13 @@ static void session_pump(struct session *s, struct conn *from, struct conn *to)
     }
     if (n > 0) {
         s->last_active = reactor_now(px->x->reactor);
-        if (from == &s->client)
-            s->last_client_byte = s->last_active;
-        else
+        /* An order, not two timestamps: both can fall in one millisecond. */
+        if (from == &s->client) {
+            s->awaiting_answer = true;
+        } else {
+            s->awaiting_answer = false;
             s->last_upstream_byte = s->last_active;
+        }
     } else if (n == PMX_ERR) {
         log_info_errno("#%llu %s read", (unsigned long long)s->id,
                        from == &s->client ? "client" : "upstream");
@@ -235,7 +238,7 @@ static void session_update(struct session *s)
         return;
     } else if (s->draining && buf_len(&cl->out) == 0 && (buf_len(&up->out) == 0 || s->connecting) &&
                (up->eof || s->connecting ||
-                (s->last_upstream_byte >= s->last_client_byte &&
+                (!s->awaiting_answer &&
                  reactor_now(r) - s->last_upstream_byte >= PROXY_DRAIN_QUIET_MS))) {
         /* Shutting down and the response in flight, if any, is through. */
         session_close(s, "shutdown");
