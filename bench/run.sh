@@ -274,7 +274,7 @@ bench_memcache() {
 
 section_memcache() {
     log ""
-    log "== memcache: direct memcached vs twemproxy vs Proximux funnel (memcache codec, 4 conns, async)"
+    log "== memcache: direct memcached vs twemproxy vs Proximux fifo (1 conn) and funnel (4 conns), memcache codec, async"
     if [ -z "$MEMASLAP" ]; then
         log "bench: memaslap/memcaslap not found (apt-get install libmemcached-tools); skipping"
         return 0
@@ -292,7 +292,7 @@ EOF
     local mport=${PORTS[0]} rep tgt
     start_memcached "$mport"
     for rep in $(seq 1 "$REPEAT"); do
-        for tgt in direct twemproxy proximux-funnel-async; do
+        for tgt in direct twemproxy proximux-fifo-async proximux-funnel-async; do
             bench_memcache "$tgt" "$mport" "$rep"
         done
     done
