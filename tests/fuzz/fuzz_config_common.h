@@ -77,17 +77,32 @@ static bool fuzz_utf8_valid(const char *text, size_t n)
 
     for (size_t i = 0; i < n;) {
         size_t k;
-        if (s[i] < 0x80)
+        /* The range of the second byte rules out overlong forms, UTF-16
+         * surrogates (ED A0..BF) and code points above U+10FFFF, which
+         * YAML refuses as it refuses any byte that is not UTF-8. */
+        unsigned char lo = 0x80, hi = 0xbf;
+        if (s[i] < 0x80) {
             k = 0;
-        else if (s[i] >= 0xc2 && s[i] <= 0xdf)
+        } else if (s[i] >= 0xc2 && s[i] <= 0xdf) {
             k = 1;
-        else if ((s[i] & 0xf0) == 0xe0)
+        } else if ((s[i] & 0xf0) == 0xe0) {
             k = 2;
-        else if (s[i] >= 0xf0 && s[i] <= 0xf4)
+            if (s[i] == 0xe0)
+                lo = 0xa0;
+            else if (s[i] == 0xed)
+                hi = 0x9f;
+        } else if (s[i] >= 0xf0 && s[i] <= 0xf4) {
             k = 3;
-        else
+            if (s[i] == 0xf0)
+                lo = 0x90;
+            else if (s[i] == 0xf4)
+                hi = 0x8f;
+        } else {
             return false;
+        }
         if (n - i <= k)
+            return false;
+        if (k > 0 && (s[i + 1] < lo || s[i + 1] > hi))
             return false;
         for (size_t j = 1; j <= k; j++)
             if ((s[i + j] & 0xc0) != 0x80)
