@@ -23,6 +23,7 @@ enum codec_status {
 #define CODEC_INFO_QUIT        0x0002u  /* the client says goodbye: answer with CODEC_REPLY_QUIT, close it */
 #define CODEC_INFO_UNSUPPORTED 0x0004u  /* cannot be multiplexed (MULTI, SUBSCRIBE...): refuse with CODEC_REPLY_CLIENT_ERROR */
 #define CODEC_INFO_CLOSE       0x0008u  /* HTTP: close the client after this response */
+#define CODEC_INFO_CONTINUE    0x0010u  /* HTTP: the client waits for CODEC_REPLY_CONTINUE before sending the body */
 #define CODEC_INFO_PRIVATE(x)  ((uint32_t)(x) << 16)
 #define CODEC_INFO_PRIVATE_GET(info) ((uint32_t)(info) >> 16)
 
@@ -56,6 +57,8 @@ enum codec_reply {
     CODEC_REPLY_TIMEOUT,        /* no response in time: resp -ERR, memcache SERVER_ERROR, http 504 */
     CODEC_REPLY_BUSY,           /* queue full or waited too long: resp -ERR, memcache SERVER_ERROR, http 503 */
     CODEC_REPLY_QUIT,           /* answer to a CODEC_INFO_QUIT request: resp +OK, others nothing */
+    CODEC_REPLY_CONTINUE,       /* interim answer to a CODEC_INFO_CONTINUE request: http "100 Continue";
+                                   asked only of codecs that set that info */
 };
 
 /*

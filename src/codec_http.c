@@ -30,6 +30,7 @@
 #define HF_KEEPALIVE 0x10   /* Connection: keep-alive */
 #define HF_UPGRADE   0x20   /* an Upgrade header */
 #define HF_HTTP10    0x40   /* HTTP/1.0 */
+#define HF_EXPECT    0x80   /* Expect: 100-continue */
 
 enum {
     HS_START_LINE,
@@ -201,6 +202,10 @@ static int http_header(struct codec_parser *p, const char *s, const char *e)
         if (http_ieq(s, ne, "upgrade"))
             *flags |= HF_UPGRADE;
         break;
+    case 6:
+        if (http_ieq(s, ne, "expect") && http_ieq(vs, ve, "100-continue"))
+            *flags |= HF_EXPECT;
+        break;
     }
     return CODEC_MORE;
 }
@@ -289,7 +294,13 @@ static int http_request_head_done(struct codec_parser *p)
         p->info |= CODEC_INFO_CLOSE;
     if (flags & HF_UPGRADE)
         p->info |= CODEC_INFO_UNSUPPORTED;
-    return http_body_state(p, flags);
+    int rc = http_body_state(p, flags);
+    /* The client holds the body back until it hears "100 Continue" (or
+     * tires of waiting); HTTP/1.0 clients get no interim answer (RFC 9110
+     * 10.1.1). */
+    if (rc == CODEC_MORE && (flags & HF_EXPECT) && !(flags & HF_HTTP10))
+        p->info |= CODEC_INFO_CONTINUE;
+    return rc;
 }
 
 static int http_response_head_done(struct codec_parser *p)
@@ -480,15 +491,22 @@ static size_t http_digits(size_t v)
     return d;
 }
 
-/* A complete text/plain response whose body is "proximux: <reason>\n";
- * the reason is shortened so that the whole fits in cap. */
+/* An error: a complete text/plain response whose body is "proximux:
+ * <reason>\n", the reason shortened so that the whole fits in cap. Or the
+ * interim "100 Continue". */
 static size_t http_reply(enum codec_reply kind, const char *reason, char *out, size_t cap)
 {
     static const char body_prefix[] = "proximux: ";
     const char *status, *conn = "";
     char head[160];
+    static const char interim[] = "HTTP/1.1 100 Continue\r\n\r\n";
 
     switch (kind) {
+    case CODEC_REPLY_CONTINUE:
+        if (cap < sizeof(interim) - 1)
+            return 0;
+        memcpy(out, interim, sizeof(interim) - 1);
+        return sizeof(interim) - 1;
     case CODEC_REPLY_CLIENT_ERROR:
         status = "400 Bad Request";
         conn = "Connection: close\r\n";

@@ -274,6 +274,23 @@ static int mux_client_output(struct mux_client *c, const char *data, size_t len)
     return PMX_OK;
 }
 
+/* HTTP "Expect: 100-continue": the client holds back the body of the
+ * request being framed until it is told to go on. Forwarding waits for the
+ * whole request, so the go-ahead comes from here, once every earlier
+ * response has been passed on (it must not overtake them). The upstream
+ * may send its own "100 Continue" later, with the final response; clients
+ * take any number of them. Returns PMX_ERR when the client was closed. */
+static int mux_client_continue(struct mux_client *c)
+{
+    char reply[MUX_REPLY_MAX];
+
+    if (!(c->parser.info & CODEC_INFO_CONTINUE) || c->head != NULL || c->closing)
+        return PMX_OK;
+    c->parser.info &= ~CODEC_INFO_CONTINUE;
+    size_t len = c->m->x->codec->reply(CODEC_REPLY_CONTINUE, NULL, reply, sizeof(reply));
+    return mux_client_output(c, reply, len);
+}
+
 /* Passes on the responses at the front of the client's list that are
  * known, in order. Returns PMX_ERR when the client was closed. */
 static int mux_client_deliver(struct mux_client *c)
@@ -299,7 +316,7 @@ static int mux_client_deliver(struct mux_client *c)
             break;
         }
     }
-    return PMX_OK;
+    return mux_client_continue(c);
 }
 
 /* The response to req is data[0..len), or with close_client nothing more:
@@ -741,8 +758,17 @@ static void mux_client_parse(struct mux *m, struct mux_client *c, struct buf *in
             mux_client_refuse(m, c, "request larger than max_message");
             return;
         }
-        if (rc == CODEC_MORE)
+        if (rc == CODEC_MORE) {
+            /* A client waiting for "100 Continue" hears at once that its
+             * announced body is too large, before it sends it. */
+            if ((c->parser.info & CODEC_INFO_CONTINUE) &&
+                c->scanned + (uint64_t)c->parser.remaining > (uint64_t)cfg->max_message) {
+                mux_client_refuse(m, c, "request larger than max_message");
+                return;
+            }
+            mux_client_continue(c);
             return;
+        }
         size_t len = c->scanned;
         uint32_t info = c->parser.info;
         c->scanned = 0;

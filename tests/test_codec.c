@@ -765,7 +765,8 @@ static const struct sample http_requests[] = {
         "X-Checksum: abc\r\nX-Other: 1\r\n\r\n"), 0, false, false },
     { S("PUT /z HTTP/1.1\r\nTransfer-Encoding: gzip, Chunked\r\n\r\n"
         "2 ; ext\r\n\r\n\r\n0\r\n\r\n"), 0, false, false },
-    { S("POST /e HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\ncontent-length: 4\r\n\r\n0\r\n\r"), 0, false, false },
+    { S("POST /e HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\ncontent-length: 4\r\n\r\n0\r\n\r"),
+      CODEC_INFO_CONTINUE, false, false },
     { S("POST /d HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc"), 0, false, false },
     { S("POST /z HTTP/1.1\r\nContent-Length: 0\r\n\r\n"), 0, false, false },
     { S("HEAD /file HTTP/1.1\r\nHost: x\r\n\r\n"), HTTP_HEAD, false, false },
@@ -933,6 +934,40 @@ START_TEST(test_http_flags)
 }
 END_TEST
 
+/* Parses a request head (and nothing of its body); returns its info. */
+static uint32_t http_head_info(const char *head, int want_rc)
+{
+    struct codec_parser p;
+    size_t used;
+
+    codec_http.request_begin(&p);
+    ck_assert_int_eq(codec_http.parse_request(&p, head, strlen(head), &used), want_rc);
+    ck_assert_uint_eq(used, strlen(head));
+    return p.info;
+}
+
+START_TEST(test_http_expect_continue)
+{
+    /* Set once the head is read and a body is still to come... */
+    ck_assert(http_head_info("POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n",
+                             CODEC_MORE) & CODEC_INFO_CONTINUE);
+    ck_assert(http_head_info("PUT / HTTP/1.1\r\nEXPECT:  100-Continue \r\nTransfer-Encoding: chunked\r\n\r\n",
+                             CODEC_MORE) & CODEC_INFO_CONTINUE);
+    /* ...not before the head ends, */
+    ck_assert(!(http_head_info("POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 4\r\n",
+                               CODEC_MORE) & CODEC_INFO_CONTINUE));
+    /* not without a body, not for HTTP/1.0, not for other expectations */
+    ck_assert(!(http_head_info("POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 0\r\n\r\n",
+                               CODEC_DONE) & CODEC_INFO_CONTINUE));
+    ck_assert(!(http_head_info("POST / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n",
+                               CODEC_MORE) & CODEC_INFO_CONTINUE));
+    ck_assert(!(http_head_info("POST / HTTP/1.1\r\nExpect: 200-ok\r\nContent-Length: 4\r\n\r\n",
+                               CODEC_MORE) & CODEC_INFO_CONTINUE));
+    expect_reply(&codec_http, CODEC_REPLY_CONTINUE, NULL, 1024, "HTTP/1.1 100 Continue\r\n\r\n");
+    expect_reply(&codec_http, CODEC_REPLY_CONTINUE, NULL, 24, "");
+}
+END_TEST
+
 /* Checks an HTTP reply: status line, headers, Content-Length matching the
  * body, and the body. */
 static void expect_http_reply(enum codec_reply kind, const char *reason, size_t cap,
@@ -997,6 +1032,7 @@ Suite *codec_suite(void)
     tcase_add_test(tc, test_http_responses);
     tcase_add_test(tc, test_http_bad);
     tcase_add_test(tc, test_http_flags);
+    tcase_add_test(tc, test_http_expect_continue);
     tcase_add_test(tc, test_http_reply);
     suite_add_tcase(s, tc);
 

@@ -36,6 +36,13 @@ class RawHttp:
         body, self.buf = self.buf[:n], self.buf[n:]
         return lines[0], headers, body
 
+    def final_response(self):
+        """The next response that is not an interim (1xx) one."""
+        while True:
+            st, h, body = self.response(head_only=self.buf.startswith(b"HTTP/1.1 1"))
+            if not st.startswith("HTTP/1.1 1"):
+                return st, h, body
+
 
 class _HttpMux:
     CONFIG = None
@@ -141,6 +148,48 @@ class _HttpMux:
             self.assertEqual((st, h["x-path"], body), ("HTTP/1.1 200 OK", "/cont", b"post /cont body"))
             st, h, body = raw.response()
             self.assertEqual((st, h["x-path"], body), ("HTTP/1.1 200 OK", "/next", b"path=/next"))
+
+    def test_expect_continue_answered_here(self):
+        """A client that holds its body back until "100 Continue" gets it
+        from Proximux as soon as the head is in (upstreams only ever see
+        whole requests), but never ahead of a response it is still owed.
+        With a body announced over max_message it gets 400 at once."""
+        with connect(self.port) as s:
+            raw = RawHttp(s)
+            s.sendall(b"GET /sleep/300/first HTTP/1.1\r\nHost: x\r\n\r\n"
+                      b"POST /cont HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+                      b"Content-Length: 4\r\n\r\n")
+            st, h, body = raw.response()
+            self.assertEqual((st, h["x-path"], body), ("HTTP/1.1 200 OK", "/sleep/300/first",
+                                                       b"path=/sleep/300/first"))
+            st, h, body = raw.response(head_only=True)
+            self.assertEqual((st, body), ("HTTP/1.1 100 Continue", b""))
+            s.sendall(b"body")
+            # The upstream's own "100 Continue" may come with the answer.
+            st, h, body = raw.final_response()
+            self.assertEqual((st, h["x-path"], body), ("HTTP/1.1 200 OK", "/cont", b"post /cont body"))
+            self.assertEqual(raw.buf, b"")
+            # The same client again, now with nothing owed before it.
+            s.sendall(b"POST /again HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+                      b"Content-Length: 3\r\n\r\n")
+            self.assertEqual(raw.response(head_only=True)[0], "HTTP/1.1 100 Continue")
+            s.sendall(b"abcGET /next HTTP/1.1\r\nHost: x\r\n\r\n")
+            st, h, body = raw.final_response()
+            self.assertEqual((st, h["x-path"], body), ("HTTP/1.1 200 OK", "/again", b"post /again abc"))
+            st, h, body = raw.final_response()
+            self.assertEqual((st, h["x-path"], body), ("HTTP/1.1 200 OK", "/next", b"path=/next"))
+            self.assertEqual(raw.buf, b"")
+
+        port = free_port()
+        self.start_proximux(config_env(port, [self.up.address], "http", self.CONFIG,
+                                       EXCHANGE_MAX_MESSAGE=4096))
+        with connect(port) as s:
+            s.sendall(b"POST /big HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+                      b"Content-Length: 100000\r\n\r\n")
+            st, h, body = RawHttp(s).response()
+            self.assertEqual((st, h["connection"]), ("HTTP/1.1 400 Bad Request", "close"))
+            self.assertEqual(body, b"proximux: request larger than max_message\n")
+            self.assertEqual(recv_until_eof(s), b"")
 
     def test_upstream_failure_502_and_timeout_504(self):
         """The upstream closes instead of answering: 502, and the client's
