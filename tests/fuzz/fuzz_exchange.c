@@ -325,8 +325,9 @@ static void reload(struct run *run, uint8_t a)
 
 /* ---- the harness's side of the sockets ------------------------------------ */
 
-/* Garbage mode: whether the codec sees c send a whole request, or bytes the
- * exchange would refuse; only then may c receive anything. */
+/* Garbage mode: whether the codec sees c send a whole request, bytes the
+ * exchange would refuse, or an HTTP head that waits for "100 Continue";
+ * only then may c receive anything. */
 static bool client_may_receive(const struct run *run, const struct client *c)
 {
     const struct codec_ops *codec = run->codec;
@@ -347,7 +348,7 @@ static bool client_may_receive(const struct run *run, const struct client *c)
         if (used == 0)
             break;
     }
-    return false;
+    return (p.info & CODEC_INFO_CONTINUE) != 0;
 }
 
 /* Ordered mode: checks one whole response line of c. */
