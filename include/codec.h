@@ -1,6 +1,16 @@
 /* Codecs find where one request and one response end in a byte stream, so
  * that a multiplexing exchange can pair every response with its request.
- * Each codec is an ops table; parsers are incremental and never copy. */
+ * Each codec is an ops table; parsers are incremental and never copy.
+ *
+ * The framing rule. A request is forwarded to a shared connection only if
+ * the upstream will frame it exactly as the codec did and answer it with
+ * exactly the replies the codec expects. Anything the upstream might parse
+ * differently (NUL or control bytes where the server's parser stops or
+ * splits, lines or tokens over the server's limits, ambiguous HTTP framing),
+ * refuse, close the connection on, or leave unanswered is refused by the
+ * codec (CODEC_ERROR, or CODEC_INFO_UNSUPPORTED when the client may go on)
+ * before it is sent. When in doubt, refuse: a refused request costs one
+ * client an error, a mis-framed one hands other clients' answers around. */
 #ifndef CODEC_H
 #define CODEC_H
 
@@ -24,6 +34,7 @@ enum codec_status {
 #define CODEC_INFO_UNSUPPORTED 0x0004u  /* cannot be multiplexed (MULTI, SUBSCRIBE...): refuse with CODEC_REPLY_CLIENT_ERROR */
 #define CODEC_INFO_CLOSE       0x0008u  /* HTTP: close the client after this response */
 #define CODEC_INFO_CONTINUE    0x0010u  /* HTTP: the client waits for CODEC_REPLY_CONTINUE before sending the body */
+#define CODEC_INFO_SKIP        0x0020u  /* not a request (empty lines the server ignores): drop the bytes, send nothing */
 #define CODEC_INFO_PRIVATE(x)  ((uint32_t)(x) << 16)
 #define CODEC_INFO_PRIVATE_GET(info) ((uint32_t)(info) >> 16)
 

@@ -773,9 +773,11 @@ static void mux_client_parse(struct mux *m, struct mux_client *c, struct buf *in
         uint32_t info = c->parser.info;
         c->scanned = 0;
         codec->request_begin(&c->parser);
-        mux_submit(m, c, buf_start(in), len, info);
-        if (c->closed)
-            return;
+        if (!(info & CODEC_INFO_SKIP)) {
+            mux_submit(m, c, buf_start(in), len, info);
+            if (c->closed)
+                return;
+        }
         buf_consume(in, len);
     }
 }

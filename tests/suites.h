@@ -9,5 +9,8 @@ Suite *buf_suite(void);
 Suite *reactor_suite(void);
 Suite *config_suite(void);
 Suite *codec_suite(void);
+Suite *codec_resp_suite(void);
+Suite *codec_memcache_suite(void);
+Suite *codec_http_suite(void);
 
 #endif

@@ -11,6 +11,9 @@ int main(void)
     srunner_add_suite(sr, reactor_suite());
     srunner_add_suite(sr, config_suite());
     srunner_add_suite(sr, codec_suite());
+    srunner_add_suite(sr, codec_resp_suite());
+    srunner_add_suite(sr, codec_memcache_suite());
+    srunner_add_suite(sr, codec_http_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
