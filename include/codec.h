@@ -92,6 +92,12 @@ struct codec_ops {
     /* true for raw: every chunk handed over is a whole message (one read is
      * one request, one upstream read completes a response). */
     bool by_read;
+    /* true for http: one request in flight per upstream connection, even
+     * when the exchange pipelines (funnel_async). An HTTP upstream closes
+     * the connection on many errors, and a response whose framing the
+     * upstream gets wrong would be handed to the next client; nginx,
+     * HAProxy and Envoy never pipeline upstream either. */
+    bool one_in_flight;
     void (*request_begin)(struct codec_parser *p);
     codec_parse_fn parse_request;
     /* info is the request's p->info as found by parse_request. */

@@ -57,6 +57,8 @@ struct config {
     long backoff_min;                   /* PROXY_BACKOFF_MIN, pool.backoff_min: ms */
     long backoff_max;                   /* PROXY_BACKOFF_MAX, pool.backoff_max: ms */
 
+    long request_memory;                /* LIMITS_REQUEST_MEMORY, limits.request_memory: bytes of partial requests, all clients */
+
     long shutdown_timeout;              /* SHUTDOWN_TIMEOUT, shutdown_timeout: ms */
 
     int ntargets;

@@ -563,6 +563,7 @@ static size_t http_reply(enum codec_reply kind, const char *reason, char *out, s
 const struct codec_ops codec_http = {
     .name = "http",
     .by_read = false,
+    .one_in_flight = true,
     .request_begin = http_request_begin,
     .parse_request = http_parse_request,
     .response_begin = http_response_begin,

@@ -59,7 +59,7 @@ static const struct setting settings[] = {
     { "exchange.mode",             "EXCHANGE_MODE", "",             T_MODE,  CF(mode),             "auto",       0,    0,          "",      0 },
     { "exchange.codec",            "EXCHANGE_CODEC", "",            T_CODEC, CF(codec),            "raw",        0,    0,          "",      0 },
     { "exchange.funnel_async",     "EXCHANGE_FUNNEL_ASYNC", "",     T_BOOL,  CF(funnel_async),     "false",      0,    0,          "",      0 },
-    { "exchange.response_timeout", "EXCHANGE_RESPONSE_TIMEOUT", "", T_LONG,  CF(response_timeout), "-1",         1,    86400000,   "ms",    S_OFF | S_RELOAD },
+    { "exchange.response_timeout", "EXCHANGE_RESPONSE_TIMEOUT", "", T_LONG,  CF(response_timeout), "30000",         1,    86400000,   "ms",    S_OFF | S_RELOAD },
     { "exchange.queue_limit",      "EXCHANGE_QUEUE_LIMIT", "",      T_LONG,  CF(queue_limit),      "10000",      1,    10000000,   "",      S_RELOAD },
     { "exchange.queue_timeout",    "EXCHANGE_QUEUE_TIMEOUT", "",    T_LONG,  CF(queue_timeout),    "-1",         1,    86400000,   "ms",    S_OFF | S_RELOAD },
     { "exchange.max_message",      "EXCHANGE_MAX_MESSAGE", "",      T_LONG,  CF(max_message),      "67108864",   1024, 1073741824, "bytes", S_RELOAD },
@@ -69,6 +69,7 @@ static const struct setting settings[] = {
     { "pool.connect_timeout",      "PROXY_CONNECT_TIMEOUT", "",     T_LONG,  CF(connect_timeout),  "5000",       1,    600000,     "ms",    S_RELOAD },
     { "pool.backoff_min",          "PROXY_BACKOFF_MIN", "",         T_LONG,  CF(backoff_min),      "100",        1,    600000,     "ms",    S_RELOAD },
     { "pool.backoff_max",          "PROXY_BACKOFF_MAX", "",         T_LONG,  CF(backoff_max),      "5000",       1,    3600000,    "ms",    S_RELOAD },
+    { "limits.request_memory",     "LIMITS_REQUEST_MEMORY", "",     T_LONG,  CF(request_memory),   "268435456",  65536, 1099511627776, "bytes", S_RELOAD },
     { "shutdown_timeout",          "SHUTDOWN_TIMEOUT", "",          T_LONG,  CF(shutdown_timeout), "10000",      0,    3600000,    "ms",    S_RELOAD },
 };
 
@@ -900,6 +901,9 @@ void config_dump(const struct config *c, FILE *out)
     if (*addr != '\0')
         fprintf(out, "# listen: %s\n", addr);
     fprintf(out, "# mode: %s (%s)\n", config_mode_name(derive_mode(c)), mode_reason(c));
+    if (strcmp(c->codec, "http") == 0 && derive_mode(c) != MODE_PROXY)
+        fprintf(out, "# http: one request in flight per upstream connection; funnel_async %s\n",
+                c->funnel_async ? "changes nothing for http" : "is off");
 }
 
 static bool field_equal(const struct setting *s, const struct config *a, const struct config *b)

@@ -81,6 +81,8 @@ struct mux_client {
     char peer[CONN_ADDR_MAX];
     struct conn conn;               /* conn.out: responses to write */
     struct buf in;                  /* request bytes not yet framed */
+    size_t counted;                 /* in.cap as counted in m->partial_bytes */
+    bool mem_paused;                /* not read: the request memory budget is spent */
     struct codec_parser parser;
     size_t scanned;                 /* bytes of in the parser has consumed */
     struct mux_request *head;       /* outstanding requests, in order */
@@ -104,6 +106,7 @@ struct mux_upstream {
     struct mux_queue sent;
     struct codec_parser parser;     /* response to the head of sent */
     bool parsing;                   /* parser holds a response in progress */
+    bool draining;                  /* ... larger than max_message: dropped as parsed */
     size_t scanned;                 /* bytes of slot->in the parser consumed */
     bool retiring;                  /* upstream will close: send no more */
     bool dirty;
@@ -117,6 +120,8 @@ struct mux {
     struct mux_client *dirty_clients;
     struct mux_client *graveyard;   /* closed clients, freed before sleep */
     size_t queued;                  /* requests waiting, all upstreams */
+    size_t partial_bytes;           /* memory of all clients' partial requests (their in) */
+    size_t mem_paused;              /* clients not read because of it */
     unsigned next_pick;
     uint64_t started;
     char *scratch;                  /* reads land here first: see mux_read */
@@ -194,6 +199,35 @@ static void mux_client_mark_dirty(struct mux_client *c)
     c->m->dirty_clients = c;
 }
 
+/*
+ * The request memory budget (limits.request_memory): the buffers holding
+ * the partial requests of all clients together. Once it is spent, clients
+ * that hold a partial request are not read (back-pressure: the kernel
+ * buffers fill and they stop sending), while clients holding nothing are
+ * still read, since their whole requests need no buffer. The janitor then
+ * refuses the clients holding the most until the total is under budget
+ * (mux_enforce_request_memory), so that paused clients cannot hold it
+ * forever.
+ */
+static void mux_client_account(struct mux_client *c)
+{
+    struct mux *m = c->m;
+
+    m->partial_bytes = m->partial_bytes - c->counted + c->in.cap;
+    c->counted = c->in.cap;
+}
+
+static bool mux_over_budget(const struct mux *m)
+{
+    return m->partial_bytes >= (size_t)mux_config(m)->request_memory;
+}
+
+/* Whether c may be read as far as the request memory budget goes. */
+static bool mux_client_within_budget(const struct mux_client *c)
+{
+    return c->counted == 0 || !mux_over_budget(c->m);
+}
+
 /* Disowns every outstanding request of c: responses still to come are
  * read and dropped. */
 static void mux_client_drop_requests(struct mux_client *c)
@@ -239,6 +273,11 @@ static void mux_client_close(struct mux_client *c, const char *reason)
     }
     conn_close(&c->conn, m->x->reactor);
     buf_free(&c->in);
+    mux_client_account(c);
+    if (c->mem_paused) {
+        c->mem_paused = false;
+        m->mem_paused--;
+    }
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -401,7 +440,7 @@ static bool mux_can_send(const struct mux *m, const struct mux_upstream *up)
 
     if (up->slot->state != SLOT_READY || up->retiring)
         return false;
-    if (!cfg->funnel_async)
+    if (!cfg->funnel_async || m->x->codec->one_in_flight)
         return up->sent.len == 0;
     return buf_len(&up->slot->conn.out) < (size_t)cfg->buffer_size;
 }
@@ -479,6 +518,7 @@ static void mux_upstream_fail(struct mux *m, struct mux_upstream *up, const char
         kind = kind == CODEC_REPLY_TIMEOUT ? CODEC_REPLY_SERVER_ERROR : kind;
     }
     up->parsing = false;
+    up->draining = false;
     up->scanned = 0;
     up->retiring = false;
     up->dirty = false;
@@ -535,6 +575,7 @@ static void mux_upstream_parse(struct mux *m, struct mux_upstream *up, struct bu
         if (!up->parsing) {
             codec->response_begin(&up->parser, req->info);
             up->parsing = true;
+            up->draining = false;
             up->scanned = 0;
         }
         size_t used = 0;
@@ -547,9 +588,16 @@ static void mux_upstream_parse(struct mux *m, struct mux_upstream *up, struct bu
             return;
         }
         up->scanned += used;
-        if (up->scanned > (size_t)cfg->max_message) {
-            mux_upstream_fail(m, up, "response larger than max_message", CODEC_REPLY_SERVER_ERROR, true);
-            return;
+        if (up->scanned > (size_t)cfg->max_message && !up->draining) {
+            /* Too large to hold: read it to its end and drop it, so that
+             * only its own request fails and the connection stays usable. */
+            log_error("upstream #%llu %s: response larger than max_message (%ld bytes); dropping it",
+                      (unsigned long long)up->slot->id, up->slot->peer, cfg->max_message);
+            up->draining = true;
+        }
+        if (up->draining) {
+            buf_consume(in, up->scanned);
+            up->scanned = 0;
         }
         if (rc == CODEC_MORE)
             return;
@@ -559,9 +607,13 @@ static void mux_upstream_parse(struct mux *m, struct mux_upstream *up, struct bu
         up->slot->failures = 0;
         bool retire = up->parser.close_after;
         request_leave_upstream(req);
-        mux_respond(req, buf_start(in), up->scanned, false);
+        if (up->draining)
+            mux_reply(m, req, CODEC_REPLY_SERVER_ERROR, "response larger than max_message");
+        else
+            mux_respond(req, buf_start(in), up->scanned, false);
         buf_consume(in, up->scanned);
         up->scanned = 0;
+        up->draining = false;
         if (retire) {
             /* The upstream said it will close: send nothing more on it. */
             up->retiring = true;
@@ -603,7 +655,10 @@ static void mux_upstream_io(struct pool *p, struct pool_slot *s, int mask)
             up->parsing = false;
             request_leave_upstream(req);
             /* Its client can only tell where the body ends by the close. */
-            mux_respond(req, buf_start(&s->in), up->scanned, true);
+            if (up->draining)
+                mux_reply(m, req, CODEC_REPLY_SERVER_ERROR, "response larger than max_message");
+            else
+                mux_respond(req, buf_start(&s->in), up->scanned, true);
             buf_consume(&s->in, up->scanned);
             up->scanned = 0;
         }
@@ -719,6 +774,7 @@ static void mux_client_refuse(struct mux *m, struct mux_client *c, const char *w
 
     c->closing = true;
     buf_free(&c->in);
+    mux_client_account(c);
     c->scanned = 0;
     if (req == NULL) {
         mux_client_close(c, "out of memory");
@@ -794,9 +850,18 @@ static void mux_client_update(struct mux_client *c)
         mux_client_close(c, c->conn.eof ? "client closed" : c->closing ? "closing" : "shutdown");
         return;
     }
+    mux_client_account(c);
     bool reading = !c->closing && !c->conn.eof && !m->x->shutting_down &&
                    buf_len(&c->conn.out) < (size_t)cfg->buffer_size && c->npending < MUX_CLIENT_PIPELINE;
-    if (!reading) {
+    bool paused = reading && !mux_client_within_budget(c);
+    if (paused != c->mem_paused) {
+        c->mem_paused = paused;
+        if (paused)
+            m->mem_paused++;
+        else
+            m->mem_paused--;
+    }
+    if (!reading || paused) {
         reactor_del(m->x->reactor, c->conn.fd, REACTOR_READABLE);
     } else if (reactor_add(m->x->reactor, c->conn.fd, REACTOR_READABLE, mux_client_event, c) != PMX_OK) {
         log_error_errno("#%llu epoll", (unsigned long long)c->id);
@@ -833,7 +898,7 @@ static void mux_client_event(struct reactor *r, int fd, void *data, int mask)
         if (c->closed)
             return;
     }
-    if ((mask & REACTOR_READABLE) && !c->closing && !c->conn.eof) {
+    if ((mask & REACTOR_READABLE) && !c->closing && !c->conn.eof && mux_client_within_budget(c)) {
         struct buf view;
         struct buf *in;
         ssize_t n = mux_read(m, &c->conn, &c->in, &view, &in);
@@ -942,6 +1007,33 @@ static void mux_expire_queue(struct mux *m, struct mux_upstream *up, uint64_t no
     }
 }
 
+/* Refuses the clients holding the largest partial requests until the
+ * budget is no longer spent, then reads the paused ones again. */
+static void mux_enforce_request_memory(struct mux *m)
+{
+    struct mux_client *next;
+
+    while (mux_over_budget(m)) {
+        struct mux_client *big = NULL;
+        for (struct mux_client *c = m->clients; c; c = c->next)
+            if (c->counted > 0 && (big == NULL || c->counted > big->counted))
+                big = c;
+        if (big == NULL)
+            break;
+        log_error("#%llu client %s: holds %zu bytes of partial request; request memory budget (%ld) spent, refusing it",
+                  (unsigned long long)big->id, big->peer, big->counted, mux_config(m)->request_memory);
+        mux_client_refuse(m, big, "request memory limit reached");
+        mux_client_update(big);
+    }
+    if (m->mem_paused == 0)
+        return;
+    for (struct mux_client *c = m->clients; c; c = next) {
+        next = c->next;
+        if (c->mem_paused)
+            mux_client_update(c);
+    }
+}
+
 static void mux_warmup_check(struct mux *m)
 {
     struct exchange *x = m->x;
@@ -967,6 +1059,7 @@ static void mux_tick(struct exchange *x)
 
     pool_tick(&m->pool);
     mux_warmup_check(m);
+    mux_enforce_request_memory(m);
     for (int i = 0; i < m->pool.nslots; i++) {
         struct mux_upstream *up = &m->ups[i];
         struct pool_slot *s = up->slot;

@@ -151,10 +151,11 @@ static void assert_defaults_except_required(const struct config *c)
     ck_assert_int_eq(c->mode, MODE_AUTO);
     ck_assert_str_eq(c->codec, "raw");
     ck_assert_int_eq(c->funnel_async, 0);
-    ck_assert_int_eq(c->response_timeout, -1);
+    ck_assert_int_eq(c->response_timeout, 30000);
     ck_assert_int_eq(c->queue_limit, 10000);
     ck_assert_int_eq(c->queue_timeout, -1);
     ck_assert_int_eq(c->max_message, 67108864);
+    ck_assert_int_eq(c->request_memory, 268435456);
     ck_assert_int_eq(c->inactive_timeout, -1);
     ck_assert_int_eq(c->warmup, 0);
     ck_assert_int_eq(c->connect_timeout, 5000);
@@ -203,11 +204,12 @@ START_TEST(env_every_setting)
         "EXCHANGE_QUEUE_TIMEOUT=1", "EXCHANGE_MAX_MESSAGE=1024",
         "PROXY_CONNECTIONS_CNT=100000", "PROXY_INACTIVE_TIMEOUT=1", "PROXY_WARMUP=1",
         "PROXY_CONNECT_TIMEOUT=600000", "PROXY_BACKOFF_MIN=7", "PROXY_BACKOFF_MAX=7",
-        "SHUTDOWN_TIMEOUT=0",
+        "SHUTDOWN_TIMEOUT=0", "LIMITS_REQUEST_MEMORY=65536",
         "TARGET_HOST_1=127.0.0.1", "TARGET_PORT_1=65535", "TARGET_CONN_1_KEEP_ALIVE=No",
         "TARGET_HOST_2=[::1]", "TARGET_PORT_2=2", "TARGET_CONN_2_KEEP_ALIVE=1",
         "UNRELATED=x")), PMX_OK);
     ck_assert_int_eq(cfg->log_level, 3);
+    ck_assert_int_eq(cfg->request_memory, 65536);
     ck_assert_str_eq(cfg->log_file, "/var/log/proximux.log");
     ck_assert_str_eq(cfg->local_host, "::1");
     ck_assert_int_eq(cfg->local_port, 1);
@@ -437,6 +439,7 @@ static const struct {
     { { "EXCHANGE_RESPONSE_TIMEOUT=0" }, "EXCHANGE_RESPONSE_TIMEOUT: \"0\" is out of range (-1 or 1-86400000 ms)", 0 },
     { { "EXCHANGE_QUEUE_LIMIT=0" }, "EXCHANGE_QUEUE_LIMIT: \"0\" is out of range (1-10000000)", 0 },
     { { "EXCHANGE_QUEUE_TIMEOUT=86400001" }, "EXCHANGE_QUEUE_TIMEOUT: \"86400001\" is out of range (-1 or 1-86400000 ms)", 0 },
+    { { "LIMITS_REQUEST_MEMORY=65535" }, "LIMITS_REQUEST_MEMORY: \"65535\" is out of range (65536-1099511627776 bytes)", 0 },
     { { "EXCHANGE_MAX_MESSAGE=1k" }, "EXCHANGE_MAX_MESSAGE: \"1k\" is not a number (1024-1073741824 bytes)", 0 },
     { { "PROXY_CONNECTIONS_CNT=0" }, "PROXY_CONNECTIONS_CNT: \"0\" is out of range (1-100000)", 0 },
     { { "PROXY_CONNECTIONS_CNT=100001" }, "PROXY_CONNECTIONS_CNT: \"100001\" is out of range (1-100000)", 0 },
@@ -556,7 +559,7 @@ static const struct {
     { "local:\n  host: 127.0.0.1\n  port: 1\n  bogus: 1\n",
       "local.bogus (@FILE@ line 4): unknown setting (local takes host, port, ipv6_only, max_connections, buffer_size, output_limit)", 0 },
     { "bogus: 1\n",
-      "bogus (@FILE@ line 1): unknown setting (the top level takes log_level, log_file, local, exchange, pool, shutdown_timeout, targets)", 0 },
+      "bogus (@FILE@ line 1): unknown setting (the top level takes log_level, log_file, local, exchange, pool, limits, shutdown_timeout, targets)", 0 },
     { "pool: {connection: 2}\n",
       "pool.connection (@FILE@ line 1): unknown setting (pool takes connections, inactive_timeout, warmup, connect_timeout, backoff_min, backoff_max)", 0 },
     { "log_level: 1\nlocal: 5\n", "local (@FILE@ line 2): expected a mapping", 0 },

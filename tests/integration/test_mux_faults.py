@@ -537,8 +537,9 @@ class MuxFaultsTest(ProximuxTestCase):
     def test_l_max_message(self):
         """EXCHANGE_MAX_MESSAGE=1024: a larger request gets an error and its
         client is closed (whether or not it arrives in one read); a larger
-        response fails its request and the upstream connection is
-        recycled."""
+        response is read to its end and dropped: only its own request fails,
+        and the upstream connection stays in use (a client that asks for a
+        huge value cannot fail other clients' requests)."""
         up = self.upstream(RespServer())
         pmx = self.start([up.address], "resp", "fifo_sync", EXCHANGE_MAX_MESSAGE=1024)
         with Resp(self.port) as b:
@@ -547,7 +548,13 @@ class MuxFaultsTest(ProximuxTestCase):
             got = b.command("REPEAT", 500, "0123456789")
             self.assertTrue(is_proximux_error(got), got)
             self.assertEqual(b.command("ECHO", "ok"), b"ok")
-            self.assertEqual(len(up.records), 2, "upstream connection not recycled")
+            self.assertEqual(len(up.records), 1, "upstream connection was recycled")
+            # Pipelined behind the large one, on the same connection.
+            b.send("REPEAT", 500, "0123456789")
+            b.send("ECHO", "behind")
+            self.assertTrue(is_proximux_error(b.read_reply()))
+            self.assertEqual(b.read_reply(), b"behind")
+            self.assertEqual(len(up.records), 1, "upstream connection was recycled")
             # Larger request, in pieces.
             with Resp(self.port) as a:
                 big = resp_encode("ECHO", "x" * 3000)

@@ -3,6 +3,7 @@ keep-alive upstream (Python's ThreadingHTTPServer)."""
 
 import http.client
 import socket
+import threading
 
 from harness import (ProximuxTestCase, closed_by_peer, connect, free_port, recv_until_eof,
                      run_threads)
@@ -299,3 +300,90 @@ class HttpFunnel2Sync(_HttpMux, ProximuxTestCase):
 
 class HttpFunnel2Async(_HttpMux, ProximuxTestCase):
     CONFIG = "funnel2_async"
+
+
+class _WatchingUpstream:
+    """A raw HTTP/1.1 upstream on one port that answers each request after
+    a pause, and records every time a second request reached a connection
+    before the first was answered (pipelining)."""
+
+    def __init__(self, pause=0.15):
+        self.pause = pause
+        self.pipelined = []
+        self.served = []
+        self.lsock = socket.socket()
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(16)
+        self.port = self.lsock.getsockname()[1]
+        self.threads = []
+        t = threading.Thread(target=self._accept, daemon=True)
+        t.start()
+
+    @property
+    def address(self):
+        return ("127.0.0.1", self.port)
+
+    def _accept(self):
+        while True:
+            try:
+                s, _ = self.lsock.accept()
+            except OSError:
+                return
+            t = threading.Thread(target=self._serve, args=(s,), daemon=True)
+            t.start()
+
+    def _serve(self, s):
+        buf = b""
+        with s:
+            while True:
+                while b"\r\n\r\n" not in buf:
+                    b = s.recv(65536)
+                    if not b:
+                        return
+                    buf += b
+                head, buf = buf.split(b"\r\n\r\n", 1)
+                path = head.split(b" ")[1]
+                # Anything more arriving before the answer is pipelining.
+                s.settimeout(self.pause)
+                try:
+                    more = s.recv(65536)
+                    if not more:
+                        return
+                    buf += more
+                    self.pipelined.append(path)
+                except socket.timeout:
+                    pass
+                s.settimeout(None)
+                self.served.append(path)
+                body = b"path=" + path
+                s.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+
+    def stop(self):
+        self.lsock.close()
+
+
+class HttpOneInFlight(ProximuxTestCase):
+    def test_funnel_async_keeps_one_request_in_flight(self):
+        """http with funnel_async: requests of different clients are never
+        pipelined on one upstream connection (an upstream that closes after
+        an error would fail every request behind it)."""
+        up = _WatchingUpstream()
+        self.addCleanup(up.stop)
+        port = free_port()
+        pmx = self.start_proximux(config_env(port, [up.address], "http", "fifo_async"))
+
+        def client(cid):
+            with connect(port) as s:
+                raw = RawHttp(s)
+                for i in range(3):
+                    path = "/c%d/r%d" % (cid, i)
+                    s.sendall(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % path.encode())
+                    st, h, body = raw.response()
+                    if (st, body) != ("HTTP/1.1 200 OK", b"path=" + path.encode()):
+                        raise AssertionError("client %d: %r %r" % (cid, st, body))
+            return True
+
+        self.assertEqual(run_threads(client, 4, timeout=30), [True] * 4)
+        self.assertEqual(len(up.served), 12)
+        self.assertEqual(up.pipelined, [], "requests pipelined on one upstream connection")
+        self.assert_proximux_ok(pmx)
