@@ -74,6 +74,15 @@ start_target() {
         proximux)
             start_proximux "$T_PORT" EXCHANGE_MODE=proxy PROXY_CONNECTIONS_CNT=1 \
                 "${t4[@]}" || rc=1 ;;
+        proximux-orig64)
+            # Proxy mode as the original Proximux configures it: mode auto
+            # with LOCAL_MAX_CONNECTIONS = PROXY_CONNECTIONS_CNT = 64 and 64
+            # targets; redis-benchmark's 50 clients reconnect between phases
+            # while the previous sessions drain.
+            local i t64=()
+            for i in $(seq 1 64); do t64+=("TARGET_HOST_$i=127.0.0.1" "TARGET_PORT_$i=$be"); done
+            start_proximux "$T_PORT" LOCAL_MAX_CONNECTIONS=64 PROXY_CONNECTIONS_CNT=64 \
+                "${t64[@]}" || rc=1 ;;
         proximux-fifo|proximux-fifo-async)
             local async=0; [ "$name" = proximux-fifo-async ] && async=1
             start_proximux "$T_PORT" EXCHANGE_MODE=fifo PROXY_CONNECTIONS_CNT=1 \
@@ -210,7 +219,7 @@ section_proxy() {
     start_redis "$rport"
     for rep in $(seq 1 "$REPEAT"); do
         for p in $PIPELINES; do
-            for tgt in direct haproxy proximux; do
+            for tgt in direct haproxy proximux proximux-orig64; do
                 bench_redis proxy "$tgt" "$rport" "$p" "$rep"
             done
         done
@@ -338,3 +347,12 @@ BENCH_META="_$(date -u +%Y-%m-%d), $(nproc) CPUs, loopback, $CLIENTS client conn
 median of $REPEAT run(s) of ~${SECS}s each, $pin_desc, load average at start $LOAD_START; \
 proximux: $pmx_version._" \
     python3 "$BENCH_DIR/benchtool.py" report "$RESULTS"
+
+# A phase that printed no result is an error, not a zero: the run fails.
+incomplete=$(awk -F'\t' '$6 == "n/a" { print $2 " P=" $3 " " $4 }' "$RESULTS" | sort -u)
+if [ -n "$incomplete" ]; then
+    log ""
+    log "ERROR: these benchmark phases did not complete (reasons above):"
+    printf '%s\n' "$incomplete" | sed 's/^/  /' >&2
+    exit 1
+fi

@@ -39,6 +39,7 @@ struct config {
     int local_port;                     /* LOCAL_PORT, local.port: required */
     bool ipv6_only;                     /* LOCAL_IPV6_ONLY, local.ipv6_only */
     long max_connections;               /* LOCAL_MAX_CONNECTIONS, local.max_connections: -1 or >= 1 */
+    long max_wait;                      /* LOCAL_MAX_WAIT, local.max_wait: ms a client waits for a free slot; 0 refuse at once */
     long buffer_size;                   /* LOCAL_BUFFER_SIZE, local.buffer_size: bytes per direction */
     long output_limit;                  /* LOCAL_OUTPUT_LIMIT, local.output_limit: bytes queued to one client */
 

@@ -48,6 +48,8 @@ struct exchange {
      * time the last client leaves. */
     void (*on_ready)(struct exchange *x);
     void (*on_idle)(struct exchange *x);
+    /* Told each time a client leaves (its slot in max_connections frees). */
+    void (*on_client_removed)(struct exchange *x);
     /* Told when a mode could not get a file descriptor: pause accepting. */
     void (*on_out_of_fds)(struct exchange *x);
     void *owner;

@@ -1,8 +1,10 @@
 /* The listening socket: accepts clients until EAGAIN, enforces
- * max_connections and hands each client to the exchange. */
+ * max_connections (new clients wait in the listen backlog for up to
+ * local.max_wait) and hands each client to the exchange. */
 #ifndef LISTENER_H
 #define LISTENER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include "pmx.h"
 
@@ -15,6 +17,8 @@ struct listener {
     struct reactor *reactor;
     struct exchange *exchange;
     long long retry_timer;      /* set while paused after EMFILE */
+    bool full;                  /* paused: max_connections clients connected */
+    long long wait_timer;       /* set while clients may be waiting in the backlog */
 };
 
 /* Binds and listens on the configured address. Returns PMX_OK, or PMX_ERR
@@ -26,6 +30,9 @@ int listener_start(struct listener *l, struct reactor *r, struct exchange *x) PM
 
 /* Out of file descriptors: stops accepting for a moment (100 ms). */
 void listener_pause(struct listener *l);
+
+/* A client left: accept again if max_connections had paused accepting. */
+void listener_slot_freed(struct listener *l);
 
 /* Stops accepting and closes the socket. */
 void listener_close(struct listener *l);

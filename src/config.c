@@ -54,6 +54,7 @@ static const struct setting settings[] = {
     { "local.port",                "LOCAL_PORT", "",                T_PORT,  CF(local_port),       NULL,         1,    65535,      "",      S_REQUIRED },
     { "local.ipv6_only",           "LOCAL_IPV6_ONLY", "",           T_BOOL,  CF(ipv6_only),        "false",      0,    0,          "",      0 },
     { "local.max_connections",     "LOCAL_MAX_CONNECTIONS", "",     T_LONG,  CF(max_connections),  "-1",         1,    1000000,    "",      S_OFF | S_RELOAD },
+    { "local.max_wait",            "LOCAL_MAX_WAIT", "",            T_LONG,  CF(max_wait),         "1000",       0,    3600000,    "ms",    S_RELOAD },
     { "local.buffer_size",         "LOCAL_BUFFER_SIZE", "",         T_LONG,  CF(buffer_size),      "65536",      1024, 67108864,   "bytes", 0 },
     { "local.output_limit",        "LOCAL_OUTPUT_LIMIT", "",        T_LONG,  CF(output_limit),     "16777216",   1024, 1073741824, "bytes", S_RELOAD },
     { "exchange.mode",             "EXCHANGE_MODE", "",             T_MODE,  CF(mode),             "auto",       0,    0,          "",      0 },

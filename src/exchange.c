@@ -51,6 +51,8 @@ void exchange_client_added(struct exchange *x)
 void exchange_client_removed(struct exchange *x)
 {
     x->nclients--;
+    if (x->on_client_removed)
+        x->on_client_removed(x);
     if (x->nclients == 0 && x->on_idle)
         x->on_idle(x);
 }

@@ -46,6 +46,7 @@ struct session {
     uint64_t last_active;
     uint64_t last_upstream_byte;    /* when the upstream last sent something */
     bool awaiting_answer;           /* the client spoke after the upstream last did */
+    bool client_released;           /* client socket closed, its max_connections slot freed */
     struct proxy *px;
     struct session *prev;
     struct session *next;
@@ -69,10 +70,22 @@ static size_t proxy_limit(const struct proxy *px)
     return (size_t)px->x->config->buffer_size;
 }
 
+/* Closes the client's socket and frees its slot in max_connections, while
+ * the upstream side may still be finishing. */
+static void session_release_client(struct session *s)
+{
+    if (s->client_released)
+        return;
+    s->client_released = true;
+    conn_close(&s->client, s->px->x->reactor);
+    exchange_client_removed(s->px->x);
+}
+
 static void session_close(struct session *s, const char *reason)
 {
     struct proxy *px = s->px;
     struct reactor *r = px->x->reactor;
+    bool released = s->client_released;
 
     log_info("close #%llu client %s upstream %s: %s (from client %llu, to client %llu bytes)",
              (unsigned long long)s->id, s->peer, s->target[0] ? s->target : "-", reason,
@@ -86,7 +99,8 @@ static void session_close(struct session *s, const char *reason)
     if (s->next)
         s->next->prev = s->prev;
     free(s);
-    exchange_client_removed(px->x);
+    if (!released)
+        exchange_client_removed(px->x);
 }
 
 /* Starts connecting to s->target_index; on failure moves on to the next
@@ -233,6 +247,10 @@ static void session_update(struct session *s)
             session_close(s, cl->failed ? "client error" : "upstream error");
             return;
         }
+        /* A client that is gone for good (reset, failed write) gives its
+         * slot back now; its last bytes still go to the upstream. */
+        if (cl->failed)
+            session_release_client(s);
     } else if (cl->eof && up->eof && buf_len(&cl->out) == 0 && buf_len(&up->out) == 0) {
         session_close(s, up->bytes_in == 0 && cl->bytes_in == 0 ? "closed without data" : "closed");
         return;
@@ -261,7 +279,7 @@ static void session_update(struct session *s)
         if (buf_len(&up->out) > 0 && !up->failed)
             want_up |= REACTOR_WRITABLE;
     }
-    if (watch(r, cl->fd, want_cl, proxy_client_event, s) != PMX_OK ||
+    if ((cl->fd >= 0 && watch(r, cl->fd, want_cl, proxy_client_event, s) != PMX_OK) ||
         (up->fd >= 0 && watch(r, up->fd, want_up, proxy_upstream_event, s) != PMX_OK)) {
         log_error_errno("#%llu epoll", (unsigned long long)s->id);
         session_close(s, "epoll error");

@@ -69,6 +69,14 @@ static void daemon_on_idle(struct exchange *x)
     }
 }
 
+static void daemon_on_client_removed(struct exchange *x)
+{
+    struct daemon *d = x->owner;
+
+    if (d->accepting)
+        listener_slot_freed(&d->listener);
+}
+
 static void daemon_on_out_of_fds(struct exchange *x)
 {
     struct daemon *d = x->owner;
@@ -276,6 +284,7 @@ int main(int argc, char **argv)
     d.exchange.owner = &d;
     d.exchange.on_ready = daemon_on_ready;
     d.exchange.on_idle = daemon_on_idle;
+    d.exchange.on_client_removed = daemon_on_client_removed;
     d.exchange.on_out_of_fds = daemon_on_out_of_fds;
     log_info("proximux %s starting: %s mode, %s codec, %d upstream connection%s, %d target%s",
              PMX_VERSION, d.exchange.ops->name, d.exchange.codec->name, d.config->connections,

@@ -156,6 +156,7 @@ static void assert_defaults_except_required(const struct config *c)
     ck_assert_int_eq(c->queue_timeout, -1);
     ck_assert_int_eq(c->max_message, 67108864);
     ck_assert_int_eq(c->request_memory, 268435456);
+    ck_assert_int_eq(c->max_wait, 1000);
     ck_assert_int_eq(c->inactive_timeout, -1);
     ck_assert_int_eq(c->warmup, 0);
     ck_assert_int_eq(c->connect_timeout, 5000);
@@ -204,12 +205,13 @@ START_TEST(env_every_setting)
         "EXCHANGE_QUEUE_TIMEOUT=1", "EXCHANGE_MAX_MESSAGE=1024",
         "PROXY_CONNECTIONS_CNT=100000", "PROXY_INACTIVE_TIMEOUT=1", "PROXY_WARMUP=1",
         "PROXY_CONNECT_TIMEOUT=600000", "PROXY_BACKOFF_MIN=7", "PROXY_BACKOFF_MAX=7",
-        "SHUTDOWN_TIMEOUT=0", "LIMITS_REQUEST_MEMORY=65536",
+        "SHUTDOWN_TIMEOUT=0", "LIMITS_REQUEST_MEMORY=65536", "LOCAL_MAX_WAIT=0",
         "TARGET_HOST_1=127.0.0.1", "TARGET_PORT_1=65535", "TARGET_CONN_1_KEEP_ALIVE=No",
         "TARGET_HOST_2=[::1]", "TARGET_PORT_2=2", "TARGET_CONN_2_KEEP_ALIVE=1",
         "UNRELATED=x")), PMX_OK);
     ck_assert_int_eq(cfg->log_level, 3);
     ck_assert_int_eq(cfg->request_memory, 65536);
+    ck_assert_int_eq(cfg->max_wait, 0);
     ck_assert_str_eq(cfg->log_file, "/var/log/proximux.log");
     ck_assert_str_eq(cfg->local_host, "::1");
     ck_assert_int_eq(cfg->local_port, 1);
@@ -439,6 +441,7 @@ static const struct {
     { { "EXCHANGE_RESPONSE_TIMEOUT=0" }, "EXCHANGE_RESPONSE_TIMEOUT: \"0\" is out of range (-1 or 1-86400000 ms)", 0 },
     { { "EXCHANGE_QUEUE_LIMIT=0" }, "EXCHANGE_QUEUE_LIMIT: \"0\" is out of range (1-10000000)", 0 },
     { { "EXCHANGE_QUEUE_TIMEOUT=86400001" }, "EXCHANGE_QUEUE_TIMEOUT: \"86400001\" is out of range (-1 or 1-86400000 ms)", 0 },
+    { { "LOCAL_MAX_WAIT=-1" }, "LOCAL_MAX_WAIT: \"-1\" is out of range (0-3600000 ms)", 0 },
     { { "LIMITS_REQUEST_MEMORY=65535" }, "LIMITS_REQUEST_MEMORY: \"65535\" is out of range (65536-1099511627776 bytes)", 0 },
     { { "EXCHANGE_MAX_MESSAGE=1k" }, "EXCHANGE_MAX_MESSAGE: \"1k\" is not a number (1024-1073741824 bytes)", 0 },
     { { "PROXY_CONNECTIONS_CNT=0" }, "PROXY_CONNECTIONS_CNT: \"0\" is out of range (1-100000)", 0 },
@@ -557,7 +560,7 @@ static const struct {
     { "local: {port: \"\"}\n", "local.port (@FILE@ line 1): \"\" is not a port (1-65535)", 0 },
     { "local: {port: }\n", "local.port (@FILE@ line 1): \"\" is not a port (1-65535)", 0 },
     { "local:\n  host: 127.0.0.1\n  port: 1\n  bogus: 1\n",
-      "local.bogus (@FILE@ line 4): unknown setting (local takes host, port, ipv6_only, max_connections, buffer_size, output_limit)", 0 },
+      "local.bogus (@FILE@ line 4): unknown setting (local takes host, port, ipv6_only, max_connections, max_wait, buffer_size, output_limit)", 0 },
     { "bogus: 1\n",
       "bogus (@FILE@ line 1): unknown setting (the top level takes log_level, log_file, local, exchange, pool, limits, shutdown_timeout, targets)", 0 },
     { "pool: {connection: 2}\n",

@@ -493,11 +493,12 @@ class _Matrix:
         self.finish(pmx)
 
     def test_c2_connection_flood(self):
-        """LOCAL_MAX_CONNECTIONS=50 and 500 connects: the 450 extra are
-        closed at once (and each logged), the first 50 still work; once
-        they leave, 50 new clients are served, and a 51st is closed."""
+        """LOCAL_MAX_CONNECTIONS=50, LOCAL_MAX_WAIT=0 and 500 connects: the
+        450 extra are closed at once (and each logged), the first 50 still
+        work; once they leave, 50 new clients are served, and a 51st is
+        closed."""
         up = self.upstream(FaultResp())
-        pmx = self.start([up.address], clients=50, LOCAL_MAX_CONNECTIONS=50)
+        pmx = self.start([up.address], clients=50, LOCAL_MAX_CONNECTIONS=50, LOCAL_MAX_WAIT=0)
         first = []
         for i in range(50):
             r = self.client()

@@ -22,7 +22,7 @@ class ProxyFaultsTest(ProximuxTestCase):
 
     def test_max_connections(self):
         echo = self.upstream(Echo())
-        pmx = self.start([echo.address], clients=2)
+        pmx = self.start([echo.address], clients=2, LOCAL_MAX_WAIT=0)
         c1, c2 = connect(self.port), connect(self.port)
         self.addCleanup(c1.close)
         self.addCleanup(c2.close)
