@@ -1,73 +1,320 @@
-/* resp codec: the Redis protocol, RESP2. Requests are multibulk arrays of
- * bulk strings or inline commands; a response is one RESP2 value (arrays
- * nested up to CODEC_MAX_DEPTH). Commands that hold per-connection state are
- * flagged so the exchange refuses them. */
+/* resp codec: the Redis protocol. Requests are RESP2 multibulk arrays of
+ * bulk strings or inline commands; a response is one RESP2 or RESP3 value,
+ * nested to any depth. Commands a shared connection cannot carry are
+ * classified here so that the exchange refuses them. */
 #include <string.h>
 
 #include "codec.h"
+
+/*
+ * Request info. Besides the common CODEC_INFO_* bits, parse_request stores
+ * the class of the command (what it does to the connection that carries
+ * it) in the codec's private bits, for the exchange to read:
+ *
+ *   bits 16-19  enum resp_class (RESP_ORDINARY = 0)
+ *   bits 20-31  zero
+ *
+ * RESP_QUIT comes with CODEC_INFO_QUIT, every class but RESP_ORDINARY and
+ * RESP_QUIT with CODEC_INFO_UNSUPPORTED. Bytes that are not a command (an
+ * empty inline line, *0, *-1) get CODEC_INFO_SKIP and RESP_ORDINARY.
+ * response_begin() ignores the class: every class it is given answers with
+ * one value.
+ */
+enum resp_class {
+    RESP_ORDINARY = 0,  /* one request, one reply, no connection state: forwarded */
+    RESP_QUIT,          /* answered +OK by Proximux, then the client is closed */
+    RESP_TRANSACTION,   /* state across requests (MULTI, WATCH) */
+    RESP_PUBSUB,        /* the connection then hears messages instead of replies */
+    RESP_BLOCKING,      /* holds the connection until another client acts or a timeout */
+    RESP_STATE,         /* changes the connection's database, user, protocol or flags */
+    RESP_REPLY_FLOW,    /* not one reply per request (MONITOR, replication) */
+    RESP_CLOSES,        /* the server may close or stall the connection */
+    RESP_BAD_NAME,      /* a name with a byte outside 0x21..0x7e: Redis may take it for another command */
+    RESP_XREAD,         /* table only: RESP_BLOCKING with a BLOCK option before STREAMS, else ordinary */
+};
+#define RESP_CLASS_MASK 0xfu
 
 #define RESP_MAX_LINE     (64 * 1024)              /* Redis PROTO_INLINE_MAX_SIZE */
 #define RESP_MAX_BULK     (512LL * 1024 * 1024)    /* Redis proto-max-bulk-len default */
 #define RESP_MAX_ARGS     (1024 * 1024)            /* Redis limit for unauthenticated clients */
 #define RESP_MAX_ELEMENTS 2147483647LL             /* response arrays (LRANGE, KEYS) may be big */
-#define RESP_CMD_MAX      32                       /* longer first arguments are not special */
+#define RESP_MAX_PENDING  (1LL << 62)              /* values a reply may still owe: no overflow */
+#define RESP_SHORT_ARG    32                       /* inspected arguments up to this long are taken whole */
+#define RESP_NAME_MIN     3                        /* lengths of the names in resp_commands[] */
+#define RESP_NAME_MAX     12
 
 /*
- * Request states. counts[0] holds the bulks left, counts[1] the index of the
- * next bulk (0: the command name, which is classified), remaining the bytes
- * of the current bulk still to pass.
+ * Every command that is not RESP_ORDINARY (and the subcommands of those
+ * that are ordinary), sorted by length, then bytes: resp_command_find()
+ * bisects it. From Redis 7.0.15: `COMMAND` of a
+ * running server (flags blocking, pubsub, no_multi, noscript, admin) and
+ * src/commands/<name>.json, checked against the current Redis source for
+ * the commands added since (WAITAOF, 7.2). The BLOCKING flag is set on
+ * BLMOVE BLMPOP BLPOP BRPOP BRPOPLPUSH BZMPOP BZPOPMAX BZPOPMIN XREAD
+ * XREADGROUP; WAIT and WAITAOF block without it. Redis's processCommand()
+ * closes a connection that sends "post" or "host:" (a cross-protocol attack)
+ * without a reply. FAILOVER pauses writers; ACL DELUSER and ACL LOAD close
+ * the connections of the users they remove; CONFIG SET (timeout,
+ * client-output-buffer-limit, proto-max-bulk-len, maxmemory-clients) can
+ * make the server close the shared connection. CLIENT covers REPLY OFF/SKIP,
+ * KILL, PAUSE, TRACKING, SETNAME, NO-EVICT.
+ *
+ * An entry with sub set names a command whose subcommand (argument 1) may
+ * have an entry "<name>|<subcommand>" of its own (Redis's own naming), with
+ * the class that applies instead: the read-only subcommands of ACL and
+ * CONFIG (redis-benchmark asks CONFIG GET) are ordinary.
+ */
+#define RESP_CMD(name, cls) { name, sizeof(name) - 1, cls, false }
+#define RESP_SUB(name, cls) { name, sizeof(name) - 1, cls, true }
+static const struct resp_command {
+    const char *name;
+    size_t len;
+    enum resp_class cls;
+    bool sub;
+} resp_commands[] = {
+    RESP_SUB("acl", RESP_CLOSES),
+    RESP_CMD("auth", RESP_STATE),
+    RESP_CMD("exec", RESP_TRANSACTION),
+    RESP_CMD("post", RESP_CLOSES),
+    RESP_CMD("quit", RESP_QUIT),
+    RESP_CMD("sync", RESP_REPLY_FLOW),
+    RESP_CMD("wait", RESP_BLOCKING),
+    RESP_CMD("blpop", RESP_BLOCKING),
+    RESP_CMD("brpop", RESP_BLOCKING),
+    RESP_CMD("debug", RESP_CLOSES),
+    RESP_CMD("hello", RESP_STATE),
+    RESP_CMD("host:", RESP_CLOSES),
+    RESP_CMD("multi", RESP_TRANSACTION),
+    RESP_CMD("psync", RESP_REPLY_FLOW),
+    RESP_CMD("reset", RESP_STATE),
+    RESP_CMD("watch", RESP_TRANSACTION),
+    RESP_CMD("xread", RESP_XREAD),
+    RESP_CMD("asking", RESP_STATE),
+    RESP_CMD("blmove", RESP_BLOCKING),
+    RESP_CMD("blmpop", RESP_BLOCKING),
+    RESP_CMD("bzmpop", RESP_BLOCKING),
+    RESP_CMD("client", RESP_STATE),
+    RESP_SUB("config", RESP_CLOSES),
+    RESP_CMD("select", RESP_STATE),
+    RESP_CMD("acl|cat", RESP_ORDINARY),
+    RESP_CMD("acl|log", RESP_ORDINARY),
+    RESP_CMD("discard", RESP_TRANSACTION),
+    RESP_CMD("monitor", RESP_REPLY_FLOW),
+    RESP_CMD("unwatch", RESP_TRANSACTION),
+    RESP_CMD("waitaof", RESP_BLOCKING),
+    RESP_CMD("acl|help", RESP_ORDINARY),
+    RESP_CMD("acl|list", RESP_ORDINARY),
+    RESP_CMD("bzpopmax", RESP_BLOCKING),
+    RESP_CMD("bzpopmin", RESP_BLOCKING),
+    RESP_CMD("failover", RESP_CLOSES),
+    RESP_CMD("readonly", RESP_STATE),
+    RESP_CMD("replconf", RESP_REPLY_FLOW),
+    RESP_CMD("shutdown", RESP_CLOSES),
+    RESP_CMD("acl|users", RESP_ORDINARY),
+    RESP_CMD("readwrite", RESP_STATE),
+    RESP_CMD("subscribe", RESP_PUBSUB),
+    RESP_CMD("acl|dryrun", RESP_ORDINARY),
+    RESP_CMD("acl|whoami", RESP_ORDINARY),
+    RESP_CMD("brpoplpush", RESP_BLOCKING),
+    RESP_CMD("config|get", RESP_ORDINARY),
+    RESP_CMD("psubscribe", RESP_PUBSUB),
+    RESP_CMD("ssubscribe", RESP_PUBSUB),
+    RESP_CMD("xreadgroup", RESP_XREAD),
+    RESP_CMD("acl|genpass", RESP_ORDINARY),
+    RESP_CMD("acl|getuser", RESP_ORDINARY),
+    RESP_CMD("config|help", RESP_ORDINARY),
+    RESP_CMD("unsubscribe", RESP_PUBSUB),
+    RESP_CMD("punsubscribe", RESP_PUBSUB),
+    RESP_CMD("sunsubscribe", RESP_PUBSUB),
+};
+#undef RESP_CMD
+#undef RESP_SUB
+
+/*
+ * Request states. counts[RQ_LEFT] holds the bulks left (the current one
+ * included), counts[RQ_INDEX] the index of the current one (0: the command
+ * name), counts[RQ_SCAN] which arguments are inspected after the name
+ * (below), counts[RQ_CMD] the resp_commands[] index of a command with sub,
+ * counts[RQ_FLAGS] the ARG_* bits of an inspected argument that streams
+ * through RQ_ARG_DATA; remaining the bytes of the current bulk still to
+ * pass.
  */
 enum {
     RQ_START,       /* first byte: '*' multibulk, anything else inline */
     RQ_ARG_LEN,     /* "$<len>\r\n" */
-    RQ_FIRST_ARG,   /* a short command name, taken whole with its CRLF */
-    RQ_ARG_DATA,    /* bulk bytes */
+    RQ_SHORT_ARG,   /* an argument to inspect, of at most RESP_SHORT_ARG bytes: taken whole with its CRLF */
+    RQ_ARG_DATA,    /* bulk bytes, passed as they arrive */
     RQ_ARG_CRLF,    /* the CRLF after a bulk */
 };
+enum { RQ_LEFT, RQ_INDEX, RQ_SCAN, RQ_FLAGS, RQ_CMD };
 
-/* Response states; depth/counts[] is the stack of arrays being read. */
+/* counts[RQ_SCAN]: SCAN_OFF nothing more to inspect; SCAN_SUB the next
+ * argument is a subcommand; for XREAD, SCAN_OPTION the next argument is
+ * where Redis's xreadCommand() looks for an option, n > SCAN_OPTION the
+ * next n - 1 arguments are the values of an option (COUNT n, GROUP g c). */
+#define SCAN_SUB    (-1)
+#define SCAN_OFF    0
+#define SCAN_OPTION 1
+
+/* What an inspected argument holds, over all its bytes. */
+#define ARG_CHECK 1u    /* counts[RQ_FLAGS]: collect the bits below as the bytes pass */
+#define ARG_ODD   2u    /* a byte outside 0x21..0x7e */
+#define ARG_NUL   4u    /* a NUL byte (Redis compares options with strcasecmp, which stops there) */
+
+/* Response states. counts[RS_PENDING] holds the values the response still
+ * owes (an array of n adds n and is itself one), remaining the bytes of the
+ * current bulk still to pass. */
 enum {
     RS_TYPE,        /* the type byte of the next value */
-    RS_SIMPLE,      /* rest of a + - : line, passed as it arrives */
+    RS_SIMPLE,      /* rest of a one-line value (+ - : _ , # (), passed as it arrives */
     RS_BULK_DATA,
     RS_BULK_CRLF,
 };
+enum { RS_PENDING };
 
-/* Commands that hold per-connection state or block the connection. */
-#define RESP_CMD(name) { name, sizeof(name) - 1 }
-static const struct {
-    const char *name;
-    size_t len;
-} resp_unsupported[] = {
-    RESP_CMD("subscribe"), RESP_CMD("psubscribe"), RESP_CMD("ssubscribe"),
-    RESP_CMD("unsubscribe"), RESP_CMD("punsubscribe"), RESP_CMD("sunsubscribe"),
-    RESP_CMD("monitor"), RESP_CMD("multi"), RESP_CMD("exec"), RESP_CMD("discard"),
-    RESP_CMD("watch"), RESP_CMD("unwatch"), RESP_CMD("select"), RESP_CMD("auth"),
-    RESP_CMD("hello"), RESP_CMD("reset"), RESP_CMD("sync"), RESP_CMD("psync"),
-    RESP_CMD("replconf"), RESP_CMD("client"), RESP_CMD("blpop"), RESP_CMD("brpop"),
-    RESP_CMD("blmove"), RESP_CMD("brpoplpush"), RESP_CMD("bzpopmin"),
-    RESP_CMD("bzpopmax"), RESP_CMD("blmpop"), RESP_CMD("bzmpop"), RESP_CMD("wait"),
-    RESP_CMD("waitaof"),
-};
-#undef RESP_CMD
-
-/* CODEC_INFO_* of the command called name[0..n), in any case. */
-static uint32_t resp_classify(const char *name, size_t n)
+/* The entry of resp_commands[] for name[0..n), in any case, over all its
+ * bytes, or NULL. */
+static const struct resp_command *resp_command_find(const char *name, size_t n)
 {
-    char low[RESP_CMD_MAX];
+    char low[RESP_NAME_MAX];
 
-    if (n < 4 || n > 12)    /* the lengths of the names below */
-        return 0;
+    if (n < RESP_NAME_MIN || n > RESP_NAME_MAX)
+        return NULL;
     for (size_t i = 0; i < n; i++) {
         char c = name[i];
         low[i] = (c >= 'A' && c <= 'Z') ? (char)(c | 0x20) : c;
     }
-    if (n == 4 && memcmp(low, "quit", 4) == 0)
-        return CODEC_INFO_QUIT;
-    for (size_t i = 0; i < PMX_ARRAY_LEN(resp_unsupported); i++)
-        if (resp_unsupported[i].len == n && memcmp(low, resp_unsupported[i].name, n) == 0)
-            return CODEC_INFO_UNSUPPORTED;
-    return 0;
+    size_t lo = 0, hi = PMX_ARRAY_LEN(resp_commands);
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const struct resp_command *c = &resp_commands[mid];
+        int cmp = c->len != n ? (c->len < n ? -1 : 1) : memcmp(c->name, low, n);
+        if (cmp == 0)
+            return c;
+        if (cmp < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+/* Sets the request's class and the common bits that go with it. */
+static void resp_set_class(struct codec_parser *p, enum resp_class cls)
+{
+    p->info &= ~(CODEC_INFO_QUIT | CODEC_INFO_UNSUPPORTED | CODEC_INFO_PRIVATE(RESP_CLASS_MASK));
+    p->info |= CODEC_INFO_PRIVATE((uint32_t)cls);
+    if (cls == RESP_QUIT)
+        p->info |= CODEC_INFO_QUIT;
+    else if (cls != RESP_ORDINARY)
+        p->info |= CODEC_INFO_UNSUPPORTED;
+}
+
+static inline unsigned resp_byte_flags(unsigned char c)
+{
+    if (c >= 0x21 && c <= 0x7e)
+        return 0;
+    return c == 0 ? ARG_ODD | ARG_NUL : ARG_ODD;
+}
+
+/* The ARG_* bits of a[0..n). */
+static unsigned resp_arg_flags(const char *a, size_t n)
+{
+    unsigned f = 0;
+
+    for (size_t i = 0; i < n && !(f & ARG_NUL); i++)
+        f |= resp_byte_flags((unsigned char)a[i]);
+    return f;
+}
+
+/* a[0..n) is word, in any case. */
+static inline bool resp_is(const char *a, size_t n, const char *word)
+{
+    size_t wn = strlen(word);
+
+    if (n != wn)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = a[i];
+        if (((c >= 'A' && c <= 'Z') ? (char)(c | 0x20) : c) != word[i])
+            return false;
+    }
+    return true;
+}
+
+/* Whether the next argument must be inspected: the command name, a
+ * subcommand, or where an XREAD option may be. */
+static inline bool resp_arg_inspected(const struct codec_parser *p)
+{
+    return p->counts[RQ_INDEX] == 0 || p->counts[RQ_SCAN] == SCAN_OPTION || p->counts[RQ_SCAN] == SCAN_SUB;
+}
+
+/*
+ * Inspects argument number counts[RQ_INDEX], which just ended, with
+ * moreargs arguments after it. head holds its bytes when it is at most
+ * RESP_SHORT_ARG long, else it is NULL; flags are the ARG_* bits of all its
+ * bytes (known only for arguments resp_arg_inspected() asked for).
+ *
+ * The name classifies the command; a subcommand with an entry of its own
+ * changes the class. For XREAD and XREADGROUP the options are read the way
+ * Redis's xreadCommand() reads them (t_stream.c): BLOCK and COUNT take one
+ * value, GROUP two, STREAMS ends the options; an option is compared with
+ * strcasecmp, so an argument holding a NUL might be any of them and counts
+ * as BLOCK.
+ */
+static void resp_arg_end(struct codec_parser *p, const char *head, size_t len, unsigned flags,
+                         int64_t moreargs)
+{
+    int64_t scan = p->counts[RQ_SCAN];
+
+    if (p->counts[RQ_INDEX] == 0) {
+        const struct resp_command *c = NULL;
+        if (flags & ARG_ODD)
+            resp_set_class(p, RESP_BAD_NAME);
+        else if (head != NULL && (c = resp_command_find(head, len)) != NULL) {
+            if (c->cls == RESP_XREAD) {
+                p->counts[RQ_SCAN] = SCAN_OPTION;
+                return;
+            }
+            resp_set_class(p, c->cls);
+            if (c->sub) {
+                p->counts[RQ_SCAN] = SCAN_SUB;
+                p->counts[RQ_CMD] = c - resp_commands;
+            }
+        }
+        return;
+    }
+    if (scan == SCAN_SUB) {
+        const struct resp_command *c = &resp_commands[p->counts[RQ_CMD]];
+        char name[RESP_NAME_MAX];
+        p->counts[RQ_SCAN] = SCAN_OFF;
+        if (head == NULL || (flags & ARG_ODD) || c->len + 1 + len > sizeof(name))
+            return;
+        memcpy(name, c->name, c->len);
+        name[c->len] = '|';
+        memcpy(name + c->len + 1, head, len);
+        c = resp_command_find(name, c->len + 1 + len);
+        if (c != NULL)
+            resp_set_class(p, c->cls);
+        return;
+    }
+    if (scan != SCAN_OPTION) {
+        if (scan > SCAN_OPTION)
+            p->counts[RQ_SCAN]--;
+        return;
+    }
+    if ((flags & ARG_NUL) || (head != NULL && moreargs >= 1 && resp_is(head, len, "block"))) {
+        resp_set_class(p, RESP_BLOCKING);
+        p->counts[RQ_SCAN] = SCAN_OFF;
+    } else if (head == NULL) {
+        /* too long to be an option: Redis answers a syntax error */
+    } else if (moreargs >= 1 && resp_is(head, len, "count")) {
+        p->counts[RQ_SCAN] = SCAN_OPTION + 1;
+    } else if (moreargs >= 2 && resp_is(head, len, "group")) {
+        p->counts[RQ_SCAN] = SCAN_OPTION + 2;
+    } else if (moreargs >= 1 && resp_is(head, len, "streams")) {
+        p->counts[RQ_SCAN] = SCAN_OFF;
+    }
 }
 
 /* Length of the line starting at data[pos], '\n' included, or 0 if it is
@@ -115,92 +362,136 @@ static int resp_hex(char c)
     return -1;
 }
 
-/*
- * Checks an inline command line[0..n) (CR/LF removed) the way Redis splits
- * it (sdssplitargs) and classifies its first argument. Returns the
- * CODEC_INFO_* bits, or -1 when Redis would refuse it (unbalanced quotes),
- * which also closes its connection.
- */
-static int64_t resp_inline_info(const char *s, size_t n)
-{
-    const char *p = s, *e = s + n;
-    char first[RESP_CMD_MAX];
-    size_t first_len = 0;
-    bool first_long = false;
-    int args = 0;
+/* One argument of an inline command, as Redis decodes it. */
+struct resp_word {
+    char head[RESP_SHORT_ARG];  /* its first bytes: all of them when len <= RESP_SHORT_ARG */
+    size_t len;
+    unsigned flags;             /* ARG_ODD, ARG_NUL over all its bytes */
+};
 
-    for (;;) {
-        while (p < e && *p != '\0' && (*p == ' ' || (*p >= '\t' && *p <= '\r')))
-            p++;
-        if (p == e || *p == '\0')
-            break;
-        bool inq = false, insq = false, done = false;
-        while (!done) {
-            int c = -1;         /* the byte added to the argument, if any */
-            if (inq) {
-                if (p == e || *p == '\0')
-                    return -1;
-                if (*p == '\\' && e - p >= 4 && p[1] == 'x' && resp_hex(p[2]) >= 0 && resp_hex(p[3]) >= 0) {
-                    c = resp_hex(p[2]) * 16 + resp_hex(p[3]);
-                    p += 3;
-                } else if (*p == '\\' && e - p >= 2 && p[1] != '\0') {
-                    p++;
-                    c = *p == 'n' ? '\n' : *p == 'r' ? '\r' : *p == 't' ? '\t' :
-                        *p == 'b' ? '\b' : *p == 'a' ? '\a' : (unsigned char)*p;
-                } else if (*p == '"') {
-                    if (e - p >= 2 && p[1] != '\0' && !(p[1] == ' ' || (p[1] >= '\t' && p[1] <= '\r')))
-                        return -1;
-                    done = true;
-                } else {
-                    c = (unsigned char)*p;
-                }
-            } else if (insq) {
-                if (p == e || *p == '\0')
-                    return -1;
-                if (*p == '\\' && e - p >= 2 && p[1] == '\'') {
-                    p++;
-                    c = '\'';
-                } else if (*p == '\'') {
-                    if (e - p >= 2 && p[1] != '\0' && !(p[1] == ' ' || (p[1] >= '\t' && p[1] <= '\r')))
-                        return -1;
-                    done = true;
-                } else {
-                    c = (unsigned char)*p;
-                }
-            } else if (p == e) {
-                done = true;
-            } else {
-                switch (*p) {
-                case ' ': case '\n': case '\r': case '\t': case '\0':
-                    done = true;
-                    break;
-                case '"':
-                    inq = true;
-                    break;
-                case '\'':
-                    insq = true;
-                    break;
-                default:
-                    c = (unsigned char)*p;
-                    break;
-                }
-            }
-            if (c >= 0 && args == 0) {
-                if (first_len < sizeof(first))
-                    first[first_len++] = (char)c;
-                else
-                    first_long = true;
-            }
-            if (p < e && !(done && *p == '\0'))
-                p++;
-        }
-        args++;
-        if (p < e && *p == '\0')
-            break;
+/*
+ * Decodes the argument of an inline line that starts at or after *pp (the
+ * line ends at e) the way Redis's sdssplitargs() does: blanks separate
+ * arguments; "..." with \xHH \n \r \t \b \a and \<any> escapes, '...' with
+ * \' only; a closing quote must end the argument. The line holds no control
+ * byte but tab, so space and tab are the only blanks. Returns 1 with *w set
+ * and *pp past the argument, 0 when no argument is left, -1 on unbalanced
+ * quotes.
+ */
+static int resp_word_next(const char **pp, const char *e, struct resp_word *w)
+{
+    const char *p = *pp;
+    bool inq = false, insq = false;
+
+    while (p < e && (*p == ' ' || *p == '\t'))
+        p++;
+    if (p == e) {
+        *pp = p;
+        return 0;
     }
-    if (args == 0)
-        return CODEC_INFO_NOREPLY;   /* Redis ignores an empty line */
-    return first_long ? 0 : resp_classify(first, first_len);
+    w->len = 0;
+    w->flags = 0;
+    for (;;) {
+        int c = -1;         /* the byte added to the argument, if any */
+        if (inq) {
+            if (p == e)
+                return -1;
+            if (*p == '\\' && e - p >= 4 && p[1] == 'x' && resp_hex(p[2]) >= 0 && resp_hex(p[3]) >= 0) {
+                c = resp_hex(p[2]) * 16 + resp_hex(p[3]);
+                p += 3;
+            } else if (*p == '\\' && e - p >= 2) {
+                p++;
+                c = *p == 'n' ? '\n' : *p == 'r' ? '\r' : *p == 't' ? '\t' :
+                    *p == 'b' ? '\b' : *p == 'a' ? '\a' : (unsigned char)*p;
+            } else if (*p == '"') {
+                if (e - p >= 2 && p[1] != ' ' && p[1] != '\t')
+                    return -1;
+                p++;
+                break;
+            } else {
+                c = (unsigned char)*p;
+            }
+        } else if (insq) {
+            if (p == e)
+                return -1;
+            if (*p == '\\' && e - p >= 2 && p[1] == '\'') {
+                p++;
+                c = '\'';
+            } else if (*p == '\'') {
+                if (e - p >= 2 && p[1] != ' ' && p[1] != '\t')
+                    return -1;
+                p++;
+                break;
+            } else {
+                c = (unsigned char)*p;
+            }
+        } else if (p == e || *p == ' ' || *p == '\t') {
+            break;
+        } else if (*p == '"') {
+            inq = true;
+        } else if (*p == '\'') {
+            insq = true;
+        } else {
+            c = (unsigned char)*p;
+        }
+        if (c >= 0) {
+            if (w->len < RESP_SHORT_ARG)
+                w->head[w->len] = (char)c;
+            w->len++;
+            w->flags |= resp_byte_flags((unsigned char)c);
+        }
+        p++;
+    }
+    *pp = p;
+    return 1;
+}
+
+/*
+ * An inline command s[0..n), without its LF and the CR before it. Redis
+ * finds the end of the line with strchr (a NUL hides the LF: it waits for
+ * more), and splits arguments at other control bytes than Proximux would,
+ * so the line may hold no control byte but tab. Sets p->info (SKIP for a
+ * line without arguments, which Redis ignores) or p->error and returns
+ * false.
+ */
+static bool resp_inline(struct codec_parser *p, const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if ((c < 0x20 && c != '\t') || c == 0x7f) {
+            p->error = "control byte in inline request";
+            return false;
+        }
+    }
+
+    const char *q = s, *e = s + n;
+    struct resp_word w, name = { .len = 0 };
+    int64_t args = 0;
+    int r;
+    while ((r = resp_word_next(&q, e, &w)) > 0) {
+        if (args == 0)
+            name = w;
+        args++;
+    }
+    if (r < 0) {
+        p->error = "unbalanced quotes in inline request";
+        return false;
+    }
+    if (args == 0) {
+        p->info |= CODEC_INFO_SKIP;
+        return true;
+    }
+    resp_arg_end(p, name.len <= RESP_SHORT_ARG ? name.head : NULL, name.len, name.flags, args - 1);
+    if (p->counts[RQ_SCAN] != SCAN_OFF) {      /* a subcommand, XREAD options */
+        q = s;
+        (void)resp_word_next(&q, e, &w);
+        for (int64_t i = 1; i < args && p->counts[RQ_SCAN] != SCAN_OFF; i++) {
+            (void)resp_word_next(&q, e, &w);
+            p->counts[RQ_INDEX] = i;
+            resp_arg_end(p, w.len <= RESP_SHORT_ARG ? w.head : NULL, w.len, w.flags, args - 1 - i);
+        }
+    }
+    return true;
 }
 
 static void resp_request_begin(struct codec_parser *p)
@@ -228,12 +519,8 @@ static int resp_parse_request(struct codec_parser *p, const char *data, size_t l
                     p->error = "line too long";
                     return CODEC_ERROR;
                 }
-                int64_t info = resp_inline_info(data, end);
-                if (info < 0) {
-                    p->error = "unbalanced quotes in inline request";
+                if (!resp_inline(p, data, end))
                     return CODEC_ERROR;
-                }
-                p->info |= (uint32_t)info;
                 pos = n;
                 rc = CODEC_DONE;
                 goto out;
@@ -244,12 +531,13 @@ static int resp_parse_request(struct codec_parser *p, const char *data, size_t l
             }
             pos = n;
             if (v <= 0) {       /* Redis ignores *0 and *-1 */
-                p->info |= CODEC_INFO_NOREPLY;
+                p->info |= CODEC_INFO_SKIP;
                 rc = CODEC_DONE;
                 goto out;
             }
-            p->counts[0] = v;
-            p->counts[1] = 0;
+            p->counts[RQ_LEFT] = v;
+            p->counts[RQ_INDEX] = 0;
+            p->counts[RQ_SCAN] = SCAN_OFF;
             p->state = RQ_ARG_LEN;
             break;
 
@@ -267,10 +555,11 @@ static int resp_parse_request(struct codec_parser *p, const char *data, size_t l
             }
             pos += n;
             p->remaining = v;
-            p->state = p->counts[1] == 0 && v <= RESP_CMD_MAX ? RQ_FIRST_ARG : RQ_ARG_DATA;
+            p->counts[RQ_FLAGS] = resp_arg_inspected(p) ? ARG_CHECK : 0;
+            p->state = p->counts[RQ_FLAGS] != 0 && v <= RESP_SHORT_ARG ? RQ_SHORT_ARG : RQ_ARG_DATA;
             break;
 
-        case RQ_FIRST_ARG:
+        case RQ_SHORT_ARG:
             n = (size_t)p->remaining;
             if (len - pos < n + 2)
                 goto out;
@@ -278,13 +567,15 @@ static int resp_parse_request(struct codec_parser *p, const char *data, size_t l
                 p->error = "bad bulk terminator";
                 return CODEC_ERROR;
             }
-            p->info |= resp_classify(data + pos, n);
+            resp_arg_end(p, data + pos, n, resp_arg_flags(data + pos, n), p->counts[RQ_LEFT] - 1);
             pos += n + 2;
             p->remaining = 0;
             goto arg_done;
 
         case RQ_ARG_DATA:
             n = PMX_MIN(len - pos, (size_t)p->remaining);
+            if (p->counts[RQ_FLAGS] != 0)   /* a long name or option: check its bytes as they pass */
+                p->counts[RQ_FLAGS] |= resp_arg_flags(data + pos, n);
             pos += n;
             p->remaining -= (int64_t)n;
             if (p->remaining > 0)
@@ -299,9 +590,10 @@ static int resp_parse_request(struct codec_parser *p, const char *data, size_t l
                 return CODEC_ERROR;
             }
             pos += 2;
+            resp_arg_end(p, NULL, 0, (unsigned)p->counts[RQ_FLAGS], p->counts[RQ_LEFT] - 1);
         arg_done:
-            p->counts[1]++;
-            if (--p->counts[0] == 0) {
+            p->counts[RQ_INDEX]++;
+            if (--p->counts[RQ_LEFT] == 0) {
                 rc = CODEC_DONE;
                 goto out;
             }
@@ -325,42 +617,47 @@ static void resp_response_begin(struct codec_parser *p, uint32_t info)
 {
     memset(p, 0, sizeof(*p));
     p->info = info;
+    p->counts[RS_PENDING] = 1;
 }
 
-/* One value ended: pops the arrays it completes. Returns true when the
- * whole response ended. */
+/* One value ended. Returns true when it was the last the response owed. */
 static inline bool resp_value_done(struct codec_parser *p)
 {
     p->state = RS_TYPE;
-    while (p->depth > 0) {
-        if (--p->counts[p->depth - 1] > 0)
-            return false;
-        p->depth--;
-    }
-    return true;
+    return --p->counts[RS_PENDING] == 0;
 }
 
+/*
+ * A response is one value of any depth: RESP2 + - : $ *, and RESP3 _ , # (
+ * (one line), = ! (bulk-like), % (map: two values an entry), ~ > (like an
+ * array) and | (an attribute: its entries, then the value it describes).
+ * Instead of a stack of arrays, counts[RS_PENDING] counts the values still
+ * owed: each value header takes one and an aggregate adds its elements.
+ */
 static int resp_parse_response(struct codec_parser *p, const char *data, size_t len, size_t *used)
 {
     size_t pos = 0, n;
     int64_t v;
     const char *nl;
+    char type;
 
     for (;;) {
         switch (p->state) {
         case RS_TYPE:
             if (pos == len)
                 goto more;
-            switch (data[pos]) {
+            type = data[pos];
+            switch (type) {
             case '+': case '-': case ':':
+            case '_': case ',': case '#': case '(':
                 pos++;
                 p->state = RS_SIMPLE;
                 break;
-            case '$':
+            case '$': case '=': case '!':
                 n = resp_line(data, pos, len);
                 if (n == 0)
                     goto incomplete;
-                if (!resp_header(data + pos, n, &v) || v < -1 || v > RESP_MAX_BULK) {
+                if (!resp_header(data + pos, n, &v) || v < (type == '$' ? -1 : 0) || v > RESP_MAX_BULK) {
                     p->error = "invalid bulk length in reply";
                     return CODEC_ERROR;
                 }
@@ -373,25 +670,30 @@ static int resp_parse_response(struct codec_parser *p, const char *data, size_t 
                 p->remaining = v;
                 p->state = RS_BULK_DATA;
                 break;
-            case '*':
+            case '*': case '%': case '~': case '>': case '|':
                 n = resp_line(data, pos, len);
                 if (n == 0)
                     goto incomplete;
-                if (!resp_header(data + pos, n, &v) || v < -1 || v > RESP_MAX_ELEMENTS) {
-                    p->error = "invalid array length in reply";
+                if (!resp_header(data + pos, n, &v) || v < (type == '|' ? 0 : -1) || v > RESP_MAX_ELEMENTS) {
+                    p->error = "invalid aggregate length in reply";
                     return CODEC_ERROR;
                 }
                 pos += n;
-                if (v <= 0) {
+                if (type == '%' || type == '|')
+                    v *= 2;
+                if (type == '|') {
+                    p->counts[RS_PENDING] += v;     /* the described value is still owed */
+                } else if (v <= 0) {
                     if (resp_value_done(p))
                         goto done;
                     break;
+                } else {
+                    p->counts[RS_PENDING] += v - 1;
                 }
-                if (p->depth == CODEC_MAX_DEPTH) {
-                    p->error = "reply nested too deep";
+                if (p->counts[RS_PENDING] > RESP_MAX_PENDING) {
+                    p->error = "reply too large";
                     return CODEC_ERROR;
                 }
-                p->counts[p->depth++] = v;
                 break;
             default:
                 p->error = "unknown reply type";
