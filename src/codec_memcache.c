@@ -5,11 +5,39 @@
 
 #include "codec.h"
 
-#define MC_MAX_LINE     (64 * 1024)
-#define MC_MAX_GET_LINE (2 * 1024 * 1024)       /* multi-key get/gets/gat/gats */
+/*
+ * Request lines are checked as memcached 1.6.18 reads them (proto_text.c),
+ * so that each line Proximux forwards is one memcached consumes whole,
+ * together with its data block, and answers with exactly the replies
+ * expected (one, none for noreply):
+ * - memcached cuts the line at a NUL (strlen) and strips only the CR right
+ *   before the LF: a NUL or any other CR in a line is refused;
+ * - it closes the connection when more than 2048 bytes of a line that does
+ *   not start with "get " or "gets " are in without a newline, which depends
+ *   on how the bytes arrive: such lines are refused above 2048 bytes;
+ * - it splits on spaces only and keeps MAX_TOKENS (24) tokens, reading on
+ *   past them for get only; a line starting with a space is refused, the
+ *   first byte 0x80 (binary protocol) too;
+ * - a storage or ms line it refuses leaves the data block to be read as a
+ *   command: those are refused here unless every field is one memcached
+ *   accepts (its safe_strto* functions, key length, token and flag counts);
+ * - a get with a key over 250 bytes makes it drop the replies it holds for
+ *   earlier requests: refused, as any key over 250 bytes;
+ * - it takes a last token "noreply" as the option even where an argument
+ *   stands ("incr k noreply" is silent): mirrored, see mc_commands.
+ * Refusing a line memcached would have answered with an error costs one
+ * client an error; a line it frames differently hands answers around.
+ */
+#define MC_MAX_CMD_LINE 2048                    /* any line but get/gets, its CRLF included */
+#define MC_MAX_GET_LINE (2 * 1024 * 1024)       /* multi-key get/gets */
+#define MC_MAX_LINE     (64 * 1024)             /* a response line */
 #define MC_MAX_DATA     (1024LL * 1024 * 1024)  /* memcached's item size limit is at most 1 GiB */
 #define MC_MAX_KEY      250                     /* memcached KEY_MAX_LENGTH */
-#define MC_TOKENS       8                       /* tokens kept by mc_split */
+#define MC_TOKENS       24                      /* memcached MAX_TOKENS: more than any command but get needs */
+#define MC_META_TOKENS  19                      /* memcached refuses meta lines of MFLAG_MAX_OPT_LENGTH (20)
+                                                   tokens, counting its end marker */
+#define MC_MAX_OPAQUE   32                      /* MFLAG_MAX_OPAQUE_LENGTH, the 'O' included */
+#define MC_BINARY_MAGIC 0x80                    /* first byte of a binary protocol request */
 
 /* Response shapes: CODEC_INFO_PRIVATE(shape) in the request's info. */
 enum mc_shape {
@@ -20,7 +48,17 @@ enum mc_shape {
     MC_SHAPE_META,      /* one line; "VA <size> ..." is followed by a data block */
 };
 
-enum mc_kind { MC_STORE, MC_CAS, MC_GET, MC_OTHER, MC_QUIT, MC_META, MC_META_SET };
+enum mc_kind {
+    MC_GET,         /* get/gets/gat/gats: keys without limit of number */
+    MC_STORE,       /* set/add/... <key> <flags> <exptime> <bytes> [noreply] + data block */
+    MC_CAS,         /* cas <key> <flags> <exptime> <bytes> <cas unique> [noreply] + data block */
+    MC_KEYED,       /* incr/decr/touch/delete/me <key> ... */
+    MC_PLAIN,       /* version, verbosity, flush_all, mn: no key */
+    MC_STATS,       /* stats [<subcommand> ...] */
+    MC_META,        /* mg/md/ma <key> <flag>* */
+    MC_META_SET,    /* ms <key> <datalen> <flag>* + data block */
+    MC_QUIT,
+};
 
 struct mc_command {
     const char *name;
@@ -28,37 +66,45 @@ struct mc_command {
     uint8_t kind;
     uint8_t min_tokens;     /* the command itself included */
     uint8_t max_tokens;     /* 0: any number */
+    uint8_t noreply;        /* a last token "noreply" counts from this many tokens on; 0: never */
     uint8_t shape;
-    bool noreply;           /* may end with "noreply" */
 };
 
-/* The most frequent commands first. */
+/*
+ * Token counts as memcached's dispatch checks them (WANT_TOKENS*, its counts
+ * include an end marker), a little stricter for version, quit, mn and me,
+ * whose extra tokens it ignores. memcached takes a last token "noreply" as
+ * the option even where it stands for an argument ("incr k noreply" is
+ * silent), except for delete, which needs a key before it; the noreply
+ * column mirrors it, or the pairing of responses breaks.
+ * The most frequent commands first.
+ */
 static const struct mc_command mc_commands[] = {
-    { "get",       3, MC_GET,      2, 0, MC_SHAPE_VALUES, false },
-    { "set",       3, MC_STORE,    5, 6, MC_SHAPE_LINE,   true },
-    { "mg",        2, MC_META,     2, 0, MC_SHAPE_META,   false },
-    { "ms",        2, MC_META_SET, 3, 0, MC_SHAPE_META,   false },
-    { "gets",      4, MC_GET,      2, 0, MC_SHAPE_VALUES, false },
-    { "delete",    6, MC_OTHER,    2, 4, MC_SHAPE_LINE,   true },
-    { "md",        2, MC_META,     2, 0, MC_SHAPE_META,   false },
-    { "incr",      4, MC_OTHER,    3, 4, MC_SHAPE_LINE,   true },
-    { "decr",      4, MC_OTHER,    3, 4, MC_SHAPE_LINE,   true },
-    { "ma",        2, MC_META,     2, 0, MC_SHAPE_META,   false },
-    { "add",       3, MC_STORE,    5, 6, MC_SHAPE_LINE,   true },
-    { "replace",   7, MC_STORE,    5, 6, MC_SHAPE_LINE,   true },
-    { "append",    6, MC_STORE,    5, 6, MC_SHAPE_LINE,   true },
-    { "prepend",   7, MC_STORE,    5, 6, MC_SHAPE_LINE,   true },
-    { "cas",       3, MC_CAS,      6, 7, MC_SHAPE_LINE,   true },
-    { "touch",     5, MC_OTHER,    3, 4, MC_SHAPE_LINE,   true },
-    { "gat",       3, MC_GET,      3, 0, MC_SHAPE_VALUES, false },
-    { "gats",      4, MC_GET,      3, 0, MC_SHAPE_VALUES, false },
-    { "mn",        2, MC_META,     1, 0, MC_SHAPE_META,   false },
-    { "me",        2, MC_META,     2, 0, MC_SHAPE_META,   false },
-    { "version",   7, MC_OTHER,    1, 1, MC_SHAPE_LINE,   false },
-    { "stats",     5, MC_OTHER,    1, 0, MC_SHAPE_STATS,  false },
-    { "flush_all", 9, MC_OTHER,    1, 3, MC_SHAPE_LINE,   true },
-    { "verbosity", 9, MC_OTHER,    2, 3, MC_SHAPE_LINE,   true },
-    { "quit",      4, MC_QUIT,     1, 1, MC_SHAPE_NONE,   false },
+    { "get",       3, MC_GET,      2, 0,              0, MC_SHAPE_VALUES },
+    { "set",       3, MC_STORE,    5, 6,              2, MC_SHAPE_LINE },
+    { "mg",        2, MC_META,     2, MC_META_TOKENS, 0, MC_SHAPE_META },
+    { "ms",        2, MC_META_SET, 3, MC_META_TOKENS, 0, MC_SHAPE_META },
+    { "gets",      4, MC_GET,      2, 0,              0, MC_SHAPE_VALUES },
+    { "delete",    6, MC_KEYED,    2, 4,              3, MC_SHAPE_LINE },
+    { "md",        2, MC_META,     2, MC_META_TOKENS, 0, MC_SHAPE_META },
+    { "incr",      4, MC_KEYED,    3, 4,              2, MC_SHAPE_LINE },
+    { "decr",      4, MC_KEYED,    3, 4,              2, MC_SHAPE_LINE },
+    { "ma",        2, MC_META,     2, MC_META_TOKENS, 0, MC_SHAPE_META },
+    { "add",       3, MC_STORE,    5, 6,              2, MC_SHAPE_LINE },
+    { "replace",   7, MC_STORE,    5, 6,              2, MC_SHAPE_LINE },
+    { "append",    6, MC_STORE,    5, 6,              2, MC_SHAPE_LINE },
+    { "prepend",   7, MC_STORE,    5, 6,              2, MC_SHAPE_LINE },
+    { "cas",       3, MC_CAS,      6, 7,              2, MC_SHAPE_LINE },
+    { "touch",     5, MC_KEYED,    3, 4,              2, MC_SHAPE_LINE },
+    { "gat",       3, MC_GET,      3, 0,              0, MC_SHAPE_VALUES },
+    { "gats",      4, MC_GET,      3, 0,              0, MC_SHAPE_VALUES },
+    { "mn",        2, MC_PLAIN,    1, 1,              0, MC_SHAPE_META },
+    { "me",        2, MC_KEYED,    2, 3,              0, MC_SHAPE_META },
+    { "version",   7, MC_PLAIN,    1, 1,              0, MC_SHAPE_LINE },
+    { "stats",     5, MC_STATS,    1, 4,              0, MC_SHAPE_STATS },
+    { "flush_all", 9, MC_PLAIN,    1, 3,              2, MC_SHAPE_LINE },
+    { "verbosity", 9, MC_PLAIN,    2, 3,              2, MC_SHAPE_LINE },
+    { "quit",      4, MC_QUIT,     1, 1,              0, MC_SHAPE_NONE },
 };
 
 /* Request and response states. */
@@ -69,14 +115,17 @@ struct mc_tok {
     size_t n;
 };
 
-/* Splits [s, e) on spaces, keeping the first MC_TOKENS tokens in tok[] and
- * the last one in *last; *q tells whether a token after the second starts
- * with 'q' (a meta command's quiet flag). Returns the number of tokens. */
-static size_t mc_split(const char *s, const char *e, struct mc_tok *tok, struct mc_tok *last, bool *q)
-{
-    size_t n = 0;
+/* A line split on spaces, as memcached's tokenize_command splits it. */
+struct mc_line {
+    struct mc_tok tok[MC_TOKENS];   /* the first MC_TOKENS tokens */
+    size_t n;                       /* the number of tokens */
+    size_t longest;                 /* the length of the longest token after the first */
+};
 
-    *q = false;
+static void mc_split(const char *s, const char *e, struct mc_line *l)
+{
+    l->n = 0;
+    l->longest = 0;
     while (s < e) {
         if (*s == ' ') {
             s++;
@@ -84,18 +133,24 @@ static size_t mc_split(const char *s, const char *e, struct mc_tok *tok, struct 
         }
         const char *sp = memchr(s, ' ', (size_t)(e - s));
         const char *te = sp != NULL ? sp : e;
-        if (n < MC_TOKENS)
-            tok[n] = (struct mc_tok){ s, (size_t)(te - s) };
-        if (n >= 2 && *s == 'q')
-            *q = true;
-        *last = (struct mc_tok){ s, (size_t)(te - s) };
-        n++;
+        size_t n = (size_t)(te - s);
+        if (l->n < MC_TOKENS)
+            l->tok[l->n] = (struct mc_tok){ s, n };
+        if (l->n > 0 && n > l->longest)
+            l->longest = n;
+        l->n++;
         s = te;
     }
-    return n;
 }
 
-/* Parses a decimal token, '-' allowed when min < 0, into [min, max]. */
+static inline bool mc_tok_is(struct mc_tok t, const char *word)
+{
+    size_t n = strlen(word);
+    return t.n == n && memcmp(t.s, word, n) == 0;
+}
+
+/* Parses a decimal token, '-' allowed when min < 0, into [min, max]: digits
+ * only, a subset of what memcached's safe_strtol/safe_strtoul accept. */
 static bool mc_number(struct mc_tok t, int64_t min, int64_t max, int64_t *out)
 {
     const char *s = t.s;
@@ -123,7 +178,21 @@ static bool mc_number(struct mc_tok t, int64_t min, int64_t max, int64_t *out)
     return true;
 }
 
-/* An unsigned 64-bit decimal token (a cas unique). */
+/* memcached's int32 fields (exptime, delay): safe_strtol. */
+static inline bool mc_i32(struct mc_tok t)
+{
+    int64_t v;
+    return mc_number(t, INT32_MIN, INT32_MAX, &v);
+}
+
+/* memcached's uint32 fields (flags, verbosity level): safe_strtoul. */
+static inline bool mc_u32(struct mc_tok t)
+{
+    int64_t v;
+    return mc_number(t, 0, UINT32_MAX, &v);
+}
+
+/* An unsigned 64-bit decimal token (a cas unique, a delta): safe_strtoull. */
 static bool mc_u64(struct mc_tok t)
 {
     uint64_t v = 0;
@@ -168,25 +237,82 @@ static int mc_data_block(struct codec_parser *p, const char *data, size_t len, s
     return 1;
 }
 
+/* stats subcommands whose reply ends as the response parser expects (END,
+ * RESET, OK, or one error line). Others (sizes_enable and sizes_disable
+ * answer STAT lines without END) are refused. */
+static bool mc_stats_ok(const struct mc_line *l)
+{
+    static const char *const plain[] = { "items", "slabs", "sizes", "settings", "conns", "reset" };
+
+    if (l->n == 1)
+        return true;
+    struct mc_tok sub = l->tok[1];
+    for (size_t i = 0; i < PMX_ARRAY_LEN(plain); i++) {
+        if (mc_tok_is(sub, plain[i]))
+            return l->n == 2;
+    }
+    if (mc_tok_is(sub, "detail"))
+        return l->n == 3 && (mc_tok_is(l->tok[2], "on") || mc_tok_is(l->tok[2], "off") ||
+                             mc_tok_is(l->tok[2], "dump"));
+    if (mc_tok_is(sub, "cachedump"))
+        return l->n == 4 && mc_u32(l->tok[2]) && mc_u32(l->tok[3]);
+    return false;
+}
+
+/* The length of the longest key of the line, 0 for a command without a
+ * key. A base64 key (meta 'b' flag) counts as sent: memcached checks the
+ * token before decoding it. */
+static size_t mc_key_len(const struct mc_command *cmd, const struct mc_line *l)
+{
+    switch (cmd->kind) {
+    case MC_GET:
+        return l->longest;     /* gat's exptime too: refusing a 251-digit one costs nothing */
+    case MC_STORE:
+    case MC_CAS:
+    case MC_KEYED:
+    case MC_META:
+    case MC_META_SET:
+        return l->tok[1].n;
+    default:
+        return 0;
+    }
+}
+
+/* Checks the flags of a meta command, tokens from `first` on: the opaque
+ * token's length, and the quiet flag ('q'), which is not supported. */
+static int mc_meta_flags(struct codec_parser *p, const struct mc_line *l, size_t first)
+{
+    for (size_t i = first; i < l->n; i++) {
+        struct mc_tok t = l->tok[i];
+        if (t.s[0] == 'O' && t.n > MC_MAX_OPAQUE) {
+            p->error = "opaque token too long";
+            return -1;
+        }
+        if (t.s[0] == 'q')
+            p->info |= CODEC_INFO_UNSUPPORTED;
+    }
+    return 0;
+}
+
 /*
- * Interprets the request line [s, e) (CR/LF removed). Returns 1 when a data
- * block of p->remaining bytes follows, 0 when the request ends with the
- * line, -1 with p->error set when it is malformed.
+ * Interprets the request line [s, e) (its CR/LF removed, checked for NUL,
+ * CR and length). Returns 1 when a data block of p->remaining bytes
+ * follows, 0 when the request ends with the line, -1 with p->error set when
+ * it is refused.
  */
 static int mc_request_line(struct codec_parser *p, const char *s, const char *e)
 {
-    struct mc_tok tok[MC_TOKENS], last = { NULL, 0 };
+    struct mc_line l;
     const struct mc_command *cmd = NULL;
-    bool q;
     int64_t v;
-    size_t n = mc_split(s, e, tok, &last, &q);
 
-    if (n == 0) {
+    mc_split(s, e, &l);
+    if (l.n == 0) {
         p->error = "empty command";
         return -1;
     }
     for (size_t i = 0; i < PMX_ARRAY_LEN(mc_commands); i++) {
-        if (mc_commands[i].len == tok[0].n && memcmp(mc_commands[i].name, tok[0].s, tok[0].n) == 0) {
+        if (mc_commands[i].len == l.tok[0].n && memcmp(mc_commands[i].name, l.tok[0].s, l.tok[0].n) == 0) {
             cmd = &mc_commands[i];
             break;
         }
@@ -195,49 +321,54 @@ static int mc_request_line(struct codec_parser *p, const char *s, const char *e)
         p->error = "unknown command";
         return -1;
     }
-    if (n < cmd->min_tokens || (cmd->max_tokens != 0 && n > cmd->max_tokens)) {
-        p->error = "bad command line format";
+    if (l.n < cmd->min_tokens || (cmd->max_tokens != 0 && l.n > cmd->max_tokens)) {
+        /* memcached answers an error, and for ms leaves the data block
+         * to be read as a command. */
+        bool meta = cmd->kind == MC_META || cmd->kind == MC_META_SET;
+        p->error = meta && l.n > MC_META_TOKENS ? "too many meta flags" : "bad command line format";
+        return -1;
+    }
+    if (mc_key_len(cmd, &l) > MC_MAX_KEY) {
+        p->error = "key too long";
         return -1;
     }
     p->info |= CODEC_INFO_PRIVATE(cmd->shape);
-    /* memcached takes a last token "noreply" as the option even where it
-     * stands for an argument ("incr k noreply" is silent), except for
-     * delete, which needs a key before it. Mirror it, or the pairing of
-     * responses breaks. */
-    if (cmd->noreply && n >= (strcmp(cmd->name, "delete") == 0 ? 3u : 2u) &&
-        last.n == 7 && memcmp(last.s, "noreply", 7) == 0)
+    if (cmd->noreply != 0 && l.n >= cmd->noreply && l.n <= MC_TOKENS &&
+        mc_tok_is(l.tok[l.n - 1], "noreply"))
         p->info |= CODEC_INFO_NOREPLY;
 
+    /* Past this point memcached answers any other mistake with one error
+     * line (none for noreply), except in the lines with a data block. */
     switch (cmd->kind) {
     case MC_STORE:
     case MC_CAS:
         /* memcached answers a bad storage line without swallowing the data
          * block, which would then be read as a command: refuse it here. */
-        if (tok[1].n > MC_MAX_KEY || !mc_number(tok[2], 0, UINT32_MAX, &v) ||
-            !mc_number(tok[3], INT32_MIN, INT32_MAX, &v) ||
-            (cmd->kind == MC_CAS && !mc_u64(tok[5]))) {
+        if (!mc_u32(l.tok[2]) || !mc_i32(l.tok[3]) || (cmd->kind == MC_CAS && !mc_u64(l.tok[5]))) {
             p->error = "bad command line format";
             return -1;
         }
-        if (!mc_number(tok[4], 0, MC_MAX_DATA, &v)) {
+        if (!mc_number(l.tok[4], 0, MC_MAX_DATA, &v)) {
             p->error = "bad data chunk size";
             return -1;
         }
         p->remaining = v;
         return 1;
-    case MC_META_SET:
-        if (!mc_number(tok[2], 0, MC_MAX_DATA, &v)) {
-            p->error = "bad data chunk size";
-            return -1;
-        }
-        if (q)
-            p->info |= CODEC_INFO_UNSUPPORTED;
-        p->remaining = v;
-        return 1;
-    case MC_META:
-        if (q)
+    case MC_STATS:
+        if (!mc_stats_ok(&l))
             p->info |= CODEC_INFO_UNSUPPORTED;
         return 0;
+    case MC_META:
+        return mc_meta_flags(p, &l, 2);
+    case MC_META_SET:
+        if (!mc_number(l.tok[2], 0, MC_MAX_DATA, &v)) {
+            p->error = "bad data chunk size";
+            return -1;
+        }
+        if (mc_meta_flags(p, &l, 3) < 0)
+            return -1;
+        p->remaining = v;
+        return 1;
     case MC_QUIT:
         p->info |= CODEC_INFO_QUIT;
         return 0;
@@ -246,13 +377,14 @@ static int mc_request_line(struct codec_parser *p, const char *s, const char *e)
     }
 }
 
-/* The longest request line accepted (its CR included): multi-key
- * retrievals may be long, anything else is short. */
+/* The longest request line accepted, its CRLF included: memcached reads
+ * long get/gets lines, and closes the connection on any other line of more
+ * than 2048 bytes that does not come with its newline in one read. */
 static size_t mc_line_max(const char *data, size_t len)
 {
-    if (len >= 4 && (memcmp(data, "get", 3) == 0 || memcmp(data, "gat", 3) == 0))
-        return MC_MAX_GET_LINE + 1;
-    return MC_MAX_LINE + 1;
+    if ((len >= 4 && memcmp(data, "get ", 4) == 0) || (len >= 5 && memcmp(data, "gets ", 5) == 0))
+        return MC_MAX_GET_LINE;
+    return MC_MAX_CMD_LINE;
 }
 
 static void mc_request_begin(struct codec_parser *p)
@@ -260,25 +392,65 @@ static void mc_request_begin(struct codec_parser *p)
     memset(p, 0, sizeof(*p));
 }
 
+/*
+ * The request line so far is data[0, end), with its '\n' at data[end] if
+ * nl; data[0, from) has been checked by an earlier call. Refuses a NUL
+ * anywhere, and a CR anywhere but just before the '\n' (the last byte, if
+ * the '\n' has not come yet). Returns false with p->error set, or true with
+ * p->counts[0] the number of bytes checked for good.
+ */
+static bool mc_check_line(struct codec_parser *p, const char *data, size_t from, size_t end, bool nl)
+{
+    if (memchr(data + from, '\0', end - from) != NULL) {
+        p->error = "NUL in command line";
+        return false;
+    }
+    const char *cr = memchr(data + from, '\r', end - from);
+    if (cr != NULL && (size_t)(cr - data) != end - 1) {
+        p->error = "CR inside command line";
+        return false;
+    }
+    /* A CR at the end of a line not yet complete is judged again with the
+     * byte after it. */
+    p->counts[0] = (int64_t)(cr != NULL && !nl ? end - 1 : end);
+    return true;
+}
+
 static int mc_parse_request(struct codec_parser *p, const char *data, size_t len, size_t *used)
 {
-    size_t pos = 0, n;
-    const char *nl, *e;
+    size_t pos = 0, end, from;
+    const char *nl;
     int rc = CODEC_MORE;
 
     switch (p->state) {
     case MC_LINE:
-        nl = mc_newline(data, 0, len);
-        n = nl != NULL ? (size_t)(nl - data) : len;    /* the line so far, without '\n' */
-        if (n > MC_MAX_LINE + 1 && n > mc_line_max(data, len)) {
+        if (len == 0)
+            goto out;
+        if ((unsigned char)data[0] == MC_BINARY_MAGIC) {
+            p->error = "binary protocol not supported";
+            return CODEC_ERROR;
+        }
+        if (data[0] == ' ') {
+            p->error = "command line starts with a space";
+            return CODEC_ERROR;
+        }
+        /* p->counts[0]: bytes of this line checked by earlier calls, so
+         * that a long line is scanned once however it arrives. */
+        from = PMX_MIN((size_t)p->counts[0], len);
+        nl = mc_newline(data, from, len);
+        end = nl != NULL ? (size_t)(nl - data) : len;
+        if (end + 1 > mc_line_max(data, end)) {
             p->error = "line too long";
             return CODEC_ERROR;
         }
+        if (!mc_check_line(p, data, from, end, nl != NULL))
+            return CODEC_ERROR;
         if (nl == NULL)
             goto out;
-        pos = n + 1;
-        e = nl > data && nl[-1] == '\r' ? nl - 1 : nl;
-        switch (mc_request_line(p, data, e)) {
+        pos = end + 1;
+        if (end > 0 && data[end - 1] == '\r')
+            end--;
+        switch (mc_request_line(p, data, data + end)) {
         case -1:
             return CODEC_ERROR;
         case 0:
@@ -324,8 +496,7 @@ static inline bool mc_is(const char *s, const char *e, const char *word, size_t 
  */
 static int mc_response_line(struct codec_parser *p, const char *s, const char *e)
 {
-    struct mc_tok tok[MC_TOKENS], last;
-    bool q;
+    struct mc_line l;
     int64_t v;
 
     if (e > s && (s[0] == 'E' || s[0] == 'C' || s[0] == 'S') &&
@@ -339,12 +510,10 @@ static int mc_response_line(struct codec_parser *p, const char *s, const char *e
             p->error = "unexpected line in retrieval reply";
             return CODEC_ERROR;
         }
-        {
-            size_t n = mc_split(s, e, tok, &last, &q);
-            if ((n != 4 && n != 5) || !mc_number(tok[3], 0, MC_MAX_DATA, &v)) {
-                p->error = "bad VALUE line";
-                return CODEC_ERROR;
-            }
+        mc_split(s, e, &l);
+        if ((l.n != 4 && l.n != 5) || !mc_number(l.tok[3], 0, MC_MAX_DATA, &v)) {
+            p->error = "bad VALUE line";
+            return CODEC_ERROR;
         }
         p->remaining = v;
         p->state = MC_DATA;
@@ -356,7 +525,8 @@ static int mc_response_line(struct codec_parser *p, const char *s, const char *e
     case MC_SHAPE_META:
         if (!mc_is(s, e, "VA", 2))
             return CODEC_DONE;
-        if (mc_split(s, e, tok, &last, &q) < 2 || !mc_number(tok[1], 0, MC_MAX_DATA, &v)) {
+        mc_split(s, e, &l);
+        if (l.n < 2 || !mc_number(l.tok[1], 0, MC_MAX_DATA, &v)) {
             p->error = "bad VA line";
             return CODEC_ERROR;
         }
