@@ -20,9 +20,10 @@ SANITIZE ?=
 WARN = -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wstrict-prototypes \
        -Wmissing-prototypes -Wformat=2 -Wundef -Wvla -Wwrite-strings \
        -Wno-unused-parameter
-PMX_CFLAGS = -std=gnu11 $(OPT) -g $(WARN) -D_GNU_SOURCE -Iinclude -MMD -MP \
+# -pthread: the resolver's helper thread (src/resolver.c).
+PMX_CFLAGS = -std=gnu11 $(OPT) -g $(WARN) -D_GNU_SOURCE -pthread -Iinclude -MMD -MP \
              $(SANITIZE) $(CFLAGS)
-PMX_LDFLAGS = $(SANITIZE) $(LDFLAGS)
+PMX_LDFLAGS = -pthread $(SANITIZE) $(LDFLAGS)
 
 YAML_LIBS  := $(shell pkg-config --libs yaml-0.1 2>/dev/null || echo -lyaml)
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lm -lrt -pthread)

@@ -40,7 +40,8 @@ if ! command -v "$CC" >/dev/null; then
 fi
 
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
-BASE="-std=gnu11 -O1 -g -D_GNU_SOURCE -Iinclude $SAN"
+# -pthread: the resolver's helper thread (src/resolver.c).
+BASE="-std=gnu11 -O1 -g -D_GNU_SOURCE -pthread -Iinclude $SAN"
 # The project's warnings; -Werror only for the harnesses, so that a warning
 # new in clang does not stop fuzzing of code owned elsewhere.
 WARN="-Wall -Wextra -Wshadow -Wpointer-arith -Wstrict-prototypes -Wmissing-prototypes \
