@@ -732,8 +732,11 @@ class _HttpSecurity(_Security):
         self.python_case("lower-case method", b"get /lower HTTP/1.1\r\nHost: a\r\n\r\n" + SMUGGLED)
 
     def test_nginx_close_cases(self):
-        """Requests nginx answers with 400/501 and a close: refused by
-        Proximux and closed; nginx's access log shows only the victims."""
+        """Requests nginx answers with 400/501 and a close (and two it
+        accepts but other servers frame differently: 101 headers, a header
+        line ending in CR CR LF): refused by Proximux and the attacker
+        closed; nginx's access log shows only the victims. Skipped when
+        nginx is not installed."""
         nginx = NginxServer()
         self.addCleanup(nginx.stop)
         cases = [
@@ -756,6 +759,8 @@ class _HttpSecurity(_Security):
             ("101 headers", b"GET /many HTTP/1.1\r\nHost: a\r\n" +
              b"".join(b"X-H%d: v\r\n" % i for i in range(101)) + b"\r\n"),
             ("bare CR in a header line", b"POST /cr HTTP/1.1\r\nHost: a\r\nX: y\rContent-Length: 60\r\n\r\n"),
+            ("header line ending in CR CR LF", b"POST /crcrlf HTTP/1.1\r\nHost: a\r\nX: y\r\r\n"
+             b"Content-Length: 35\r\n\r\n" + SMUGGLED),
         ]
         victim = lambda port: http_victim(port, nginx_body)
         for name, data in cases:
