@@ -393,10 +393,12 @@ static int http_request_head_done(struct codec_parser *p)
         return http_fail(p, "missing host");
     if ((flags & HF_TE) && (flags & HF_CLEN))
         return http_fail(p, "both content-length and transfer-encoding");
-    /* RFC 9112 6.1: an HTTP/1.0 message with Transfer-Encoding has faulty
-     * framing; the connection is closed after it. */
-    if ((flags & HF_CLOSE) || ((flags & HF_HTTP10) && !(flags & HF_KEEPALIVE)) ||
-        ((flags & HF_HTTP10) && (flags & HF_TE)))
+    /* RFC 9112 6.1: an HTTP/1.0 message with Transfer-Encoding must be
+     * treated as if its framing were faulty; nginx answers 400 and closes.
+     * Refused here, so the upstream never sees it. */
+    if ((flags & HF_HTTP10) && (flags & HF_TE))
+        return http_fail(p, "transfer-encoding in an HTTP/1.0 request");
+    if ((flags & HF_CLOSE) || ((flags & HF_HTTP10) && !(flags & HF_KEEPALIVE)))
         p->info |= CODEC_INFO_CLOSE;
     int rc = http_body_state(p, flags);
     /* The client holds the body back until it hears "100 Continue" (or
