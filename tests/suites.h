@@ -13,5 +13,6 @@ Suite *codec_suite(void);
 Suite *codec_resp_suite(void);
 Suite *codec_memcache_suite(void);
 Suite *codec_http_suite(void);
+Suite *balancer_suite(void);
 
 #endif
