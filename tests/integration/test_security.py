@@ -663,7 +663,8 @@ def http_attack(port, data, problems, what, allow_answer=False):
     with harness.connect(port, BOUND) as s:
         send_quietly(s, data)
         out, closed = read_for(s, BOUND)
-    responses = out.count(b"HTTP/1.")
+    # Status lines only: a reply's body may quote "HTTP/1.0" too.
+    responses = len(re.findall(rb"(?:^|\n)HTTP/1\.[01] \d{3} ", out))
     status = out.split(b"\r\n", 1)[0]
     m = re.match(rb"HTTP/1\.[01] (\d{3})", status)
     code = int(m.group(1)) if m else None
