@@ -20,7 +20,7 @@ SANITIZE ?=
 WARN = -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wstrict-prototypes \
        -Wmissing-prototypes -Wformat=2 -Wundef -Wvla -Wwrite-strings \
        -Wno-unused-parameter
-# -pthread: the resolver's helper thread (src/resolver.c).
+# -pthread: the resolver's helper thread (src/core/resolver.c).
 PMX_CFLAGS = -std=gnu11 $(OPT) -g $(WARN) -D_GNU_SOURCE -pthread -Iinclude -MMD -MP \
              $(SANITIZE) $(CFLAGS)
 PMX_LDFLAGS = -pthread $(SANITIZE) $(LDFLAGS)
@@ -28,7 +28,18 @@ PMX_LDFLAGS = -pthread $(SANITIZE) $(LDFLAGS)
 YAML_LIBS  := $(shell pkg-config --libs yaml-0.1 2>/dev/null || echo -lyaml)
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lm -lrt -pthread)
 
-LIB_SRC  := $(filter-out src/main.c,$(wildcard src/*.c))
+# The one list of sources, by layer; lint and fuzz read it (make print-src).
+CORE_SRC     := src/core/reactor.c src/core/buf.c src/core/conn.c src/core/log.c \
+                src/core/signals.c src/core/resolver.c
+PROTO_SRC    := src/proto/codec.c src/proto/codec_raw.c src/proto/codec_line.c \
+                src/proto/codec_resp.c src/proto/codec_memcache.c src/proto/codec_http.c
+UPSTREAM_SRC := src/upstream/pool.c src/upstream/balancer.c
+EXCHANGE_SRC := src/exchange/exchange.c src/exchange/exchange_proxy.c src/exchange/exchange_mux.c
+SERVICE_SRC  := src/service/listener.c
+CONFIG_SRC   := src/config/config.c src/config/config_env.c src/config/config_yaml.c
+LIB_SRC      := $(CORE_SRC) $(PROTO_SRC) $(UPSTREAM_SRC) $(EXCHANGE_SRC) $(SERVICE_SRC) $(CONFIG_SRC)
+MAIN_SRC     := src/main.c
+
 LIB_OBJ  := $(LIB_SRC:src/%.c=$(BUILD)/src/%.o)
 MAIN_OBJ := $(BUILD)/src/main.o
 TEST_SRC := $(wildcard tests/*.c)
@@ -36,7 +47,7 @@ TEST_OBJ := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%.o)
 LIB      := $(BUILD)/libproximux.a
 RUNNER   := $(BUILD)/test_runner
 
-.PHONY: all test unit integration asan bench fuzz lint valgrind clean
+.PHONY: all test unit integration asan bench fuzz lint valgrind clean print-src
 
 all: $(BIN)
 
@@ -87,5 +98,9 @@ valgrind: $(BIN)
 
 clean:
 	rm -rf build $(BIN)
+
+# The library's sources, one per line, for tests/lint.sh and tests/fuzz/run.sh.
+print-src:
+	@printf '%s\n' $(LIB_SRC)
 
 -include $(LIB_OBJ:.o=.d) $(MAIN_OBJ:.o=.d) $(TEST_OBJ:.o=.d)

@@ -10,6 +10,6 @@ cppcheck --quiet --enable=warning,performance,portability --inline-suppr \
 
 echo "== clang-tidy"
 # Files go before "--", compiler flags after it.
-ls src/*.c | xargs -P "$(nproc)" -n 4 sh -c \
+{ make -s --no-print-directory print-src; echo src/main.c; } | xargs -P "$(nproc)" -n 4 sh -c \
     'clang-tidy --quiet "$@" -- -std=gnu11 -D_GNU_SOURCE -Iinclude' clang-tidy
 echo "lint: clean"

@@ -1,4 +1,4 @@
-/* libFuzzer harness for the FIFO and funnel exchanges (src/exchange_mux.c):
+/* libFuzzer harness for the FIFO and funnel exchanges (src/exchange/exchange_mux.c):
  * one process plays the clients (socketpairs handed to ops->accept) and the
  * upstream (a listening socket on 127.0.0.1), following a script decoded
  * from the input, and checks what every client receives. */

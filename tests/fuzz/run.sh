@@ -40,7 +40,7 @@ if ! command -v "$CC" >/dev/null; then
 fi
 
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
-# -pthread: the resolver's helper thread (src/resolver.c).
+# -pthread: the resolver's helper thread (src/core/resolver.c).
 BASE="-std=gnu11 -O1 -g -D_GNU_SOURCE -pthread -Iinclude $SAN"
 # The project's warnings; -Werror only for the harnesses, so that a warning
 # new in clang does not stop fuzzing of code owned elsewhere.
@@ -63,23 +63,21 @@ compile() {     # src out extra-flags...
 export -f compile
 export CC BASE WARN
 
-srcs=()
-for f in src/*.c; do
-    [ "$f" = src/main.c ] || srcs+=("$f")
-done
+# The Makefile's one source list: every module but main.c.
+mapfile -t srcs < <(make -s --no-print-directory print-src)
 {
     for f in "${srcs[@]}"; do
         printf '%s\0%s\0' "$f" "$OUT/obj/$(basename "${f%.c}").o"
     done
 } | xargs -0 -n 2 -P "$JOBS" bash -c 'compile "$0" "$1"'
-compile src/reactor.c "$OUT/obj/reactor_fakeclock.o" -Dclock_gettime=fuzz_clock_gettime
+compile src/core/reactor.c "$OUT/obj/reactor_fakeclock.o" -Dclock_gettime=fuzz_clock_gettime
 
 objs_default=()
 objs_fakeclock=()
 for f in "${srcs[@]}"; do
     o="$OUT/obj/$(basename "${f%.c}").o"
     objs_default+=("$o")
-    if [ "$f" = src/reactor.c ]; then
+    if [ "$f" = src/core/reactor.c ]; then
         objs_fakeclock+=("$OUT/obj/reactor_fakeclock.o")
     else
         objs_fakeclock+=("$o")
