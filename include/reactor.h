@@ -36,6 +36,11 @@ int reactor_add(struct reactor *r, int fd, int mask, reactor_file_fn fn, void *d
  * closing an fd. */
 void reactor_del(struct reactor *r, int fd, int mask);
 
+/* Sets the events watched on fd to exactly mask (REACTOR_NONE: fd leaves
+ * epoll), with fn and data. One epoll_ctl at most. Returns PMX_OK or
+ * PMX_ERR (errno set). */
+int reactor_set(struct reactor *r, int fd, int mask, reactor_file_fn fn, void *data) PMX_WUR;
+
 /* The events watched on fd. */
 int reactor_mask(const struct reactor *r, int fd);
 
@@ -43,8 +48,12 @@ int reactor_mask(const struct reactor *r, int fd);
 long long reactor_timer_add(struct reactor *r, long ms, reactor_timer_fn fn, void *data);
 void reactor_timer_del(struct reactor *r, long long id);
 
-/* Runs fn before each wait for events (flushes, deferred closes). */
-void reactor_set_before_sleep(struct reactor *r, reactor_hook_fn fn, void *data);
+/* Runs fn(r, data) before each wait for events (flushes, deferred closes);
+ * hooks run in the order they were added. Returns PMX_OK or PMX_ERR
+ * (ENOMEM). */
+int reactor_add_before_sleep(struct reactor *r, reactor_hook_fn fn, void *data) PMX_WUR;
+/* Removes the hook added with fn and data; safe from inside a hook. */
+void reactor_remove_before_sleep(struct reactor *r, reactor_hook_fn fn, void *data);
 
 /* Processes events until reactor_stop(). Returns PMX_OK, or PMX_ERR if
  * epoll_wait fails for a reason other than EINTR. */

@@ -1,5 +1,6 @@
 /* Unit tests for the reactor: file events on real sockets, timers, and the
  * before-sleep hook, each asserting counters after running the loop. */
+#include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -175,10 +176,77 @@ START_TEST(test_reactor_before_sleep_hook)
     struct reactor *r = reactor_create(16);
     struct counters c = { 0 };
 
-    reactor_set_before_sleep(r, hook, &c);
+    ck_assert_int_eq(reactor_add_before_sleep(r, hook, &c), PMX_OK);
     ck_assert_int_gt(reactor_timer_add(r, 1, tick, &c), 0);
     ck_assert_int_eq(reactor_run(r), PMX_OK);
     ck_assert_int_eq(c.hook_runs, 3);
+    reactor_destroy(r);
+}
+END_TEST
+
+/* Each hook appends its letter to order; 'b' removes itself and 'c'. */
+struct hook_log {
+    char order[16];
+    int n;
+};
+
+struct hook_arg {
+    struct hook_log *log;
+    char letter;
+};
+
+static void ordered_hook(struct reactor *r, void *data)
+{
+    struct hook_arg *a = data;
+
+    a->log->order[a->log->n++] = a->letter;
+    if (a->letter == 'b') {
+        reactor_remove_before_sleep(r, ordered_hook, a);
+        reactor_remove_before_sleep(r, ordered_hook, a + 1);   /* 'c', later in this run */
+    }
+    if (a->log->n == 5)
+        reactor_stop(r);
+}
+
+START_TEST(test_reactor_before_sleep_hooks_in_order_and_removed)
+{
+    struct reactor *r = reactor_create(16);
+    struct hook_log log = { .n = 0 };
+    struct hook_arg args[4] = { { &log, 'a' }, { &log, 'b' }, { &log, 'c' }, { &log, 'd' } };
+
+    for (int i = 0; i < 4; i++)
+        ck_assert_int_eq(reactor_add_before_sleep(r, ordered_hook, &args[i]), PMX_OK);
+    ck_assert_int_gt(reactor_timer_add(r, 1, tick, NULL), 0);
+    ck_assert_int_eq(reactor_run(r), PMX_OK);
+    /* First run: a, b, (c removed by b before its turn), d; then a, d. */
+    ck_assert_int_eq(log.n, 5);
+    ck_assert_int_eq(memcmp(log.order, "abdad", 5), 0);
+    reactor_destroy(r);
+}
+END_TEST
+
+START_TEST(test_reactor_set_exact_mask)
+{
+    struct reactor *r = reactor_create(16);
+    struct counters c = { 0 };
+    int sv[2];
+
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+    ck_assert_int_eq(reactor_set(r, sv[0], REACTOR_READABLE | REACTOR_WRITABLE, on_readable, &c), PMX_OK);
+    ck_assert_int_eq(reactor_mask(r, sv[0]), REACTOR_READABLE | REACTOR_WRITABLE);
+    ck_assert_int_eq(reactor_set(r, sv[0], REACTOR_WRITABLE, on_readable, &c), PMX_OK);
+    ck_assert_int_eq(reactor_mask(r, sv[0]), REACTOR_WRITABLE);
+    ck_assert_int_eq(reactor_set(r, sv[0], REACTOR_NONE, on_readable, &c), PMX_OK);
+    ck_assert_int_eq(reactor_mask(r, sv[0]), REACTOR_NONE);
+    /* Watched again from nothing: an ADD, and the event arrives. */
+    ck_assert_int_eq(reactor_set(r, sv[0], REACTOR_READABLE, on_readable, &c), PMX_OK);
+    ck_assert_int_eq(write(sv[1], "z", 1), 1);
+    ck_assert_int_eq(reactor_run(r), PMX_OK);
+    ck_assert_int_eq(c.readable, 1);
+    ck_assert_int_eq(c.last, 'z');
+    reactor_del(r, sv[0], REACTOR_READABLE | REACTOR_WRITABLE);
+    close(sv[0]);
+    close(sv[1]);
     reactor_destroy(r);
 }
 END_TEST
@@ -194,6 +262,8 @@ Suite *reactor_suite(void)
     tcase_add_test(tc, test_reactor_timer_repeats_then_done);
     tcase_add_test(tc, test_reactor_timer_delete);
     tcase_add_test(tc, test_reactor_before_sleep_hook);
+    tcase_add_test(tc, test_reactor_before_sleep_hooks_in_order_and_removed);
+    tcase_add_test(tc, test_reactor_set_exact_mask);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -26,6 +26,13 @@ struct timer {
     struct timer *next;
 };
 
+/* A before-sleep hook; fn is NULL once removed (freed at the next run). */
+struct hook {
+    reactor_hook_fn fn;
+    void *data;
+    struct hook *next;
+};
+
 struct reactor {
     int epfd;
     int size;
@@ -33,8 +40,7 @@ struct reactor {
     struct epoll_event fired[REACTOR_MAX_EVENTS];
     struct timer *timers;
     long long next_timer_id;
-    reactor_hook_fn before_sleep;
-    void *before_sleep_data;
+    struct hook *hooks;         /* in the order added */
     uint64_t now;
     int stop;
 };
@@ -78,6 +84,11 @@ void reactor_destroy(struct reactor *r)
         struct timer *t = r->timers;
         r->timers = t->next;
         free(t);
+    }
+    while (r->hooks) {
+        struct hook *h = r->hooks;
+        r->hooks = h->next;
+        free(h);
     }
     close(r->epfd);
     free(r->events);
@@ -155,6 +166,16 @@ void reactor_del(struct reactor *r, int fd, int mask)
     }
 }
 
+int reactor_set(struct reactor *r, int fd, int mask, reactor_file_fn fn, void *data)
+{
+    int all = REACTOR_READABLE | REACTOR_WRITABLE;
+
+    reactor_del(r, fd, all & ~mask);
+    if (mask == REACTOR_NONE)
+        return PMX_OK;
+    return reactor_add(r, fd, mask, fn, data);
+}
+
 int reactor_mask(const struct reactor *r, int fd)
 {
     if (fd < 0 || fd >= r->size)
@@ -189,10 +210,46 @@ void reactor_timer_del(struct reactor *r, long long id)
     }
 }
 
-void reactor_set_before_sleep(struct reactor *r, reactor_hook_fn fn, void *data)
+int reactor_add_before_sleep(struct reactor *r, reactor_hook_fn fn, void *data)
 {
-    r->before_sleep = fn;
-    r->before_sleep_data = data;
+    struct hook *h = calloc(1, sizeof(*h));
+    struct hook **ph = &r->hooks;
+
+    if (h == NULL)
+        return PMX_ERR;
+    h->fn = fn;
+    h->data = data;
+    while (*ph)
+        ph = &(*ph)->next;
+    *ph = h;
+    return PMX_OK;
+}
+
+void reactor_remove_before_sleep(struct reactor *r, reactor_hook_fn fn, void *data)
+{
+    for (struct hook *h = r->hooks; h; h = h->next) {
+        if (h->fn == fn && h->data == data) {
+            h->fn = NULL;       /* unlinked by reactor_run_hooks, which may be running it */
+            return;
+        }
+    }
+}
+
+/* Runs the before-sleep hooks, and frees those removed meanwhile. */
+static void reactor_run_hooks(struct reactor *r)
+{
+    for (struct hook *h = r->hooks; h; h = h->next)
+        if (h->fn)
+            h->fn(r, h->data);
+    for (struct hook **ph = &r->hooks; *ph;) {
+        struct hook *h = *ph;
+        if (h->fn == NULL) {
+            *ph = h->next;
+            free(h);
+        } else {
+            ph = &h->next;
+        }
+    }
 }
 
 void reactor_stop(struct reactor *r)
@@ -255,8 +312,7 @@ int reactor_run(struct reactor *r)
 {
     r->stop = 0;
     while (!r->stop) {
-        if (r->before_sleep)
-            r->before_sleep(r, r->before_sleep_data);
+        reactor_run_hooks(r);
         if (r->stop)
             break;
         r->now = reactor_clock_ms();

@@ -1088,25 +1088,23 @@ static int mux_start(struct exchange *x)
 
     if (m == NULL)
         return PMX_ERR;
+    /* m is zeroed: pool_destroy() of a pool never initialized frees nothing. */
     m->ups = calloc((size_t)cfg->connections, sizeof(*m->ups));
-    if (m->ups == NULL || pool_init(&m->pool, x->reactor, cfg, cfg->connections, &events, m) != PMX_OK) {
+    m->scratch = malloc(MUX_CHUNK);
+    if (m->ups == NULL || m->scratch == NULL ||
+        pool_init(&m->pool, x->reactor, cfg, cfg->connections, &events, m) != PMX_OK ||
+        reactor_add_before_sleep(x->reactor, mux_before_sleep, m) != PMX_OK) {
+        pool_destroy(&m->pool);
+        free(m->scratch);
         free(m->ups);
         free(m);
         return PMX_ERR;
     }
     for (int i = 0; i < cfg->connections; i++)
         m->ups[i].slot = &m->pool.slots[i];
-    m->scratch = malloc(MUX_CHUNK);
-    if (m->scratch == NULL) {
-        pool_destroy(&m->pool);
-        free(m->ups);
-        free(m);
-        return PMX_ERR;
-    }
     m->x = x;
     m->started = reactor_now(x->reactor);
     x->priv = m;
-    reactor_set_before_sleep(x->reactor, mux_before_sleep, m);
     if (cfg->warmup) {
         for (int i = 0; i < cfg->connections; i++)
             pool_open(&m->pool, &m->pool.slots[i]);
@@ -1161,7 +1159,7 @@ static void mux_destroy(struct exchange *x)
     }
     m->dirty_clients = NULL;
     mux_before_sleep(x->reactor, m);
-    reactor_set_before_sleep(x->reactor, NULL, NULL);
+    reactor_remove_before_sleep(x->reactor, mux_before_sleep, m);
     pool_destroy(&m->pool);
     free(m->ups);
     free(m->scratch);

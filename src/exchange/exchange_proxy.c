@@ -217,16 +217,6 @@ static void session_propagate_eof(struct session *s, struct conn *from, struct c
         conn_shutdown_write(to);
 }
 
-static int watch(struct reactor *r, int fd, int want, reactor_file_fn fn, void *data)
-{
-    int all = REACTOR_READABLE | REACTOR_WRITABLE;
-
-    reactor_del(r, fd, all & ~want);
-    if (want == REACTOR_NONE)
-        return PMX_OK;
-    return reactor_add(r, fd, want, fn, data);
-}
-
 /* Decides whether the session is over, and otherwise which events each
  * side waits for. Every handler ends here. */
 static void session_update(struct session *s)
@@ -279,8 +269,8 @@ static void session_update(struct session *s)
         if (buf_len(&up->out) > 0 && !up->failed)
             want_up |= REACTOR_WRITABLE;
     }
-    if ((cl->fd >= 0 && watch(r, cl->fd, want_cl, proxy_client_event, s) != PMX_OK) ||
-        (up->fd >= 0 && watch(r, up->fd, want_up, proxy_upstream_event, s) != PMX_OK)) {
+    if ((cl->fd >= 0 && reactor_set(r, cl->fd, want_cl, proxy_client_event, s) != PMX_OK) ||
+        (up->fd >= 0 && reactor_set(r, up->fd, want_up, proxy_upstream_event, s) != PMX_OK)) {
         log_error_errno("#%llu epoll", (unsigned long long)s->id);
         session_close(s, "epoll error");
     }

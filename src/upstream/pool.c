@@ -198,13 +198,9 @@ int pool_take(struct pool *p, struct pool_slot *s, struct buf *early)
 
 void pool_watch(struct pool *p, struct pool_slot *s, int mask)
 {
-    int all = REACTOR_READABLE | REACTOR_WRITABLE;
-
     if (s->conn.fd < 0)
         return;
-    reactor_del(p->reactor, s->conn.fd, all & ~mask);
-    if (mask != REACTOR_NONE &&
-        reactor_add(p->reactor, s->conn.fd, mask, pool_slot_event, s) != PMX_OK)
+    if (reactor_set(p->reactor, s->conn.fd, mask, pool_slot_event, s) != PMX_OK)
         log_error_errno("upstream #%llu: epoll", (unsigned long long)s->id);
 }
 
