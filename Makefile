@@ -29,7 +29,7 @@ YAML_LIBS  := $(shell pkg-config --libs yaml-0.1 2>/dev/null || echo -lyaml)
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lm -lrt -pthread)
 
 # The one list of sources, by layer; lint and fuzz read it (make print-src).
-CORE_SRC     := src/core/reactor.c src/core/buf.c src/core/conn.c src/core/log.c \
+CORE_SRC     := src/core/reactor.c src/core/buf.c src/core/conn.c src/core/net.c src/core/log.c \
                 src/core/signals.c src/core/resolver.c
 PROTO_SRC    := src/proto/codec.c src/proto/codec_raw.c src/proto/codec_line.c \
                 src/proto/codec_resp.c src/proto/codec_memcache.c src/proto/codec_http.c

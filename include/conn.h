@@ -10,11 +10,10 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 #include "buf.h"
+#include "net.h"
 #include "pmx.h"
 
 struct reactor;
-
-#define CONN_ADDR_MAX 64 /* "[ipv6]:port" */
 
 struct conn {
     int fd;
@@ -53,12 +52,6 @@ void conn_shutdown_write(struct conn *c);
 
 /* Removes fd from r, closes it and frees the buffer. */
 void conn_close(struct conn *c, struct reactor *r);
-
-/* Makes a new socket non-blocking, close-on-exec, with TCP_NODELAY. */
-int conn_setup_socket(int fd) PMX_WUR;
-
-/* Formats addr as "1.2.3.4:5" or "[::1]:5" into out (CONN_ADDR_MAX). */
-void conn_format_addr(const struct sockaddr *addr, char *out, size_t outlen);
 
 /* A process-wide increasing id for log lines. */
 uint64_t conn_next_id(void);

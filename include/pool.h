@@ -33,7 +33,7 @@ struct pool_slot {
     uint64_t deadline;      /* connect timeout or end of backoff (ms) */
     uint64_t last_active;   /* last byte in or out (ms) */
     uint64_t id;            /* connection id for logs */
-    char peer[CONN_ADDR_MAX];
+    char peer[NET_ADDR_MAX];
 };
 
 /* What the owner of a pool is told. */
@@ -59,10 +59,6 @@ struct pool {
 /* Starts a non-blocking connect to target number t of config c. Returns the
  * socket or PMX_ERR (errno set). */
 int pool_connect(const struct config *c, int t) PMX_WUR;
-
-/* For a socket whose connect completed (writable): PMX_OK when connected,
- * else PMX_ERR with errno set to the connect error. */
-int pool_connect_result(int fd) PMX_WUR;
 
 /* Creates n slots, all SLOT_CLOSED. Returns PMX_OK or PMX_ERR (ENOMEM). */
 int pool_init(struct pool *p, struct reactor *r, const struct config *c, int n,

@@ -7,6 +7,7 @@
 
 Suite *buf_suite(void);
 Suite *reactor_suite(void);
+Suite *net_suite(void);
 Suite *resolver_suite(void);
 Suite *config_suite(void);
 Suite *codec_suite(void);

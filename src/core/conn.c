@@ -124,37 +124,6 @@ void conn_close(struct conn *c, struct reactor *r)
     buf_free(&c->out);
 }
 
-int conn_setup_socket(int fd)
-{
-    int one = 1;
-    int flags = fcntl(fd, F_GETFL);
-
-    if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)
-        return PMX_ERR;
-    if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
-        return PMX_ERR;
-    /* Request/response traffic: never wait to coalesce small writes. */
-    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    return PMX_OK;
-}
-
-void conn_format_addr(const struct sockaddr *addr, char *out, size_t outlen)
-{
-    char host[INET6_ADDRSTRLEN];
-
-    if (addr->sa_family == AF_INET) {
-        const struct sockaddr_in *in = (const struct sockaddr_in *)addr;
-        inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
-        snprintf(out, outlen, "%s:%u", host, ntohs(in->sin_port));
-    } else if (addr->sa_family == AF_INET6) {
-        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)addr;
-        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
-        snprintf(out, outlen, "[%s]:%u", host, ntohs(in6->sin6_port));
-    } else {
-        snprintf(out, outlen, "?");
-    }
-}
-
 uint64_t conn_next_id(void)
 {
     static uint64_t next_id;

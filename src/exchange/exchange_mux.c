@@ -78,7 +78,7 @@ struct mux_queue {
 
 struct mux_client {
     uint64_t id;
-    char peer[CONN_ADDR_MAX];
+    char peer[NET_ADDR_MAX];
     struct conn conn;               /* conn.out: responses to write */
     struct buf in;                  /* request bytes not yet framed */
     size_t counted;                 /* in.cap as counted in m->partial_bytes */

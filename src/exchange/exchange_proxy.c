@@ -34,8 +34,8 @@
  */
 struct session {
     uint64_t id;
-    char peer[CONN_ADDR_MAX];       /* the client */
-    char target[CONN_ADDR_MAX];     /* the upstream */
+    char peer[NET_ADDR_MAX];       /* the client */
+    char target[NET_ADDR_MAX];     /* the upstream */
     struct conn client;
     struct conn upstream;
     bool connecting;
@@ -113,7 +113,8 @@ static int session_connect(struct session *s)
 
     while (s->attempts < c->ntargets) {
         int t = s->target_index % c->ntargets;
-        conn_format_addr((const struct sockaddr *)&c->targets[t].addr, s->target, sizeof(s->target));
+        net_format_addr((const struct sockaddr *)&c->targets[t].addr, c->targets[t].addr_len,
+                        s->target, sizeof(s->target));
         s->attempts++;
         int fd = pool_connect(c, t);
         if (fd >= 0) {
@@ -294,7 +295,7 @@ static void proxy_upstream_event(struct reactor *r, int fd, void *data, int mask
     struct session *s = data;
 
     if (s->connecting) {
-        if (pool_connect_result(fd) != PMX_OK) {
+        if (net_connect_result(fd) != PMX_OK) {
             (void)session_connect_failed(s, strerror(errno));
             return;
         }

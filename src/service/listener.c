@@ -24,31 +24,16 @@
 
 int listener_open(struct listener *l, const struct config *c, char *err, size_t errlen)
 {
-    char addr[CONN_ADDR_MAX];
-    int one = 1;
+    char why[CONFIG_ERR_MAX];
 
     memset(l, 0, sizeof(*l));
-    l->fd = -1;
-    conn_format_addr((const struct sockaddr *)&c->local_addr, addr, sizeof(addr));
-    int fd = socket(c->local_addr.ss_family, SOCK_STREAM, 0);
-    if (fd < 0)
-        goto fail;
-    (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (c->local_addr.ss_family == AF_INET6) {
-        int v6only = c->ipv6_only ? 1 : 0;
-        if (setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof(v6only)) < 0)
-            goto fail;
+    l->fd = net_listen_tcp((const struct sockaddr *)&c->local_addr, c->local_addr_len, c->ipv6_only,
+                           LISTENER_BACKLOG, why, sizeof(why));
+    if (l->fd < 0) {
+        snprintf(err, errlen, "LOCAL_HOST/LOCAL_PORT: %s", why);
+        return PMX_ERR;
     }
-    if (bind(fd, (const struct sockaddr *)&c->local_addr, c->local_addr_len) < 0 ||
-        listen(fd, LISTENER_BACKLOG) < 0 || conn_setup_socket(fd) != PMX_OK)
-        goto fail;
-    l->fd = fd;
     return PMX_OK;
-fail:
-    snprintf(err, errlen, "LOCAL_HOST/LOCAL_PORT: cannot listen on %s: %s", addr, strerror(errno));
-    if (fd >= 0)
-        close(fd);
-    return PMX_ERR;
 }
 
 static void listener_accept(struct reactor *r, int fd, void *data, int mask);
@@ -89,12 +74,12 @@ static bool listener_refuse_one(struct listener *l, long max, long waited)
 {
     struct sockaddr_storage addr;
     socklen_t len = sizeof(addr);
-    char peer[CONN_ADDR_MAX];
+    char peer[NET_ADDR_MAX];
 
     int cfd = accept4(l->fd, (struct sockaddr *)&addr, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (cfd < 0)
         return errno == EINTR || errno == ECONNABORTED;
-    conn_format_addr((const struct sockaddr *)&addr, peer, sizeof(peer));
+    net_format_addr((const struct sockaddr *)&addr, len, peer, sizeof(peer));
     if (waited > 0)
         log_error("client %s refused: max_connections %ld reached, no slot freed within max_wait %ld ms",
                   peer, max, waited);
@@ -168,7 +153,7 @@ static void listener_accept(struct reactor *r, int fd, void *data, int mask)
     for (int i = 0; i < LISTENER_ACCEPT_BATCH; i++) {
         struct sockaddr_storage addr;
         socklen_t len = sizeof(addr);
-        char peer[CONN_ADDR_MAX];
+        char peer[NET_ADDR_MAX];
         long max = x->config->max_connections;
 
         if (max >= 0 && x->nclients >= (size_t)max) {
@@ -197,8 +182,8 @@ static void listener_accept(struct reactor *r, int fd, void *data, int mask)
                 log_error_errno("accept");
             return;
         }
-        conn_format_addr((const struct sockaddr *)&addr, peer, sizeof(peer));
-        if (conn_setup_socket(cfd) != PMX_OK) {
+        net_format_addr((const struct sockaddr *)&addr, len, peer, sizeof(peer));
+        if (net_setup_socket(cfd) != PMX_OK) {
             log_error_errno("client %s: socket setup", peer);
             close(cfd);
             continue;

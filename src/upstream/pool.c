@@ -15,40 +15,8 @@
 int pool_connect(const struct config *c, int t)
 {
     const struct target_config *target = &c->targets[t];
-    int fd = socket(target->addr.ss_family, SOCK_STREAM, 0);
 
-    if (fd < 0)
-        return PMX_ERR;
-    if (conn_setup_socket(fd) != PMX_OK)
-        goto fail;
-    if (target->keep_alive) {
-        int one = 1;
-        (void)setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
-    }
-    if (connect(fd, (const struct sockaddr *)&target->addr, target->addr_len) < 0 &&
-        errno != EINPROGRESS)
-        goto fail;
-    return fd;
-fail: {
-        int saved = errno;
-        close(fd);
-        errno = saved;
-        return PMX_ERR;
-    }
-}
-
-int pool_connect_result(int fd)
-{
-    int err = 0;
-    socklen_t len = sizeof(err);
-
-    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
-        return PMX_ERR;
-    if (err != 0) {
-        errno = err;
-        return PMX_ERR;
-    }
-    return PMX_OK;
+    return net_connect((const struct sockaddr *)&target->addr, target->addr_len, target->keep_alive);
 }
 
 int pool_init(struct pool *p, struct reactor *r, const struct config *c, int n,
@@ -138,7 +106,8 @@ void pool_open(struct pool *p, struct pool_slot *s)
     if (s->target >= c->ntargets)
         s->target = s->index % c->ntargets;
     s->id = conn_next_id();
-    conn_format_addr((const struct sockaddr *)&c->targets[s->target].addr, s->peer, sizeof(s->peer));
+    net_format_addr((const struct sockaddr *)&c->targets[s->target].addr, c->targets[s->target].addr_len,
+                    s->peer, sizeof(s->peer));
     int fd = pool_connect(c, s->target);
     s->state = SLOT_CONNECTING;
     s->deadline = reactor_now(p->reactor) + (uint64_t)c->connect_timeout;
@@ -210,7 +179,7 @@ static void pool_slot_event(struct reactor *r, int fd, void *data, int mask)
     struct pool *p = s->pool;
 
     if (s->state == SLOT_CONNECTING) {
-        if (pool_connect_result(fd) != PMX_OK) {
+        if (net_connect_result(fd) != PMX_OK) {
             pool_fail(p, s, strerror(errno));
             return;
         }
