@@ -1,5 +1,8 @@
-/* The configuration: one table of settings drives the YAML and environment
- * front ends, validation, the -t dump and SIGHUP reload. */
+/* The configuration: named services, each with its listeners, exchange,
+ * pool, targets, balancing, health checks and limits, plus a few global
+ * settings. One schema (tables of settings in src/config/config_schema.c)
+ * drives the YAML and environment front ends, validation, the -t dump and
+ * what a reload may change. */
 #ifndef CONFIG_H
 #define CONFIG_H
 
@@ -7,6 +10,9 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <sys/socket.h>
+#include <sys/types.h>
+#include "balancer.h"
+#include "net.h"
 #include "pmx.h"
 
 enum exchange_mode {
@@ -16,82 +22,154 @@ enum exchange_mode {
     MODE_FUNNEL,
 };
 
-#define CONFIG_HOST_MAX 256
+#define CONFIG_HOST_MAX NET_HOST_MAX
 #define CONFIG_PATH_MAX 4096
 #define CONFIG_CODEC_MAX 16
-#define CONFIG_MAX_TARGETS 256
+#define CONFIG_NAME_MAX 65          /* service names: 1-64 of [A-Za-z0-9_.-]; target names as written: 1-64 bytes, no control characters */
+/* A target's name field: room for its default, "host:port", "[IPV6]:PORT" or
+ * the unix path, with a "#N" suffix when two targets would share it. */
+#define CONFIG_TARGET_NAME_MAX (CONFIG_HOST_MAX + 24)
+#define CONFIG_MAX_LISTEN 16        /* listen addresses per service */
+#define CONFIG_MAX_SERVICES 256
+#define CONFIG_MAX_TARGETS 1024     /* per service */
+#define CONFIG_PROBE_MAX 256        /* health.send / health.expect bytes */
 #define CONFIG_ERR_MAX 512
 
-struct target_config {
-    char host[CONFIG_HOST_MAX];
-    int port;
-    bool keep_alive;
-    /* Resolved by config_load() (getaddrinfo, first result). */
+/* One listen address of a service. */
+struct listen_config {
+    char spec[NET_ADDR_MAX + NET_HOST_MAX];   /* as written: "127.0.0.1:3307", "[::1]:6380", "unix:/path" */
+    struct net_listen_spec where;             /* parsed */
+    /* Derived by config_load(): TCP addresses resolved (AI_PASSIVE, first
+     * result); nothing is bound. Unused for unix sockets. */
     struct sockaddr_storage addr;
     socklen_t addr_len;
+};
+
+struct target_config {
+    char name[CONFIG_TARGET_NAME_MAX];  /* default "host:port" ("[IPV6]:port") or the unix path; a
+                                         * default taken already gets "#2", "#3"...; unique in the service */
+    char host[CONFIG_HOST_MAX];     /* host + port, or ... */
+    int port;
+    char unix_path[NET_UNIX_PATH_MAX];  /* ... unix (then host is "" and port 0) */
+    int weight;                     /* 1-1000, default 1 */
+    bool backup;                    /* used only while no non-backup target is usable */
+    bool keep_alive;                /* SO_KEEPALIVE */
+    /* Derived by config_load(): the address (resolved at load for host
+     * names; a unix sockaddr for unix targets). */
+    struct sockaddr_storage addr;
+    socklen_t addr_len;
+};
+
+struct health_config {
+    int fail_after;                 /* consecutive failures before a target is down (1-1000, 3) */
+    int rise_after;                 /* consecutive probe successes before it is up (1-1000, 2) */
+    long interval;                  /* ms between probes (10-3600000, 500) */
+    long timeout;                   /* ms a probe may take (10-600000, 1000) */
+    char send[CONFIG_PROBE_MAX];    /* bytes a probe sends after connecting; C escapes \r \n \t \\ \xNN are decoded */
+    size_t send_len;
+    char expect[CONFIG_PROBE_MAX];  /* prefix the reply must start with (same escapes) */
+    size_t expect_len;
+    bool check_up;                  /* also probe targets that are up */
+};
+
+struct service_config {
+    char name[CONFIG_NAME_MAX];     /* "default" for the single-service forms */
+
+    /* listen / local */
+    int nlisten;
+    struct listen_config listen[CONFIG_MAX_LISTEN];
+    long listen_mode;               /* listen_mode: unix socket permissions, octal string in YAML ("0660") */
+    bool ipv6_only;                 /* local.ipv6_only */
+    long max_connections;           /* local.max_connections: -1 or >= 1 */
+    long max_wait;                  /* local.max_wait: ms */
+    long buffer_size;               /* local.buffer_size */
+    long output_limit;              /* local.output_limit */
+
+    /* exchange */
+    enum exchange_mode mode;        /* as configured */
+    enum exchange_mode effective_mode;  /* derived: never MODE_AUTO */
+    char codec[CONFIG_CODEC_MAX];
+    bool funnel_async;
+    long response_timeout;
+    long queue_limit;
+    long queue_timeout;
+    long max_message;
+
+    /* pool */
+    int connections;
+    long inactive_timeout;
+    bool warmup;
+    long connect_timeout;
+    long backoff_min;
+    long backoff_max;
+    long resolve_interval;          /* pool.resolve_interval: ms, -1 never (default 30000) */
+
+    /* upstreams */
+    enum balance_strategy balance;  /* balance (default round_robin) */
+    int retries;                    /* retries: other targets tried after a failed connect (0-100, default 2) */
+    struct health_config health;
+
+    /* limits */
+    long max_active;                /* limits.max_active: requests in flight upstream, -1 unlimited */
+    long max_queued;                /* limits.max_queued: requests waiting for a connection, -1 unlimited */
+    long request_memory;            /* limits.request_memory: bytes of partial requests, all clients */
+
+    int ntargets;
+    struct target_config *targets;  /* ntargets entries, owned */
 };
 
 struct config {
     int log_level;                      /* LOG_LEVEL, log_level: 0..3 */
     char log_file[CONFIG_PATH_MAX];     /* LOG_FILE, log_file: "" = stderr */
-
-    char local_host[CONFIG_HOST_MAX];   /* LOCAL_HOST, local.host */
-    int local_port;                     /* LOCAL_PORT, local.port: required */
-    bool ipv6_only;                     /* LOCAL_IPV6_ONLY, local.ipv6_only */
-    long max_connections;               /* LOCAL_MAX_CONNECTIONS, local.max_connections: -1 or >= 1 */
-    long max_wait;                      /* LOCAL_MAX_WAIT, local.max_wait: ms a client waits for a free slot; 0 refuse at once */
-    long buffer_size;                   /* LOCAL_BUFFER_SIZE, local.buffer_size: bytes per direction */
-    long output_limit;                  /* LOCAL_OUTPUT_LIMIT, local.output_limit: bytes queued to one client */
-
-    enum exchange_mode mode;            /* EXCHANGE_MODE, exchange.mode: as configured */
-    char codec[CONFIG_CODEC_MAX];       /* EXCHANGE_CODEC, exchange.codec */
-    bool funnel_async;                  /* EXCHANGE_FUNNEL_ASYNC, exchange.funnel_async */
-    long response_timeout;              /* EXCHANGE_RESPONSE_TIMEOUT, exchange.response_timeout: ms, -1 off */
-    long queue_limit;                   /* EXCHANGE_QUEUE_LIMIT, exchange.queue_limit: requests waiting */
-    long queue_timeout;                 /* EXCHANGE_QUEUE_TIMEOUT, exchange.queue_timeout: ms, -1 off */
-    long max_message;                   /* EXCHANGE_MAX_MESSAGE, exchange.max_message: bytes */
-
-    int connections;                    /* PROXY_CONNECTIONS_CNT, pool.connections: required */
-    long inactive_timeout;              /* PROXY_INACTIVE_TIMEOUT, pool.inactive_timeout: ms, -1 off */
-    bool warmup;                        /* PROXY_WARMUP, pool.warmup */
-    long connect_timeout;               /* PROXY_CONNECT_TIMEOUT, pool.connect_timeout: ms */
-    long backoff_min;                   /* PROXY_BACKOFF_MIN, pool.backoff_min: ms */
-    long backoff_max;                   /* PROXY_BACKOFF_MAX, pool.backoff_max: ms */
-
-    long request_memory;                /* LIMITS_REQUEST_MEMORY, limits.request_memory: bytes of partial requests, all clients */
-
     long shutdown_timeout;              /* SHUTDOWN_TIMEOUT, shutdown_timeout: ms */
 
-    int ntargets;
-    struct target_config targets[CONFIG_MAX_TARGETS];
+    int nservices;
+    struct service_config *services;    /* nservices entries, owned; names unique */
+    /* The file has services: (else services[0] is the single service
+     * "default" of the top-level settings and the environment). */
+    bool services_form;
 
-    /* Derived by config_load(): the mode actually run (never MODE_AUTO). */
-    enum exchange_mode effective_mode;
-    /* Derived by config_load(): local.host/local.port resolved with
-     * AI_PASSIVE (first result); nothing is bound. */
-    struct sockaddr_storage local_addr;
-    socklen_t local_addr_len;
-    /* Where the YAML came from ("" when env only); kept for SIGHUP. */
+    /* Where the YAML came from ("" when env only); kept for reload. */
     char path[CONFIG_PATH_MAX];
 };
 
 /* Fills c from the built-in defaults, then the YAML file at yaml_path (may be
  * NULL), then the environment env (a NULL-terminated "NAME=value" array like
- * environ), validates it, derives effective_mode and resolves the listen and
- * target addresses. On error returns PMX_ERR and writes one line into err,
- * naming the setting, the bad value and what is allowed, e.g.
- * `LOCAL_PORT: "abc" is not a port (1-65535)`. */
+ * environ), validates it, derives every service's effective_mode and
+ * resolves the listen and target addresses (blocking: at start and for -t;
+ * the daemon re-resolves off the loop later). On error returns PMX_ERR and
+ * writes one line into err naming the setting, the bad value and what is
+ * allowed, e.g. `LOCAL_PORT: "abc" is not a port (1-65535)` or
+ * `services[2].listen[1] (FILE line 7): "localhost" missing port (HOST:PORT,
+ * [IPV6]:PORT or unix:/path)`. List items are counted from 1 in messages,
+ * as TARGET_HOST_1 is. c must be zeroed or freed before; on error it holds
+ * nothing to free. */
 int config_load(struct config *c, const char *yaml_path, char *const *env,
                 char *err, size_t errlen) PMX_WUR;
 
-/* Writes the effective configuration as YAML, with the derived mode. */
+/* Frees what config_load() allocated (services, targets); c is zeroed.
+ * Harmless on a zeroed config. */
+void config_free(struct config *c);
+
+/* Writes the effective configuration as YAML, with each service's derived
+ * mode. */
 void config_dump(const struct config *c, FILE *out);
+
+/* The service called name, or NULL. */
+const struct service_config *config_service(const struct config *c, const char *name);
 
 const char *config_mode_name(enum exchange_mode mode);
 
-/* Which settings differ between old and new and cannot change without a
- * restart: writes their names, comma separated, into out ("" if none). */
-void config_unreloadable_changes(const struct config *old, const struct config *new,
-                                 char *out, size_t outlen);
+/* Which settings of one service differ between old and new and cannot
+ * change without replacing the service (listeners, mode, codec, ...):
+ * writes their names, comma separated, into out ("" if none). */
+void config_service_fixed_changes(const struct service_config *old, const struct service_config *new,
+                                  char *out, size_t outlen);
+
+/* Copies into fresh the running values of the settings that cannot change
+ * without replacing the service (those config_service_fixed_changes()
+ * names) and what derives from them (effective_mode, the resolved listen
+ * addresses), so that a reload in place sees one consistent picture. */
+void config_service_keep_fixed(struct service_config *fresh, const struct service_config *running);
 
 #endif

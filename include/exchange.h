@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include "pmx.h"
 
-struct config;
+struct service_config;
 struct codec_ops;
 struct reactor;
 struct exchange;
@@ -39,7 +39,7 @@ struct exchange_ops {
 struct exchange {
     const struct exchange_ops *ops;
     struct reactor *reactor;
-    const struct config *config;
+    const struct service_config *config;
     const struct codec_ops *codec;
     size_t nclients;            /* clients connected now */
     bool shutting_down;
@@ -61,7 +61,7 @@ extern const struct exchange_ops exchange_fifo;
 extern const struct exchange_ops exchange_funnel;
 
 /* Fills x for config c: selects the mode and the codec. */
-void exchange_init(struct exchange *x, struct reactor *r, const struct config *c);
+void exchange_init(struct exchange *x, struct reactor *r, const struct service_config *c);
 
 /* Called by a mode when warmup is over (once). */
 void exchange_ready(struct exchange *x);

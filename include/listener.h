@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include "pmx.h"
 
-struct config;
+struct service_config;
 struct exchange;
 struct reactor;
 
@@ -23,7 +23,7 @@ struct listener {
 
 /* Binds and listens on the configured address. Returns PMX_OK, or PMX_ERR
  * with a one-line reason in err (naming LOCAL_HOST/LOCAL_PORT). */
-int listener_open(struct listener *l, const struct config *c, char *err, size_t errlen) PMX_WUR;
+int listener_open(struct listener *l, const struct service_config *c, char *err, size_t errlen) PMX_WUR;
 
 /* Starts accepting clients for x. */
 int listener_start(struct listener *l, struct reactor *r, struct exchange *x) PMX_WUR;

@@ -11,7 +11,7 @@
 #include "conn.h"
 #include "pmx.h"
 
-struct config;
+struct service_config;
 struct reactor;
 struct pool;
 
@@ -48,7 +48,7 @@ struct pool_events {
 
 struct pool {
     struct reactor *reactor;
-    const struct config *config;
+    const struct service_config *config;
     struct pool_slot *slots;
     int nslots;
     struct pool_events events;
@@ -58,10 +58,10 @@ struct pool {
 
 /* Starts a non-blocking connect to target number t of config c. Returns the
  * socket or PMX_ERR (errno set). */
-int pool_connect(const struct config *c, int t) PMX_WUR;
+int pool_connect(const struct service_config *c, int t) PMX_WUR;
 
 /* Creates n slots, all SLOT_CLOSED. Returns PMX_OK or PMX_ERR (ENOMEM). */
-int pool_init(struct pool *p, struct reactor *r, const struct config *c, int n,
+int pool_init(struct pool *p, struct reactor *r, const struct service_config *c, int n,
               const struct pool_events *events, void *data) PMX_WUR;
 void pool_destroy(struct pool *p);
 

@@ -23,7 +23,7 @@ extern char **environ;
 
 struct daemon {
     struct reactor *reactor;
-    struct config *config;
+    struct config *config;          /* the global settings; its one service runs */
     struct listener listener;
     struct exchange exchange;
     bool accepting;
@@ -43,6 +43,19 @@ static void usage(FILE *out)
             "(LOCAL_PORT, PROXY_CONNECTIONS_CNT, TARGET_HOST_1, TARGET_PORT_1, ...; see README.md).\n");
 }
 
+/* The service that runs: the only one (more are refused at start). */
+static const struct service_config *daemon_service(const struct daemon *d)
+{
+    return &d->config->services[0];
+}
+
+/* Frees a configuration that config_load() filled. */
+static void daemon_config_free(struct config *c)
+{
+    config_free(c);
+    free(c);
+}
+
 static void daemon_on_ready(struct exchange *x)
 {
     struct daemon *d = x->owner;
@@ -55,8 +68,8 @@ static void daemon_on_ready(struct exchange *x)
         return;
     }
     d->accepting = true;
-    log_info("accepting clients on %s:%d (%s mode, %s codec)", d->config->local_host,
-             d->config->local_port, x->ops->name, x->codec->name);
+    log_info("accepting clients on %s (%s mode, %s codec)", daemon_service(d)->listen[0].spec,
+             x->ops->name, x->codec->name);
 }
 
 static void daemon_on_idle(struct exchange *x)
@@ -128,23 +141,18 @@ static void daemon_reload(struct daemon *d)
         free(fresh);
         return;
     }
-    config_unreloadable_changes(d->config, fresh, fixed, sizeof(fixed));
+    if (fresh->nservices > 1) {
+        log_error("reload: services: running more than one service is not built yet; "
+                  "keeping the running configuration");
+        daemon_config_free(fresh);
+        return;
+    }
+    config_service_fixed_changes(daemon_service(d), &fresh->services[0], fixed, sizeof(fixed));
     if (fixed[0] != '\0')
         log_error("reload: %s changed but only take effect on restart", fixed);
     /* Settings that need a restart keep their running values, so that
      * everything reading the configuration sees one consistent picture. */
-    memcpy(fresh->local_host, d->config->local_host, sizeof(fresh->local_host));
-    fresh->local_port = d->config->local_port;
-    fresh->local_addr = d->config->local_addr;
-    fresh->local_addr_len = d->config->local_addr_len;
-    fresh->ipv6_only = d->config->ipv6_only;
-    fresh->buffer_size = d->config->buffer_size;
-    fresh->mode = d->config->mode;
-    fresh->effective_mode = d->config->effective_mode;
-    memcpy(fresh->codec, d->config->codec, sizeof(fresh->codec));
-    fresh->funnel_async = d->config->funnel_async;
-    fresh->connections = d->config->connections;
-    fresh->warmup = d->config->warmup;
+    config_service_keep_fixed(&fresh->services[0], daemon_service(d));
 
     if (log_open(fresh->log_file) != PMX_OK)
         log_error_errno("reload: cannot open log file %s", fresh->log_file);
@@ -152,9 +160,9 @@ static void daemon_reload(struct daemon *d)
 
     struct config *old = d->config;
     d->config = fresh;
-    d->exchange.config = fresh;
+    d->exchange.config = daemon_service(d);
     d->exchange.ops->reload(&d->exchange);
-    free(old);
+    daemon_config_free(old);
     log_info("reloaded configuration%s%s", fresh->path[0] ? " from " : "", fresh->path);
 }
 
@@ -248,19 +256,30 @@ int main(int argc, char **argv)
     if (check_only) {
         config_dump(d.config, stdout);
         printf("configuration OK\n");
-        free(d.config);
+        daemon_config_free(d.config);
         return 0;
+    }
+    /* The runtime serves one service on one TCP address for now. */
+    const char *not_yet = NULL;
+    if (d.config->nservices > 1)
+        not_yet = "services: running more than one service is not built yet";
+    else if (daemon_service(&d)->nlisten > 1 || daemon_service(&d)->listen[0].where.unix_socket)
+        not_yet = "listen: unix sockets and more than one listen address are not built yet";
+    if (not_yet != NULL) {
+        fprintf(stderr, "proximux: %s\n", not_yet);
+        daemon_config_free(d.config);
+        return EXIT_CONFIG;
     }
 
     log_set_level(d.config->log_level);
     if (log_open(d.config->log_file) != PMX_OK) {
         fprintf(stderr, "proximux: LOG_FILE: \"%s\" cannot be opened: %s\n", d.config->log_file, strerror(errno));
-        free(d.config);
+        daemon_config_free(d.config);
         return EXIT_CONFIG;
     }
-    if (listener_open(&d.listener, d.config, err, sizeof(err)) != PMX_OK) {
+    if (listener_open(&d.listener, daemon_service(&d), err, sizeof(err)) != PMX_OK) {
         fprintf(stderr, "proximux: %s\n", err);
-        free(d.config);
+        daemon_config_free(d.config);
         return EXIT_CONFIG;
     }
     raise_fd_limit();
@@ -280,15 +299,16 @@ int main(int argc, char **argv)
         fprintf(stderr, "proximux: cannot set up signals: %s\n", strerror(errno));
         goto out;
     }
-    exchange_init(&d.exchange, d.reactor, d.config);
+    exchange_init(&d.exchange, d.reactor, daemon_service(&d));
     d.exchange.owner = &d;
     d.exchange.on_ready = daemon_on_ready;
     d.exchange.on_idle = daemon_on_idle;
     d.exchange.on_client_removed = daemon_on_client_removed;
     d.exchange.on_out_of_fds = daemon_on_out_of_fds;
     log_info("proximux %s starting: %s mode, %s codec, %d upstream connection%s, %d target%s",
-             PMX_VERSION, d.exchange.ops->name, d.exchange.codec->name, d.config->connections,
-             d.config->connections == 1 ? "" : "s", d.config->ntargets, d.config->ntargets == 1 ? "" : "s");
+             PMX_VERSION, d.exchange.ops->name, d.exchange.codec->name, daemon_service(&d)->connections,
+             daemon_service(&d)->connections == 1 ? "" : "s", daemon_service(&d)->ntargets,
+             daemon_service(&d)->ntargets == 1 ? "" : "s");
     if (d.exchange.ops->start(&d.exchange) != PMX_OK) {
         fprintf(stderr, "proximux: cannot start the %s exchange: out of memory\n", d.exchange.ops->name);
         goto out;
@@ -310,6 +330,6 @@ out:
         signals_close(d.reactor);
         reactor_destroy(d.reactor);
     }
-    free(d.config);
+    daemon_config_free(d.config);
     return status;
 }

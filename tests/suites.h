@@ -10,6 +10,7 @@ Suite *reactor_suite(void);
 Suite *net_suite(void);
 Suite *resolver_suite(void);
 Suite *config_suite(void);
+Suite *config_services_suite(void);
 Suite *codec_suite(void);
 Suite *codec_resp_suite(void);
 Suite *codec_memcache_suite(void);

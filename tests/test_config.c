@@ -3,134 +3,22 @@
  * with one line naming the setting as written and the value. */
 #include <arpa/inet.h>
 #include <check.h>
-#include <dirent.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <unistd.h>
 
 #include "codec.h"
 #include "config.h"
+#include "config_check.h"
 #include "suites.h"
 
-/* A NULL-terminated environment for config_load. */
-#define ENV(...) ((const char *const[]){ __VA_ARGS__, NULL })
 /* A valid environment-only configuration: funnel, one target. */
 #define BASE_ENV "LOCAL_PORT=6380", "PROXY_CONNECTIONS_CNT=2", \
                  "TARGET_HOST_1=127.0.0.1", "TARGET_PORT_1=6379"
-
-static char tmpdir[64];         /* made by dir_setup, in the parent */
-static struct config *cfg;      /* ~100 KiB: on the heap */
-static char err[CONFIG_ERR_MAX];
-static char yaml_path[256];     /* the file the last load() wrote */
-
-static void dir_setup(void)
-{
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/pmx-test-config-XXXXXX");
-    if (mkdtemp(tmpdir) == NULL) {
-        perror("mkdtemp");
-        abort();
-    }
-}
-
-static void dir_teardown(void)
-{
-    DIR *d = opendir(tmpdir);
-    if (d == NULL)
-        return;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        char path[512];
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        snprintf(path, sizeof path, "%s/%s", tmpdir, e->d_name);
-        unlink(path);
-        rmdir(path);
-    }
-    closedir(d);
-    rmdir(tmpdir);
-}
-
-static void cfg_setup(void)
-{
-    cfg = calloc(1, sizeof *cfg);
-    ck_assert_ptr_nonnull(cfg);
-    err[0] = '\0';
-}
-
-static void cfg_teardown(void)
-{
-    free(cfg);
-    cfg = NULL;
-}
-
-/* Writes text into a new file under tmpdir; its path goes to yaml_path. */
-static const char *write_yaml(const char *text)
-{
-    static int seq;
-    snprintf(yaml_path, sizeof yaml_path, "%s/%d-%d.yaml", tmpdir, (int)getpid(), ++seq);
-    FILE *f = fopen(yaml_path, "w");
-    ck_assert_ptr_nonnull(f);
-    ck_assert_int_ge(fputs(text, f), 0);
-    ck_assert_int_eq(fclose(f), 0);
-    return yaml_path;
-}
-
-/* Loads cfg from YAML text (NULL: none) and env (NULL: empty). */
-static int load(const char *yaml, const char *const *env)
-{
-    const char *path = yaml != NULL ? write_yaml(yaml) : NULL;
-    return config_load(cfg, path, (char *const *)env, err, sizeof err);
-}
-
-/* Copies pattern into out, with @FILE@ replaced by yaml_path and @CODECS@ by
- * codec_names(). */
-static void expand(const char *pattern, char *out, size_t n)
-{
-    size_t o = 0;
-    while (*pattern != '\0' && o + 1 < n) {
-        const char *sub = NULL;
-        if (strncmp(pattern, "@FILE@", 6) == 0) {
-            sub = yaml_path;
-            pattern += 6;
-        } else if (strncmp(pattern, "@CODECS@", 8) == 0) {
-            sub = codec_names();
-            pattern += 8;
-        }
-        if (sub != NULL) {
-            o += (size_t)snprintf(out + o, n - o, "%s", sub);
-            if (o >= n)
-                o = n - 1;
-        } else {
-            out[o++] = *pattern++;
-        }
-    }
-    out[o] = '\0';
-}
-
-/* The load must fail with exactly want (or, with prefix, start with it). */
-static void check_error(int rc, const char *want, int prefix)
-{
-    char exp[1024];
-    expand(want, exp, sizeof exp);
-    ck_assert_int_eq(rc, PMX_ERR);
-    if (prefix)
-        ck_assert_msg(strncmp(err, exp, strlen(exp)) == 0,
-                      "error \"%s\" does not start with \"%s\"", err, exp);
-    else
-        ck_assert_str_eq(err, exp);
-}
-
-static int sa_port(const struct sockaddr_storage *ss)
-{
-    if (ss->ss_family == AF_INET)
-        return ntohs(((const struct sockaddr_in *)ss)->sin_port);
-    if (ss->ss_family == AF_INET6)
-        return ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
-    return -1;
-}
+/* The service of the single-service forms. */
+#define SVC (&cfg->services[0])
 
 static void sa_text(const struct sockaddr_storage *ss, char *out, size_t n)
 {
@@ -144,24 +32,24 @@ static void assert_defaults_except_required(const struct config *c)
 {
     ck_assert_int_eq(c->log_level, 1);
     ck_assert_str_eq(c->log_file, "");
-    ck_assert_int_eq(c->ipv6_only, 0);
-    ck_assert_int_eq(c->max_connections, -1);
-    ck_assert_int_eq(c->buffer_size, 65536);
-    ck_assert_int_eq(c->output_limit, 16777216);
-    ck_assert_int_eq(c->mode, MODE_AUTO);
-    ck_assert_str_eq(c->codec, "raw");
-    ck_assert_int_eq(c->funnel_async, 0);
-    ck_assert_int_eq(c->response_timeout, 30000);
-    ck_assert_int_eq(c->queue_limit, 10000);
-    ck_assert_int_eq(c->queue_timeout, -1);
-    ck_assert_int_eq(c->max_message, 67108864);
-    ck_assert_int_eq(c->request_memory, 268435456);
-    ck_assert_int_eq(c->max_wait, 1000);
-    ck_assert_int_eq(c->inactive_timeout, -1);
-    ck_assert_int_eq(c->warmup, 0);
-    ck_assert_int_eq(c->connect_timeout, 5000);
-    ck_assert_int_eq(c->backoff_min, 100);
-    ck_assert_int_eq(c->backoff_max, 5000);
+    ck_assert_int_eq(c->services[0].ipv6_only, 0);
+    ck_assert_int_eq(c->services[0].max_connections, -1);
+    ck_assert_int_eq(c->services[0].buffer_size, 65536);
+    ck_assert_int_eq(c->services[0].output_limit, 16777216);
+    ck_assert_int_eq(c->services[0].mode, MODE_AUTO);
+    ck_assert_str_eq(c->services[0].codec, "raw");
+    ck_assert_int_eq(c->services[0].funnel_async, 0);
+    ck_assert_int_eq(c->services[0].response_timeout, 30000);
+    ck_assert_int_eq(c->services[0].queue_limit, 10000);
+    ck_assert_int_eq(c->services[0].queue_timeout, -1);
+    ck_assert_int_eq(c->services[0].max_message, 67108864);
+    ck_assert_int_eq(c->services[0].request_memory, 268435456);
+    ck_assert_int_eq(c->services[0].max_wait, 1000);
+    ck_assert_int_eq(c->services[0].inactive_timeout, -1);
+    ck_assert_int_eq(c->services[0].warmup, 0);
+    ck_assert_int_eq(c->services[0].connect_timeout, 5000);
+    ck_assert_int_eq(c->services[0].backoff_min, 100);
+    ck_assert_int_eq(c->services[0].backoff_max, 5000);
     ck_assert_int_eq(c->shutdown_timeout, 10000);
 }
 
@@ -172,25 +60,25 @@ START_TEST(env_minimal_gets_defaults)
     ck_assert_int_eq(load(NULL, ENV(BASE_ENV)), PMX_OK);
     ck_assert_str_eq(err, "");
     assert_defaults_except_required(cfg);
-    ck_assert_str_eq(cfg->local_host, "127.0.0.1");
-    ck_assert_int_eq(cfg->local_port, 6380);
-    ck_assert_int_eq(cfg->connections, 2);
-    ck_assert_int_eq(cfg->ntargets, 1);
-    ck_assert_str_eq(cfg->targets[0].host, "127.0.0.1");
-    ck_assert_int_eq(cfg->targets[0].port, 6379);
-    ck_assert_int_eq(cfg->targets[0].keep_alive, 0);
-    ck_assert_int_eq(cfg->effective_mode, MODE_FUNNEL);
+    ck_assert_str_eq(SVC->listen[0].where.host, "127.0.0.1");
+    ck_assert_int_eq(SVC->listen[0].where.port, 6380);
+    ck_assert_int_eq(SVC->connections, 2);
+    ck_assert_int_eq(SVC->ntargets, 1);
+    ck_assert_str_eq(SVC->targets[0].host, "127.0.0.1");
+    ck_assert_int_eq(SVC->targets[0].port, 6379);
+    ck_assert_int_eq(SVC->targets[0].keep_alive, 0);
+    ck_assert_int_eq(SVC->effective_mode, MODE_FUNNEL);
     ck_assert_str_eq(cfg->path, "");
 
     char a[64];
-    ck_assert_int_eq(cfg->local_addr.ss_family, AF_INET);
-    ck_assert_int_eq(cfg->local_addr_len, sizeof(struct sockaddr_in));
-    ck_assert_int_eq(sa_port(&cfg->local_addr), 6380);
-    sa_text(&cfg->local_addr, a, sizeof a);
+    ck_assert_int_eq(SVC->listen[0].addr.ss_family, AF_INET);
+    ck_assert_int_eq(SVC->listen[0].addr_len, sizeof(struct sockaddr_in));
+    ck_assert_int_eq(sa_port(&SVC->listen[0].addr), 6380);
+    sa_text(&SVC->listen[0].addr, a, sizeof a);
     ck_assert_str_eq(a, "127.0.0.1");
-    ck_assert_int_eq(cfg->targets[0].addr.ss_family, AF_INET);
-    ck_assert_int_eq(cfg->targets[0].addr_len, sizeof(struct sockaddr_in));
-    ck_assert_int_eq(sa_port(&cfg->targets[0].addr), 6379);
+    ck_assert_int_eq(SVC->targets[0].addr.ss_family, AF_INET);
+    ck_assert_int_eq(SVC->targets[0].addr_len, sizeof(struct sockaddr_in));
+    ck_assert_int_eq(sa_port(&SVC->targets[0].addr), 6379);
 }
 END_TEST
 
@@ -210,41 +98,41 @@ START_TEST(env_every_setting)
         "TARGET_HOST_2=[::1]", "TARGET_PORT_2=2", "TARGET_CONN_2_KEEP_ALIVE=1",
         "UNRELATED=x")), PMX_OK);
     ck_assert_int_eq(cfg->log_level, 3);
-    ck_assert_int_eq(cfg->request_memory, 65536);
-    ck_assert_int_eq(cfg->max_wait, 0);
+    ck_assert_int_eq(SVC->request_memory, 65536);
+    ck_assert_int_eq(SVC->max_wait, 0);
     ck_assert_str_eq(cfg->log_file, "/var/log/proximux.log");
-    ck_assert_str_eq(cfg->local_host, "::1");
-    ck_assert_int_eq(cfg->local_port, 1);
-    ck_assert_int_eq(cfg->ipv6_only, 1);
-    ck_assert_int_eq(cfg->max_connections, 1000000);
-    ck_assert_int_eq(cfg->buffer_size, 1024);
-    ck_assert_int_eq(cfg->output_limit, 1073741824);
-    ck_assert_int_eq(cfg->mode, MODE_FUNNEL);
-    ck_assert_str_eq(cfg->codec, "resp");
-    ck_assert_int_eq(cfg->funnel_async, 1);
-    ck_assert_int_eq(cfg->response_timeout, 86400000);
-    ck_assert_int_eq(cfg->queue_limit, 1);
-    ck_assert_int_eq(cfg->queue_timeout, 1);
-    ck_assert_int_eq(cfg->max_message, 1024);
-    ck_assert_int_eq(cfg->connections, 100000);
-    ck_assert_int_eq(cfg->inactive_timeout, 1);
-    ck_assert_int_eq(cfg->warmup, 1);
-    ck_assert_int_eq(cfg->connect_timeout, 600000);
-    ck_assert_int_eq(cfg->backoff_min, 7);
-    ck_assert_int_eq(cfg->backoff_max, 7);
+    ck_assert_str_eq(SVC->listen[0].where.host, "::1");
+    ck_assert_int_eq(SVC->listen[0].where.port, 1);
+    ck_assert_int_eq(SVC->ipv6_only, 1);
+    ck_assert_int_eq(SVC->max_connections, 1000000);
+    ck_assert_int_eq(SVC->buffer_size, 1024);
+    ck_assert_int_eq(SVC->output_limit, 1073741824);
+    ck_assert_int_eq(SVC->mode, MODE_FUNNEL);
+    ck_assert_str_eq(SVC->codec, "resp");
+    ck_assert_int_eq(SVC->funnel_async, 1);
+    ck_assert_int_eq(SVC->response_timeout, 86400000);
+    ck_assert_int_eq(SVC->queue_limit, 1);
+    ck_assert_int_eq(SVC->queue_timeout, 1);
+    ck_assert_int_eq(SVC->max_message, 1024);
+    ck_assert_int_eq(SVC->connections, 100000);
+    ck_assert_int_eq(SVC->inactive_timeout, 1);
+    ck_assert_int_eq(SVC->warmup, 1);
+    ck_assert_int_eq(SVC->connect_timeout, 600000);
+    ck_assert_int_eq(SVC->backoff_min, 7);
+    ck_assert_int_eq(SVC->backoff_max, 7);
     ck_assert_int_eq(cfg->shutdown_timeout, 0);
-    ck_assert_int_eq(cfg->ntargets, 2);
-    ck_assert_int_eq(cfg->targets[0].port, 65535);
-    ck_assert_int_eq(cfg->targets[0].keep_alive, 0);
-    ck_assert_str_eq(cfg->targets[1].host, "::1");
-    ck_assert_int_eq(cfg->targets[1].port, 2);
-    ck_assert_int_eq(cfg->targets[1].keep_alive, 1);
-    ck_assert_int_eq(cfg->effective_mode, MODE_FUNNEL);
-    ck_assert_int_eq(cfg->local_addr.ss_family, AF_INET6);
-    ck_assert_int_eq(sa_port(&cfg->local_addr), 1);
-    ck_assert_int_eq(cfg->targets[1].addr.ss_family, AF_INET6);
-    ck_assert_int_eq(cfg->targets[1].addr_len, sizeof(struct sockaddr_in6));
-    ck_assert_int_eq(sa_port(&cfg->targets[1].addr), 2);
+    ck_assert_int_eq(SVC->ntargets, 2);
+    ck_assert_int_eq(SVC->targets[0].port, 65535);
+    ck_assert_int_eq(SVC->targets[0].keep_alive, 0);
+    ck_assert_str_eq(SVC->targets[1].host, "::1");
+    ck_assert_int_eq(SVC->targets[1].port, 2);
+    ck_assert_int_eq(SVC->targets[1].keep_alive, 1);
+    ck_assert_int_eq(SVC->effective_mode, MODE_FUNNEL);
+    ck_assert_int_eq(SVC->listen[0].addr.ss_family, AF_INET6);
+    ck_assert_int_eq(sa_port(&SVC->listen[0].addr), 1);
+    ck_assert_int_eq(SVC->targets[1].addr.ss_family, AF_INET6);
+    ck_assert_int_eq(SVC->targets[1].addr_len, sizeof(struct sockaddr_in6));
+    ck_assert_int_eq(sa_port(&SVC->targets[1].addr), 2);
 }
 END_TEST
 
@@ -254,10 +142,10 @@ START_TEST(env_unknown_ignored_first_wins)
         "LOCAL_PORT=7001", "LOCAL_PORT=7002", "FOO=bar", "LOCAL_PORTS=x", "NOEQUALS",
         "=x", "TARGET_HOST_X=x", "TARGET_HOST_1X=x", "TARGET_CONN_1=x", "LOG_LEVELS=9",
         "PROXY_CONNECTIONS_CNT=1", "TARGET_HOST_1=localhost", "TARGET_PORT_1=1")), PMX_OK);
-    ck_assert_int_eq(cfg->local_port, 7001);
-    ck_assert_int_eq(cfg->ntargets, 1);
-    ck_assert_str_eq(cfg->targets[0].host, "localhost");
-    ck_assert_int_eq(cfg->effective_mode, MODE_FIFO);
+    ck_assert_int_eq(SVC->listen[0].where.port, 7001);
+    ck_assert_int_eq(SVC->ntargets, 1);
+    ck_assert_str_eq(SVC->targets[0].host, "localhost");
+    ck_assert_int_eq(SVC->effective_mode, MODE_FIFO);
 }
 END_TEST
 
@@ -293,44 +181,44 @@ START_TEST(yaml_every_setting)
     ck_assert_str_eq(cfg->path, yaml_path);
     ck_assert_int_eq(cfg->log_level, 2);
     ck_assert_str_eq(cfg->log_file, "/tmp/p x.log");
-    ck_assert_str_eq(cfg->local_host, "localhost");
-    ck_assert_int_eq(cfg->local_port, 3307);
-    ck_assert_int_eq(cfg->ipv6_only, 1);
-    ck_assert_int_eq(cfg->max_connections, 4);
-    ck_assert_int_eq(cfg->buffer_size, 4096);
-    ck_assert_int_eq(cfg->output_limit, 2048);
-    ck_assert_int_eq(cfg->mode, MODE_PROXY);
-    ck_assert_str_eq(cfg->codec, "http");
-    ck_assert_int_eq(cfg->funnel_async, 1);
-    ck_assert_int_eq(cfg->response_timeout, 250);
-    ck_assert_int_eq(cfg->queue_limit, 5);
-    ck_assert_int_eq(cfg->queue_timeout, 60000);
-    ck_assert_int_eq(cfg->max_message, 1048576);
-    ck_assert_int_eq(cfg->connections, 4);
-    ck_assert_int_eq(cfg->inactive_timeout, 30000);
-    ck_assert_int_eq(cfg->warmup, 1);
-    ck_assert_int_eq(cfg->connect_timeout, 1000);
-    ck_assert_int_eq(cfg->backoff_min, 10);
-    ck_assert_int_eq(cfg->backoff_max, 20);
+    ck_assert_str_eq(SVC->listen[0].where.host, "localhost");
+    ck_assert_int_eq(SVC->listen[0].where.port, 3307);
+    ck_assert_int_eq(SVC->ipv6_only, 1);
+    ck_assert_int_eq(SVC->max_connections, 4);
+    ck_assert_int_eq(SVC->buffer_size, 4096);
+    ck_assert_int_eq(SVC->output_limit, 2048);
+    ck_assert_int_eq(SVC->mode, MODE_PROXY);
+    ck_assert_str_eq(SVC->codec, "http");
+    ck_assert_int_eq(SVC->funnel_async, 1);
+    ck_assert_int_eq(SVC->response_timeout, 250);
+    ck_assert_int_eq(SVC->queue_limit, 5);
+    ck_assert_int_eq(SVC->queue_timeout, 60000);
+    ck_assert_int_eq(SVC->max_message, 1048576);
+    ck_assert_int_eq(SVC->connections, 4);
+    ck_assert_int_eq(SVC->inactive_timeout, 30000);
+    ck_assert_int_eq(SVC->warmup, 1);
+    ck_assert_int_eq(SVC->connect_timeout, 1000);
+    ck_assert_int_eq(SVC->backoff_min, 10);
+    ck_assert_int_eq(SVC->backoff_max, 20);
     ck_assert_int_eq(cfg->shutdown_timeout, 3000);
-    ck_assert_int_eq(cfg->ntargets, 2);
-    ck_assert_str_eq(cfg->targets[0].host, "127.0.0.1");
-    ck_assert_int_eq(cfg->targets[0].port, 3306);
-    ck_assert_int_eq(cfg->targets[0].keep_alive, 1);
-    ck_assert_str_eq(cfg->targets[1].host, "::1");
-    ck_assert_int_eq(cfg->targets[1].port, 3306);
-    ck_assert_int_eq(cfg->targets[1].keep_alive, 0);
-    ck_assert_int_eq(cfg->effective_mode, MODE_PROXY);
+    ck_assert_int_eq(SVC->ntargets, 2);
+    ck_assert_str_eq(SVC->targets[0].host, "127.0.0.1");
+    ck_assert_int_eq(SVC->targets[0].port, 3306);
+    ck_assert_int_eq(SVC->targets[0].keep_alive, 1);
+    ck_assert_str_eq(SVC->targets[1].host, "::1");
+    ck_assert_int_eq(SVC->targets[1].port, 3306);
+    ck_assert_int_eq(SVC->targets[1].keep_alive, 0);
+    ck_assert_int_eq(SVC->effective_mode, MODE_PROXY);
 }
 END_TEST
 
 START_TEST(yaml_empty_file_is_env_only)
 {
     ck_assert_int_eq(load("# nothing here\n", ENV(BASE_ENV)), PMX_OK);
-    ck_assert_int_eq(cfg->local_port, 6380);
+    ck_assert_int_eq(SVC->listen[0].where.port, 6380);
     assert_defaults_except_required(cfg);
     ck_assert_int_eq(load("---\n", ENV(BASE_ENV)), PMX_OK);
-    ck_assert_int_eq(cfg->connections, 2);
+    ck_assert_int_eq(SVC->connections, 2);
 }
 END_TEST
 
@@ -347,21 +235,21 @@ START_TEST(precedence)
         ENV("LOG_LEVEL=3", "EXCHANGE_CODEC=memcache", "TARGET_PORT_2=9",
             "TARGET_CONN_1_KEEP_ALIVE=0", "TARGET_HOST_3=::1", "TARGET_PORT_3=3")), PMX_OK);
     ck_assert_int_eq(cfg->log_level, 3);            /* env over YAML */
-    ck_assert_str_eq(cfg->codec, "memcache");       /* env over YAML */
-    ck_assert_int_eq(cfg->buffer_size, 2048);       /* YAML over default */
-    ck_assert_int_eq(cfg->local_port, 7000);
-    ck_assert_int_eq(cfg->output_limit, 16777216);  /* default */
-    ck_assert_int_eq(cfg->ntargets, 3);
-    ck_assert_str_eq(cfg->targets[0].host, "127.0.0.1");
-    ck_assert_int_eq(cfg->targets[0].port, 1);
-    ck_assert_int_eq(cfg->targets[0].keep_alive, 0); /* env over YAML, one field */
-    ck_assert_str_eq(cfg->targets[1].host, "127.0.0.2"); /* YAML kept */
-    ck_assert_int_eq(cfg->targets[1].port, 9);           /* env over YAML */
-    ck_assert_int_eq(sa_port(&cfg->targets[1].addr), 9);
-    ck_assert_str_eq(cfg->targets[2].host, "::1");       /* env adds a target */
-    ck_assert_int_eq(cfg->targets[2].port, 3);
-    ck_assert_int_eq(cfg->targets[2].keep_alive, 0);
-    ck_assert_int_eq(cfg->effective_mode, MODE_FUNNEL);
+    ck_assert_str_eq(SVC->codec, "memcache");       /* env over YAML */
+    ck_assert_int_eq(SVC->buffer_size, 2048);       /* YAML over default */
+    ck_assert_int_eq(SVC->listen[0].where.port, 7000);
+    ck_assert_int_eq(SVC->output_limit, 16777216);  /* default */
+    ck_assert_int_eq(SVC->ntargets, 3);
+    ck_assert_str_eq(SVC->targets[0].host, "127.0.0.1");
+    ck_assert_int_eq(SVC->targets[0].port, 1);
+    ck_assert_int_eq(SVC->targets[0].keep_alive, 0); /* env over YAML, one field */
+    ck_assert_str_eq(SVC->targets[1].host, "127.0.0.2"); /* YAML kept */
+    ck_assert_int_eq(SVC->targets[1].port, 9);           /* env over YAML */
+    ck_assert_int_eq(sa_port(&SVC->targets[1].addr), 9);
+    ck_assert_str_eq(SVC->targets[2].host, "::1");       /* env adds a target */
+    ck_assert_int_eq(SVC->targets[2].port, 3);
+    ck_assert_int_eq(SVC->targets[2].keep_alive, 0);
+    ck_assert_int_eq(SVC->effective_mode, MODE_FUNNEL);
 }
 END_TEST
 
@@ -388,8 +276,8 @@ START_TEST(mode_derivation)
     ck_assert_int_eq(load(NULL, ENV(mode_cases[_i].mode, mode_cases[_i].conns,
                                     mode_cases[_i].max, "LOCAL_PORT=6380",
                                     "TARGET_HOST_1=127.0.0.1", "TARGET_PORT_1=6379")), PMX_OK);
-    ck_assert_int_eq(cfg->effective_mode, mode_cases[_i].want);
-    ck_assert_str_eq(config_mode_name(cfg->mode), strchr(mode_cases[_i].mode, '=') + 1);
+    ck_assert_int_eq(SVC->effective_mode, mode_cases[_i].want);
+    ck_assert_str_eq(config_mode_name(SVC->mode), strchr(mode_cases[_i].mode, '=') + 1);
 }
 END_TEST
 
@@ -459,17 +347,15 @@ static const struct {
     { { "TARGET_PORT_1=x" }, "TARGET_PORT_1: \"x\" is not a port (1-65535)", 0 },
     { { "TARGET_HOST_1=" }, "TARGET_HOST_1: \"\" is not a host name or address", 0 },
     { { "TARGET_CONN_1_KEEP_ALIVE=maybe" }, "TARGET_CONN_1_KEEP_ALIVE: \"maybe\" is not a boolean (0/1, true/false, yes/no)", 0 },
-    { { "TARGET_HOST_0=127.0.0.1" }, "TARGET_HOST_0: no such target (targets are numbered 1-256)", 0 },
-    { { "TARGET_PORT_257=1" }, "TARGET_PORT_257: no such target (targets are numbered 1-256)", 0 },
-    { { "TARGET_CONN_9999999999_KEEP_ALIVE=1" }, "TARGET_CONN_9999999999_KEEP_ALIVE: no such target (targets are numbered 1-256)", 0 },
+    { { "TARGET_HOST_0=127.0.0.1" }, "TARGET_HOST_0: no such target (targets are numbered 1-1024)", 0 },
+    { { "TARGET_PORT_1025=1" }, "TARGET_PORT_1025: no such target (targets are numbered 1-1024)", 0 },
+    { { "TARGET_CONN_9999999999_KEEP_ALIVE=1" }, "TARGET_CONN_9999999999_KEEP_ALIVE: no such target (targets are numbered 1-1024)", 0 },
     { { "EXCHANGE_MODE=fifo" }, "EXCHANGE_MODE: \"fifo\" needs exactly 1 upstream connection (PROXY_CONNECTIONS_CNT is 2)", 0 },
     { { "PROXY_BACKOFF_MIN=500", "PROXY_BACKOFF_MAX=100" }, "PROXY_BACKOFF_MAX: \"100\" is out of range (must be >= PROXY_BACKOFF_MIN, 500)", 0 },
     { { "PROXY_BACKOFF_MIN=6000" }, "PROXY_BACKOFF_MIN: \"6000\" is out of range (must be <= PROXY_BACKOFF_MAX, 5000)", 0 },
-    { { "TARGET_HOST_3=127.0.0.1", "TARGET_PORT_3=1" }, "TARGET_HOST_2: missing (every target needs a host and a port)", 0 },
-    { { "TARGET_HOST_2=127.0.0.1" }, "TARGET_PORT_2: missing (every target needs a host and a port)", 0 },
-    { { "TARGET_CONN_2_KEEP_ALIVE=1" }, "TARGET_HOST_2: missing (every target needs a host and a port)", 0 },
-    { { "TARGET_HOST_2=127.0.0.1", "TARGET_PORT_2=1", "TARGET_HOST_3=127.0.0.1", "TARGET_PORT_3=1" },
-      "TARGET_HOST_3: 3 targets for PROXY_CONNECTIONS_CNT 2 (targets must be 1..connections)", 0 },
+    { { "TARGET_HOST_3=127.0.0.1", "TARGET_PORT_3=1" }, "TARGET_HOST_2: missing (every target needs a host and a port, or a unix path)", 0 },
+    { { "TARGET_HOST_2=127.0.0.1" }, "TARGET_PORT_2: missing (every target needs a host and a port, or a unix path)", 0 },
+    { { "TARGET_CONN_2_KEEP_ALIVE=1" }, "TARGET_HOST_2: missing (every target needs a host and a port, or a unix path)", 0 },
     { { "LOCAL_HOST=nonexistent.invalid" }, "LOCAL_HOST: \"nonexistent.invalid\" cannot be resolved (", 1 },
     { { "TARGET_HOST_1=nonexistent.invalid" }, "TARGET_HOST_1: \"nonexistent.invalid\" cannot be resolved (", 1 },
 };
@@ -522,7 +408,7 @@ END_TEST
 
 START_TEST(env_all_targets)
 {
-    /* CONFIG_MAX_TARGETS targets fill a pool of as many connections. */
+    /* CONFIG_MAX_TARGETS targets, more than the pool's connections. */
     static char vars[2 * CONFIG_MAX_TARGETS + 3][40];
     const char *env[2 * CONFIG_MAX_TARGETS + 4];
     size_t n = 0;
@@ -538,10 +424,10 @@ START_TEST(env_all_targets)
     env[n++] = "PROXY_CONNECTIONS_CNT=256";
     env[n] = NULL;
     ck_assert_int_eq(load(NULL, env), PMX_OK);
-    ck_assert_int_eq(cfg->ntargets, CONFIG_MAX_TARGETS);
-    ck_assert_int_eq(cfg->targets[255].port, 1256);
-    ck_assert_int_eq(sa_port(&cfg->targets[255].addr), 1256);
-    ck_assert_int_eq(cfg->effective_mode, MODE_FUNNEL);
+    ck_assert_int_eq(SVC->ntargets, CONFIG_MAX_TARGETS);
+    ck_assert_int_eq(SVC->targets[CONFIG_MAX_TARGETS - 1].port, 1000 + CONFIG_MAX_TARGETS);
+    ck_assert_int_eq(sa_port(&SVC->targets[CONFIG_MAX_TARGETS - 1].addr), 1000 + CONFIG_MAX_TARGETS);
+    ck_assert_int_eq(SVC->effective_mode, MODE_FUNNEL);
 }
 END_TEST
 
@@ -549,6 +435,7 @@ END_TEST
 
 /* A valid rest of a file, for the cases that need one. */
 #define YAML_REST "local: {port: 6380}\npool: {connections: 2}\n"
+#define TARGET_KEYS "name, host, port, unix, weight, backup, keep_alive"
 
 static const struct {
     const char *yaml;
@@ -562,20 +449,20 @@ static const struct {
     { "local:\n  host: 127.0.0.1\n  port: 1\n  bogus: 1\n",
       "local.bogus (@FILE@ line 4): unknown setting (local takes host, port, ipv6_only, max_connections, max_wait, buffer_size, output_limit)", 0 },
     { "bogus: 1\n",
-      "bogus (@FILE@ line 1): unknown setting (the top level takes log_level, log_file, local, exchange, pool, limits, shutdown_timeout, targets)", 0 },
+      "bogus (@FILE@ line 1): unknown setting (the top level takes log_level, log_file, shutdown_timeout, services, listen, listen_mode, local, exchange, pool, balance, retries, health, limits, targets)", 0 },
     { "pool: {connection: 2}\n",
-      "pool.connection (@FILE@ line 1): unknown setting (pool takes connections, inactive_timeout, warmup, connect_timeout, backoff_min, backoff_max)", 0 },
+      "pool.connection (@FILE@ line 1): unknown setting (pool takes connections, inactive_timeout, warmup, connect_timeout, backoff_min, backoff_max, resolve_interval)", 0 },
     { "log_level: 1\nlocal: 5\n", "local (@FILE@ line 2): expected a mapping", 0 },
     { "local: [1, 2]\n", "local (@FILE@ line 1): expected a mapping", 0 },
     { "local:\n  port: {a: 1}\n", "local.port (@FILE@ line 2): expected a port (1-65535), not a mapping", 0 },
     { "log_level: [1]\n", "log_level (@FILE@ line 1): expected a number (0-3), not a list", 0 },
     { "log_file: {a: b}\n", "log_file (@FILE@ line 1): expected a file path, not a mapping", 0 },
-    { "targets: {host: a}\n", "targets (@FILE@ line 1): expected a list of targets (host, port, keep_alive), not a mapping", 0 },
-    { "targets: x\n", "targets (@FILE@ line 1): expected a list of targets (host, port, keep_alive), not a scalar", 0 },
-    { "targets:\n  - 5\n", "targets[1] (@FILE@ line 2): expected a mapping (host, port, keep_alive), not a scalar", 0 },
-    { "targets:\n  - [a, 1]\n", "targets[1] (@FILE@ line 2): expected a mapping (host, port, keep_alive), not a list", 0 },
-    { "targets:\n  - {host: a, port: 1}\n  - {host: b, port: 2, weight: 3}\n",
-      "targets[2].weight (@FILE@ line 3): unknown setting (a target takes host, port, keep_alive)", 0 },
+    { "targets: {host: a}\n", "targets (@FILE@ line 1): expected a list of targets (" TARGET_KEYS "), not a mapping", 0 },
+    { "targets: x\n", "targets (@FILE@ line 1): expected a list of targets (" TARGET_KEYS "), not a scalar", 0 },
+    { "targets:\n  - 5\n", "targets[1] (@FILE@ line 2): expected a mapping (" TARGET_KEYS "), not a scalar", 0 },
+    { "targets:\n  - [a, 1]\n", "targets[1] (@FILE@ line 2): expected a mapping (" TARGET_KEYS "), not a list", 0 },
+    { "targets:\n  - {host: a, port: 1}\n  - {host: b, port: 2, wieght: 3}\n",
+      "targets[2].wieght (@FILE@ line 3): unknown setting (a target takes " TARGET_KEYS ")", 0 },
     { "targets:\n  - host: [a]\n", "targets[1].host (@FILE@ line 2): expected a host name or address, not a list", 0 },
     { "targets: [{host: a, port: x}]\n", "targets[1].port (@FILE@ line 1): \"x\" is not a port (1-65535)", 0 },
     { "targets: [{host: a, port: 1, keep_alive: 2}]\n",
@@ -602,12 +489,9 @@ static const struct {
     { YAML_REST, "targets (@FILE@): missing (at least one target is required)", 0 },
     { YAML_REST "targets: []\n", "targets (@FILE@): missing (at least one target is required)", 0 },
     { YAML_REST "targets:\n  - {host: 127.0.0.1}\n",
-      "targets[1].port (@FILE@ line 4): missing (every target needs a host and a port)", 0 },
+      "targets[1].port (@FILE@ line 4): missing (every target needs a host and a port, or a unix path)", 0 },
     { YAML_REST "targets:\n  - {port: 1}\n",
-      "targets[1].host (@FILE@ line 4): missing (every target needs a host and a port)", 0 },
-    { YAML_REST "targets:\n  - {host: 127.0.0.1, port: 1}\n  - {host: 127.0.0.1, port: 2}\n"
-      "  - {host: 127.0.0.1, port: 3}\n",
-      "targets[3].host (@FILE@ line 6): 3 targets for pool.connections 2 (targets must be 1..connections)", 0 },
+      "targets[1].host (@FILE@ line 4): missing (every target needs a host and a port, or a unix path)", 0 },
     { YAML_REST "exchange: {mode: fifo}\ntargets: [{host: 127.0.0.1, port: 1}]\n",
       "exchange.mode (@FILE@ line 3): \"fifo\" needs exactly 1 upstream connection (pool.connections is 2)", 0 },
     { "local: {port: 6380}\npool: {connections: 1, backoff_min: 500, backoff_max: 100}\n"
@@ -643,9 +527,9 @@ START_TEST(yaml_env_names_env_errors)
     /* Env completes a YAML target; a gap after the YAML list is an env name. */
     check_error(load(YAML_REST "targets: [{host: 127.0.0.1, port: 1}]\n",
                      ENV("TARGET_HOST_3=127.0.0.1", "TARGET_PORT_3=1")),
-                "TARGET_HOST_2: missing (every target needs a host and a port)", 0);
+                "TARGET_HOST_2: missing (every target needs a host and a port, or a unix path)", 0);
     ck_assert_int_eq(load(YAML_REST "targets: [{host: 127.0.0.1}]\n", ENV("TARGET_PORT_1=5")), PMX_OK);
-    ck_assert_int_eq(cfg->targets[0].port, 5);
+    ck_assert_int_eq(SVC->targets[0].port, 5);
 }
 END_TEST
 
@@ -673,22 +557,14 @@ START_TEST(yaml_too_many_targets)
         used += (size_t)snprintf(text + used, cap - used, "  - {host: 127.0.0.1, port: %d}\n", i + 1);
     int rc = load(text, NULL);
     free(text);
-    check_error(rc, "targets[257] (@FILE@ line 258): too many targets (at most 256)", 0);
+    char want[128];
+    snprintf(want, sizeof want, "targets[%d] (@FILE@ line %d): too many targets (at most %d)",
+             CONFIG_MAX_TARGETS + 1, CONFIG_MAX_TARGETS + 2, CONFIG_MAX_TARGETS);
+    check_error(rc, want, 0);
 }
 END_TEST
 
 /* ---- dump and reload ---- */
-
-static char *dump_to_string(const struct config *c)
-{
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    ck_assert_ptr_nonnull(f);
-    config_dump(c, f);
-    ck_assert_int_eq(fclose(f), 0);
-    return buf;
-}
 
 START_TEST(dump_round_trip)
 {
@@ -707,7 +583,8 @@ START_TEST(dump_round_trip)
     ck_assert_ptr_nonnull(strstr(first, "\n  codec: resp\n  funnel_async: true\n"));
     ck_assert_ptr_nonnull(strstr(first, "\n  backoff_max: 9000\n"));
     ck_assert_ptr_nonnull(strstr(first,
-        "\ntargets:\n  - { host: \"127.0.0.1\", port: 6379, keep_alive: true }  # 127.0.0.1:6379\n"));
+        "\ntargets:\n  - { name: \"127.0.0.1:6379\", host: \"127.0.0.1\", port: 6379, weight: 1, "
+        "backup: false, keep_alive: true }  # 127.0.0.1:6379\n"));
     ck_assert_ptr_nonnull(strstr(first, "\n# listen: [::1]:6380\n"));
     const char *tail = "\n# mode: fifo (auto: connections == 1)\n";
     ck_assert_str_eq(first + strlen(first) - strlen(tail), tail);
@@ -720,10 +597,11 @@ START_TEST(dump_round_trip)
     char *second = dump_to_string(again);
     ck_assert_str_eq(second, first);
     char changed[256];
-    config_unreloadable_changes(cfg, again, changed, sizeof changed);
+    config_service_fixed_changes(SVC, &again->services[0], changed, sizeof changed);
     ck_assert_str_eq(changed, "");
     free(first);
     free(second);
+    config_free(again);
     free(again);
 }
 END_TEST
@@ -756,25 +634,40 @@ START_TEST(unreloadable_changes)
     ck_assert_int_eq(load(NULL, ENV(BASE_ENV)), PMX_OK);
     ck_assert_int_eq(config_load(next, NULL, (char *const *)ENV(
         "LOG_LEVEL=3", "LOG_FILE=/tmp/x", "LOCAL_MAX_CONNECTIONS=9", "EXCHANGE_QUEUE_LIMIT=7",
-        "PROXY_BACKOFF_MAX=100", "TARGET_PORT_1=1", "PROXY_CONNECTIONS_CNT=3", BASE_ENV),
+        "PROXY_BACKOFF_MAX=100", "TARGET_PORT_1=1", "PROXY_CONNECTIONS_CNT=3", "BALANCE=first",
+        "RETRIES=0", "HEALTH_SEND=x", "HEALTH_INTERVAL=10", "LIMITS_MAX_ACTIVE=5",
+        "PROXY_RESOLVE_INTERVAL=-1", "TARGET_WEIGHT_1=9", "TARGET_NAME_1=t", BASE_ENV),
         err, sizeof err), PMX_OK);
-    config_unreloadable_changes(cfg, next, out, sizeof out);
+    config_service_fixed_changes(SVC, &next->services[0], out, sizeof out);
     ck_assert_str_eq(out, "pool.connections");
+    config_free(next);
 
     ck_assert_int_eq(config_load(next, NULL, (char *const *)ENV(
         "LOCAL_PORT=7000", "LOCAL_BUFFER_SIZE=2048", "EXCHANGE_MODE=funnel",
         "EXCHANGE_CODEC=line", "LOCAL_HOST=localhost", "LOCAL_IPV6_ONLY=1",
-        "EXCHANGE_FUNNEL_ASYNC=1", "PROXY_WARMUP=1", BASE_ENV), err, sizeof err), PMX_OK);
-    config_unreloadable_changes(cfg, next, out, sizeof out);
-    ck_assert_str_eq(out, "local.host, local.port, local.ipv6_only, local.buffer_size, "
+        "EXCHANGE_FUNNEL_ASYNC=1", "PROXY_WARMUP=1", "LOCAL_LISTEN_MODE=0600", BASE_ENV),
+        err, sizeof err), PMX_OK);
+    config_service_fixed_changes(SVC, &next->services[0], out, sizeof out);
+    ck_assert_str_eq(out, "listen, listen_mode, local.ipv6_only, local.buffer_size, "
                           "exchange.mode, exchange.codec, exchange.funnel_async, pool.warmup");
 
     /* A short buffer holds whole names only. */
-    config_unreloadable_changes(cfg, next, out, 24);
-    ck_assert_str_eq(out, "local.host, local.port");
+    config_service_fixed_changes(SVC, &next->services[0], out, 24);
+    ck_assert_str_eq(out, "listen, listen_mode");
 
-    config_unreloadable_changes(cfg, cfg, out, sizeof out);
+    config_service_fixed_changes(SVC, SVC, out, sizeof out);
     ck_assert_str_eq(out, "");
+
+    /* Keeping the running values of those leaves nothing to restart for,
+     * and the derived values follow. */
+    config_service_keep_fixed(&next->services[0], SVC);
+    config_service_fixed_changes(SVC, &next->services[0], out, sizeof out);
+    ck_assert_str_eq(out, "");
+    ck_assert_str_eq(next->services[0].listen[0].spec, "127.0.0.1:6380");
+    ck_assert_int_eq(sa_port(&next->services[0].listen[0].addr), 6380);
+    ck_assert_int_eq(next->services[0].effective_mode, MODE_FUNNEL);
+    ck_assert_str_eq(next->services[0].codec, "raw");
+    config_free(next);
     free(next);
 }
 END_TEST

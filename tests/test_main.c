@@ -12,6 +12,7 @@ int main(void)
     srunner_add_suite(sr, net_suite());
     srunner_add_suite(sr, resolver_suite());
     srunner_add_suite(sr, config_suite());
+    srunner_add_suite(sr, config_services_suite());
     srunner_add_suite(sr, codec_suite());
     srunner_add_suite(sr, codec_resp_suite());
     srunner_add_suite(sr, codec_memcache_suite());

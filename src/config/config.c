@@ -1,6 +1,8 @@
-/* The configuration: one table of settings drives the defaults, the YAML and
- * environment front ends (both feed the same setters), validation, the -t
- * dump and what SIGHUP may change. */
+/* The configuration loader: built-in defaults, then the YAML file, then the
+ * environment (the front ends in config_yaml.c and config_env.c feed the
+ * setters here), then what no single value can tell: required settings,
+ * inheritance of top-level defaults, listen addresses, targets, relations
+ * between settings, the derived mode and the resolved addresses. */
 #include <errno.h>
 #include <netdb.h>
 #include <stdbool.h>
@@ -8,82 +10,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/un.h>
 
 #include "codec.h"
 #include "config.h"
 #include "config_env.h"
+#include "config_load.h"
+#include "config_schema.h"
 #include "config_yaml.h"
-
-enum setting_type {
-    T_INT,      /* int field: a number min..max */
-    T_LONG,     /* long field: a number min..max */
-    T_PORT,     /* int field: 1..65535 */
-    T_BOOL,     /* bool field */
-    T_HOST,     /* char[] field: a name or an IPv4/IPv6 literal, [::1] too */
-    T_PATH,     /* char[] field: a file path, "" allowed */
-    T_MODE,     /* enum exchange_mode field */
-    T_CODEC,    /* char[] field: a name codec_find() knows */
-};
-
-#define S_REQUIRED 0x1u     /* no default: must be set */
-#define S_RELOAD   0x2u     /* SIGHUP may change it */
-#define S_OFF      0x4u     /* -1 is allowed too: off, or unlimited */
-
-struct setting {
-    const char *path;       /* YAML: "local.port"; in a target, its key */
-    const char *env;        /* "LOCAL_PORT"; in a target, the part before n */
-    const char *env_suffix; /* in a target, the part after n; else "" */
-    enum setting_type type;
-    size_t offset;          /* in struct config; in a target, struct target_config */
-    size_t size;
-    const char *def;        /* parsed like any value; NULL when S_REQUIRED */
-    long min, max;          /* numbers */
-    const char *unit;       /* "ms", "bytes" or "" */
-    unsigned flags;
-};
-
-#define CF(f) offsetof(struct config, f), sizeof(((struct config *)0)->f)
-#define TF(f) offsetof(struct target_config, f), sizeof(((struct target_config *)0)->f)
-
-/* Sections ("local.") must stay together: the dump follows this order. */
-static const struct setting settings[] = {
-    /* path                        env                          type     field                 default       min   max         unit     flags */
-    { "log_level",                 "LOG_LEVEL", "",                 T_INT,   CF(log_level),        "1",          0,    3,          "",      S_RELOAD },
-    { "log_file",                  "LOG_FILE", "",                  T_PATH,  CF(log_file),         "",           0,    0,          "",      S_RELOAD },
-    { "local.host",                "LOCAL_HOST", "",                T_HOST,  CF(local_host),       "127.0.0.1",  0,    0,          "",      0 },
-    { "local.port",                "LOCAL_PORT", "",                T_PORT,  CF(local_port),       NULL,         1,    65535,      "",      S_REQUIRED },
-    { "local.ipv6_only",           "LOCAL_IPV6_ONLY", "",           T_BOOL,  CF(ipv6_only),        "false",      0,    0,          "",      0 },
-    { "local.max_connections",     "LOCAL_MAX_CONNECTIONS", "",     T_LONG,  CF(max_connections),  "-1",         1,    1000000,    "",      S_OFF | S_RELOAD },
-    { "local.max_wait",            "LOCAL_MAX_WAIT", "",            T_LONG,  CF(max_wait),         "1000",       0,    3600000,    "ms",    S_RELOAD },
-    { "local.buffer_size",         "LOCAL_BUFFER_SIZE", "",         T_LONG,  CF(buffer_size),      "65536",      1024, 67108864,   "bytes", 0 },
-    { "local.output_limit",        "LOCAL_OUTPUT_LIMIT", "",        T_LONG,  CF(output_limit),     "16777216",   1024, 1073741824, "bytes", S_RELOAD },
-    { "exchange.mode",             "EXCHANGE_MODE", "",             T_MODE,  CF(mode),             "auto",       0,    0,          "",      0 },
-    { "exchange.codec",            "EXCHANGE_CODEC", "",            T_CODEC, CF(codec),            "raw",        0,    0,          "",      0 },
-    { "exchange.funnel_async",     "EXCHANGE_FUNNEL_ASYNC", "",     T_BOOL,  CF(funnel_async),     "false",      0,    0,          "",      0 },
-    { "exchange.response_timeout", "EXCHANGE_RESPONSE_TIMEOUT", "", T_LONG,  CF(response_timeout), "30000",         1,    86400000,   "ms",    S_OFF | S_RELOAD },
-    { "exchange.queue_limit",      "EXCHANGE_QUEUE_LIMIT", "",      T_LONG,  CF(queue_limit),      "10000",      1,    10000000,   "",      S_RELOAD },
-    { "exchange.queue_timeout",    "EXCHANGE_QUEUE_TIMEOUT", "",    T_LONG,  CF(queue_timeout),    "-1",         1,    86400000,   "ms",    S_OFF | S_RELOAD },
-    { "exchange.max_message",      "EXCHANGE_MAX_MESSAGE", "",      T_LONG,  CF(max_message),      "67108864",   1024, 1073741824, "bytes", S_RELOAD },
-    { "pool.connections",          "PROXY_CONNECTIONS_CNT", "",     T_INT,   CF(connections),      NULL,         1,    100000,     "",      S_REQUIRED },
-    { "pool.inactive_timeout",     "PROXY_INACTIVE_TIMEOUT", "",    T_LONG,  CF(inactive_timeout), "-1",         1,    86400000,   "ms",    S_OFF | S_RELOAD },
-    { "pool.warmup",               "PROXY_WARMUP", "",              T_BOOL,  CF(warmup),           "false",      0,    0,          "",      0 },
-    { "pool.connect_timeout",      "PROXY_CONNECT_TIMEOUT", "",     T_LONG,  CF(connect_timeout),  "5000",       1,    600000,     "ms",    S_RELOAD },
-    { "pool.backoff_min",          "PROXY_BACKOFF_MIN", "",         T_LONG,  CF(backoff_min),      "100",        1,    600000,     "ms",    S_RELOAD },
-    { "pool.backoff_max",          "PROXY_BACKOFF_MAX", "",         T_LONG,  CF(backoff_max),      "5000",       1,    3600000,    "ms",    S_RELOAD },
-    { "limits.request_memory",     "LIMITS_REQUEST_MEMORY", "",     T_LONG,  CF(request_memory),   "268435456",  65536, 1099511627776, "bytes", S_RELOAD },
-    { "shutdown_timeout",          "SHUTDOWN_TIMEOUT", "",          T_LONG,  CF(shutdown_timeout), "10000",      0,    3600000,    "ms",    S_RELOAD },
-};
-
-/* The keys of one target: YAML targets[n].host, env TARGET_HOST_n... All
- * reloadable: a new list applies to new upstream connections. */
-static const struct setting target_settings[] = {
-    { "host",       "TARGET_HOST_", "",            T_HOST, TF(host),       NULL,    0, 0,     "", S_REQUIRED | S_RELOAD },
-    { "port",       "TARGET_PORT_", "",            T_PORT, TF(port),       NULL,    1, 65535, "", S_REQUIRED | S_RELOAD },
-    { "keep_alive", "TARGET_CONN_", "_KEEP_ALIVE", T_BOOL, TF(keep_alive), "false", 0, 0,     "", S_RELOAD },
-};
-
-#define NSETTINGS PMX_ARRAY_LEN(settings)
-#define NTARGET_SETTINGS PMX_ARRAY_LEN(target_settings)
 
 static const char *const mode_names[] = {
     [MODE_AUTO] = "auto",
@@ -92,35 +26,13 @@ static const char *const mode_names[] = {
     [MODE_FUNNEL] = "funnel",
 };
 
-enum origin {
-    FROM_DEFAULT = 0,
-    FROM_YAML,
-    FROM_ENV,
-};
-
-/* Where a value came from, to name the setting as the user wrote it. */
-struct where {
-    enum origin origin;
-    int line;               /* YAML line */
-};
-
-/* State of one config_load(). */
-struct load {
-    struct config *c;
-    const char *file;       /* the YAML file, NULL when env only */
-    struct where set[NSETTINGS];
-    struct where target[CONFIG_MAX_TARGETS][NTARGET_SETTINGS];
-    int target_line[CONFIG_MAX_TARGETS];    /* YAML line of targets[i + 1] */
-    int yaml_targets;       /* items in the YAML targets list */
-    int env_targets;        /* highest n of a TARGET_*_n variable */
-};
-
 /* A value quoted for a message: at most QUOTE_CHARS characters, each at most
  * 4 bytes (\xNN), plus "..." and the quotes. */
 #define QUOTE_CHARS 64
 #define QUOTE_MAX (QUOTE_CHARS * 4 + 8)
-/* A setting's name as written: "targets[256].keep_alive (FILE line N)". */
-#define NAME_MAX_LEN (CONFIG_PATH_MAX + 64)
+/* A setting's name as written: "services[256].targets[1024].keep_alive (FILE line N)". */
+#define NAME_MAX_LEN (CONFIG_PATH_MAX + 128)
+#define INST_PATH_MAX 128
 
 const char *config_mode_name(enum exchange_mode mode)
 {
@@ -155,87 +67,122 @@ static void quote(const char *v, char out[QUOTE_MAX])
     out[o] = '\0';
 }
 
-/* What a value of s is, for messages: "a port". */
-static const char *setting_noun(const struct setting *s)
+/* ---- instances ---------------------------------------------------------- */
+
+static struct where *where_of(const struct inst *i, const struct setting *s)
 {
-    switch (s->type) {
-    case T_INT:
-    case T_LONG: return "a number";
-    case T_PORT: return "a port";
-    case T_BOOL: return "a boolean";
-    case T_HOST: return "a host name or address";
-    case T_PATH: return "a file path";
-    case T_MODE: return "a mode";
-    case T_CODEC: return "a codec";
-    }
-    return "a value";
+    return &i->where[s - i->scope->settings];
 }
 
-/* What values s allows, for messages: "-1 or 1-86400000 ms"; "" if any. */
-static void setting_allowed(const struct setting *s, enum origin from, char *out, size_t n)
+static struct inst_list *list_of(const struct inst *i, const struct setting *list)
 {
-    switch (s->type) {
-    case T_INT:
-    case T_LONG:
-    case T_PORT:
-        snprintf(out, n, "%s%ld-%ld%s%s", (s->flags & S_OFF) ? "-1 or " : "",
-                 s->min, s->max, *s->unit != '\0' ? " " : "", s->unit);
-        return;
-    case T_BOOL:
-        snprintf(out, n, "%s", from == FROM_YAML ? "true/false, yes/no, on/off, 0/1"
-                                                 : "0/1, true/false, yes/no");
-        return;
-    case T_MODE:
-        snprintf(out, n, "auto, proxy, fifo, funnel");
-        return;
-    case T_CODEC:
-        snprintf(out, n, "%s", codec_names());
-        return;
-    case T_HOST:
-    case T_PATH:
-        break;
-    }
-    if (n > 0)
-        *out = '\0';
+    return &i->lists[list - i->scope->settings];
 }
 
-static struct where *where_of(struct load *l, const struct setting *s, int ti)
+static const struct setting *setting_of(const struct scope *sc, const char *path)
 {
-    if (ti < 0)
-        return &l->set[s - settings];
-    return &l->target[ti][s - target_settings];
+    return config_schema_find(sc, path, strlen(path));
 }
 
-/* Names setting s (of target ti, or -1) as the user wrote it: the env name
- * when it came from the environment, the YAML path and its line when from
- * the file. A value still at its default is named as the user would set it:
- * in the YAML file when there is one (a target: when the list has it). With
- * full false, the file and line are left out. */
-static void setting_name(const struct load *l, const struct setting *s, int ti,
-                         bool full, char *out, size_t n)
+static const struct setting *svc_setting(const char *path)
 {
-    struct where w = ti < 0 ? l->set[s - settings] : l->target[ti][s - target_settings];
-    char path[64];
+    return setting_of(&config_service_scope, path);
+}
 
-    if (ti >= 0)
-        snprintf(path, sizeof path, "targets[%d].%s", ti + 1, s->path);
-    else
-        snprintf(path, sizeof path, "%s", s->path);
+char *config_load_base(const struct inst *i)
+{
+    if (i->parent == NULL)
+        return i->base;
+    char *parent = config_load_base(i->parent);
+    const struct list_def *ld = i->list->list;
+    char *array = ld->pointer ? *(char **)(void *)(parent + ld->array_offset) : parent + ld->array_offset;
+    return array + (size_t)(i->index - 1) * ld->item_size;
+}
 
-    if (w.origin == FROM_DEFAULT && l->file != NULL) {
-        if (ti < 0)
-            w.origin = FROM_YAML;
-        else if (ti < l->yaml_targets) {
-            w.origin = FROM_YAML;
-            w.line = l->target_line[ti];
+static int inst_init(struct inst *i, const struct scope *sc)
+{
+    i->scope = sc;
+    i->where = calloc(sc->n, sizeof(*i->where));
+    i->lists = calloc(sc->n, sizeof(*i->lists));
+    return i->where != NULL && i->lists != NULL ? PMX_OK : PMX_ERR;
+}
+
+/* Frees what i holds (its items too), not i itself. */
+static void inst_free(struct inst *i)
+{
+    if (i->lists != NULL) {
+        for (size_t k = 0; k < i->scope->n; k++) {
+            struct inst_list *il = &i->lists[k];
+            for (int n = 0; il->items != NULL && n < il->n; n++) {
+                inst_free(il->items[n]);
+                free(il->items[n]);
+            }
+            free(il->items);
+            free(il->where);
         }
     }
-    if (w.origin != FROM_YAML) {
-        if (ti >= 0)
-            snprintf(out, n, "%s%d%s", s->env, ti + 1, s->env_suffix);
+    free(i->lists);
+    free(i->where);
+    i->lists = NULL;
+    i->where = NULL;
+}
+
+bool config_load_services_form(const struct load *l)
+{
+    return list_of(&l->root, setting_of(&config_global_scope, "services"))->line > 0;
+}
+
+/* The YAML path of i: "" at the top, "services[2]", "services[2].targets[1]". */
+static void inst_path(const struct inst *i, char *out, size_t n)
+{
+    if (i->parent == NULL) {
+        if (n > 0)
+            *out = '\0';
+        return;
+    }
+    inst_path(i->parent, out, n);
+    size_t len = strlen(out);
+    snprintf(out + len, n - len, "%s%s[%d]", len > 0 ? "." : "", i->list->path, i->index);
+}
+
+/*
+ * Names setting s of i (with item > 0: scalar item number item of list s) as
+ * the user wrote it: the environment name when it came from there, the YAML
+ * path and its line when from the file. A value still at its default is
+ * named as the user would set it: in the YAML file when there is one (a
+ * list item: when the file has the item, at the item's line). An inherited
+ * value is named where the top level sets it. With full false, the file and
+ * line are left out.
+ */
+static void name_of(const struct load *l, const struct inst *i, const struct setting *s, int item,
+                    bool full, char *out, size_t n)
+{
+    struct where w = item > 0 ? list_of(i, s)->where[item - 1] : *where_of(i, s);
+    char prefix[INST_PATH_MAX], path[INST_PATH_MAX + 64];
+
+    if (w.inherited)
+        *prefix = '\0';
+    else
+        inst_path(i, prefix, sizeof prefix);
+    if (item > 0)
+        snprintf(path, sizeof path, "%s%s%s[%d]", prefix, *prefix ? "." : "", s->path, item);
+    else
+        snprintf(path, sizeof path, "%s%s%s", prefix, *prefix ? "." : "", s->path);
+
+    if (w.origin == FROM_DEFAULT && l->file != NULL) {
+        if (i->parent == NULL) {
+            w.origin = FROM_YAML;
+        } else if (i->line > 0) {
+            w.origin = FROM_YAML;
+            w.line = i->line;
+        }
+    }
+    if (w.origin != FROM_YAML && s->env != NULL) {
+        if (i->parent != NULL)
+            snprintf(out, n, "%s%d%s", s->env, i->index, s->env_suffix);
         else
             snprintf(out, n, "%s", s->env);
-    } else if (!full) {
+    } else if (!full || l->file == NULL) {
         snprintf(out, n, "%s", path);
     } else if (w.line > 0) {
         snprintf(out, n, "%s (%s line %d)", path, l->file, w.line);
@@ -243,6 +190,8 @@ static void setting_name(const struct load *l, const struct setting *s, int ti,
         snprintf(out, n, "%s (%s)", path, l->file);
     }
 }
+
+/* ---- values ------------------------------------------------------------- */
 
 /* Parses a decimal long: no sign but '-', no spaces, nothing after it.
  * Returns 0, or -1 for not a number, -2 for out of the range of long. */
@@ -292,6 +241,93 @@ static bool host_chars_ok(const char *v)
     return true;
 }
 
+static int hex_digit(char ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F')
+        return ch - 'A' + 10;
+    return -1;
+}
+
+/* Decodes the escapes \r \n \t \\ \xNN of v into out (at most max bytes).
+ * Returns the length, -1 for a bad escape, -2 when it does not fit. */
+static long decode_bytes(const char *v, char *out, size_t max)
+{
+    size_t o = 0;
+
+    for (const char *p = v; *p != '\0'; p++) {
+        char ch = *p;
+        if (ch == '\\') {
+            p++;
+            switch (*p) {
+            case 'r': ch = '\r'; break;
+            case 'n': ch = '\n'; break;
+            case 't': ch = '\t'; break;
+            case '\\': ch = '\\'; break;
+            case 'x': {
+                int hi = hex_digit(p[1]);
+                int lo = hi < 0 ? -1 : hex_digit(p[2]);
+                if (lo < 0)
+                    return -1;
+                ch = (char)(hi << 4 | lo);
+                p += 2;
+                break;
+            }
+            default:
+                return -1;
+            }
+        }
+        if (o == max)
+            return -2;
+        out[o++] = ch;
+    }
+    return (long)o;
+}
+
+static bool name_chars_ok(const struct setting *s, const char *v)
+{
+    size_t len = strlen(v);
+
+    if (len < (size_t)s->min || len > (size_t)s->max)
+        return false;
+    for (const unsigned char *p = (const unsigned char *)v; *p != '\0'; p++) {
+        if (s->type == T_NAME ? !((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+                                  (*p >= '0' && *p <= '9') || *p == '_' || *p == '.' || *p == '-')
+                              : (*p < 0x20 || *p == 0x7f))
+            return false;
+    }
+    return true;
+}
+
+/* Parses "HOST:PORT", "[IPV6]:PORT" or "unix:/path" into the listen_config
+ * at field. */
+static int parse_listen(const char *value, struct listen_config *lc, const char *name,
+                        const char *q, char *err, size_t errlen)
+{
+    char why[128];
+
+    if (strlen(value) >= sizeof lc->spec) {
+        snprintf(err, errlen, "%s: %s is too long (at most %zu bytes)", name, q, sizeof lc->spec - 1);
+        return PMX_ERR;
+    }
+    if (net_parse_listen(value, &lc->where, why, sizeof why) != PMX_OK) {
+        snprintf(err, errlen, "%s: %s %s", name, q, why);
+        return PMX_ERR;
+    }
+    if (!lc->where.unix_socket && !host_chars_ok(lc->where.host)) {
+        snprintf(err, errlen, "%s: %s is not a listen address (HOST:PORT, [IPV6]:PORT or unix:/path)",
+                 name, q);
+        return PMX_ERR;
+    }
+    memcpy(lc->spec, value, strlen(value) + 1);
+    memset(&lc->addr, 0, sizeof lc->addr);
+    lc->addr_len = 0;
+    return PMX_OK;
+}
+
 /* The setter both front ends feed: parses value into the field of s at
  * base. On error writes "NAME: "value" is not ... (allowed)" into err. */
 static int setting_parse(const struct setting *s, char *base, const char *value,
@@ -303,7 +339,7 @@ static int setting_parse(const struct setting *s, char *base, const char *value,
     bool b;
 
     quote(value, q);
-    setting_allowed(s, from, allowed, sizeof allowed);
+    config_schema_allowed(s, from == FROM_YAML, allowed, sizeof allowed);
 
     switch (s->type) {
     case T_INT:
@@ -324,6 +360,18 @@ static int setting_parse(const struct setting *s, char *base, const char *value,
             *(int *)field = (int)x;
         return PMX_OK;
     }
+    case T_OCTAL: {
+        size_t len = strlen(value);
+        if (len == 0 || len > 8 || strspn(value, "01234567") != len)
+            goto not_a;
+        x = strtol(value, NULL, 8);
+        if (x < s->min || x > s->max) {
+            snprintf(err, errlen, "%s: %s is out of range (%s)", name, q, allowed);
+            return PMX_ERR;
+        }
+        *(long *)field = x;
+        return PMX_OK;
+    }
     case T_BOOL:
         if (parse_bool(value, from, &b) != 0)
             goto not_a;
@@ -337,6 +385,13 @@ static int setting_parse(const struct setting *s, char *base, const char *value,
             }
         }
         goto not_a;
+    case T_BALANCE: {
+        enum balance_strategy bs;
+        if (balancer_strategy_parse(value, &bs) != PMX_OK)
+            goto not_a;
+        *(enum balance_strategy *)field = bs;
+        return PMX_OK;
+    }
     case T_CODEC:
         if (strlen(value) >= s->size || codec_find(value) == NULL)
             goto not_a;
@@ -358,250 +413,177 @@ static int setting_parse(const struct setting *s, char *base, const char *value,
         ((char *)field)[len] = '\0';
         return PMX_OK;
     }
+    case T_NAME:
+    case T_LABEL:
+        if (!name_chars_ok(s, value))
+            goto not_a;
+        memcpy(field, value, strlen(value) + 1);
+        return PMX_OK;
+    case T_UNIX:
+        if (*value == '\0')
+            goto not_a;
+        /* fall through */
     case T_PATH:
         if (strlen(value) >= s->size)
             goto too_long;
         memcpy(field, value, strlen(value) + 1);
         return PMX_OK;
+    case T_BYTES: {
+        char bytes[CONFIG_PROBE_MAX];
+        long len = decode_bytes(value, bytes, s->size - 1);
+        if (len == -1) {
+            snprintf(err, errlen, "%s: %s has a bad escape (%s)", name, q, allowed);
+            return PMX_ERR;
+        }
+        if (len < 0) {
+            snprintf(err, errlen, "%s: %s is too long (at most %zu bytes after escapes)",
+                     name, q, s->size - 1);
+            return PMX_ERR;
+        }
+        memcpy(field, bytes, (size_t)len);
+        ((char *)field)[len] = '\0';
+        *(size_t *)(void *)(base + s->aux) = (size_t)len;
+        return PMX_OK;
+    }
+    case T_LISTEN:
+        return parse_listen(value, field, name, q, err, errlen);
+    case T_LIST:
+        break;
     }
 not_a:
     if (*allowed != '\0')
-        snprintf(err, errlen, "%s: %s is not %s (%s)", name, q, setting_noun(s), allowed);
+        snprintf(err, errlen, "%s: %s is not %s (%s)", name, q, config_schema_noun(s), allowed);
     else
-        snprintf(err, errlen, "%s: %s is not %s", name, q, setting_noun(s));
+        snprintf(err, errlen, "%s: %s is not %s", name, q, config_schema_noun(s));
     return PMX_ERR;
 too_long:
     snprintf(err, errlen, "%s: %s is too long (at most %zu bytes)", name, q, s->size - 1);
     return PMX_ERR;
 }
 
-/* Sets s (of target ti, or -1) from value and records where it came from. */
-static int load_set(struct load *l, const struct setting *s, int ti, const char *value,
+/* Sets every setting of sc that has a default in the struct at base. */
+static int apply_defaults(const struct scope *sc, char *base, char *err, size_t errlen)
+{
+    for (size_t k = 0; k < sc->n; k++) {
+        const struct setting *s = &sc->settings[k];
+        if (s->def != NULL && s->type != T_LIST &&
+            setting_parse(s, base, s->def, FROM_DEFAULT, s->path, err, errlen) != PMX_OK)
+            return PMX_ERR;
+    }
+    return PMX_OK;
+}
+
+/* ---- the setters -------------------------------------------------------- */
+
+int config_load_set(struct load *l, struct inst *i, const struct setting *s, const char *value,
                     enum origin from, int line, char *err, size_t errlen)
 {
-    struct where *w = where_of(l, s, ti);
+    struct where *w = where_of(i, s);
     struct where old = *w;
     char name[NAME_MAX_LEN];
-    char *base = ti < 0 ? (char *)l->c : (char *)&l->c->targets[ti];
 
-    *w = (struct where){ from, line };
-    setting_name(l, s, ti, true, name, sizeof name);
-    if (setting_parse(s, base, value, from, name, err, errlen) != PMX_OK) {
+    *w = (struct where){ from, line, false };
+    name_of(l, i, s, 0, true, name, sizeof name);
+    if (setting_parse(s, config_load_base(i), value, from, name, err, errlen) != PMX_OK) {
         *w = old;
         return PMX_ERR;
     }
-    if (ti >= 0 && from == FROM_ENV && ti + 1 > l->env_targets)
-        l->env_targets = ti + 1;
     return PMX_OK;
 }
 
-static const struct setting *find_path(const struct setting *table, size_t n, const char *path)
+void config_load_list(struct inst *i, const struct setting *list, int line)
 {
-    for (size_t i = 0; i < n; i++) {
-        if (strcmp(table[i].path, path) == 0)
-            return &table[i];
-    }
-    return NULL;
+    list_of(i, list)->line = line;
 }
 
-/* Whether path is a section: a mapping holding settings ("local"). */
-static bool is_section(const char *path)
+/* Makes room for cap items of list of i: the parent's array when it is a
+ * pointer, and the instances or wheres. */
+static int list_grow(struct inst *i, const struct setting *list, int cap)
 {
-    size_t len = strlen(path);
-    for (size_t i = 0; i < NSETTINGS; i++) {
-        if (strncmp(settings[i].path, path, len) == 0 && settings[i].path[len] == '.')
-            return true;
+    const struct list_def *ld = list->list;
+    struct inst_list *il = list_of(i, list);
+    size_t old = (size_t)il->cap, want = (size_t)cap;
+
+    if (ld->pointer) {
+        char **array = (char **)(void *)(config_load_base(i) + ld->array_offset);
+        char *grown = realloc(*array, want * ld->item_size);
+        if (grown == NULL)
+            return PMX_ERR;
+        memset(grown + old * ld->item_size, 0, (want - old) * ld->item_size);
+        *array = grown;
     }
-    return false;
+    if (ld->items != NULL) {
+        struct inst **items = realloc(il->items, want * sizeof(*items));
+        if (items == NULL)
+            return PMX_ERR;
+        memset(items + old, 0, (want - old) * sizeof(*items));
+        il->items = items;
+    } else {
+        struct where *where = realloc(il->where, want * sizeof(*where));
+        if (where == NULL)
+            return PMX_ERR;
+        memset(where + old, 0, (want - old) * sizeof(*where));
+        il->where = where;
+    }
+    il->cap = cap;
+    return PMX_OK;
 }
 
-/* Writes the keys of section (or of the top level when section is "") into
- * out, comma separated, in table order. */
-static void section_keys(const char *section, char *out, size_t n)
+int config_load_item(struct load *l, struct inst *i, const struct setting *list, int n,
+                     int line, struct inst **item, char *err, size_t errlen)
 {
-    size_t len = strlen(section), used = 0;
-    const char *prev = NULL;
-    size_t prev_len = 0;
+    const struct list_def *ld = list->list;
+    struct inst_list *il = list_of(i, list);
 
-    if (n > 0)
-        *out = '\0';
-    for (size_t i = 0; i < NSETTINGS + 1; i++) {
-        const char *key;
-        size_t key_len;
-        if (i == NSETTINGS) {
-            if (len != 0)
-                break;
-            key = "targets";
-            key_len = strlen(key);
-        } else if (len == 0) {
-            key = settings[i].path;
-            const char *dot = strchr(key, '.');
-            key_len = dot != NULL ? (size_t)(dot - key) : strlen(key);
-        } else if (strncmp(settings[i].path, section, len) == 0 && settings[i].path[len] == '.') {
-            key = settings[i].path + len + 1;
-            key_len = strlen(key);
-        } else {
-            continue;
+    while (il->n < n) {
+        if (il->n == il->cap && list_grow(i, list, PMX_MIN(PMX_MAX(il->cap * 2, 4), ld->max)) != PMX_OK)
+            goto oom;
+        if (ld->items != NULL) {
+            struct inst *child = calloc(1, sizeof(*child));
+            if (child == NULL)
+                goto oom;
+            il->items[il->n] = child;
+            if (inst_init(child, ld->items) != PMX_OK)
+                goto oom;
+            child->parent = i;
+            child->list = list;
+            child->index = il->n + 1;
+            if (apply_defaults(ld->items, config_load_base(child), err, errlen) != PMX_OK)
+                return PMX_ERR;
         }
-        if (prev != NULL && prev_len == key_len && strncmp(prev, key, key_len) == 0)
-            continue;
-        prev = key;
-        prev_len = key_len;
-        int w = snprintf(out + used, n - used, "%s%.*s", used ? ", " : "", (int)key_len, key);
-        if (w < 0 || (size_t)w >= n - used)
-            return;
-        used += (size_t)w;
+        il->n++;
+        *(int *)(void *)(config_load_base(i) + ld->count_offset) = il->n;
     }
-}
-
-/* "path (FILE line N)" for YAML structure errors. */
-static void yaml_name(const struct load *l, const char *path, int line, char *out, size_t n)
-{
-    snprintf(out, n, "%s (%s line %d)", path, l->file, line);
-}
-
-static int yaml_target_node(struct load *l, const char *path, enum config_yaml_kind kind,
-                            const char *value, int line, char *err, size_t errlen)
-{
-    char name[NAME_MAX_LEN];
-    yaml_name(l, path, line, name, sizeof name);
-
-    if (strcmp(path, "targets") == 0) {
-        if (kind != CONFIG_YAML_LIST) {
-            snprintf(err, errlen, "%s: expected a list of targets (host, port, keep_alive), not %s",
-                     name, config_yaml_kind_name(kind));
-            return PMX_ERR;
-        }
-        return PMX_OK;
+    *item = NULL;
+    if (ld->items != NULL) {
+        *item = il->items[n - 1];
+        if (line > 0)
+            (*item)->line = line;
     }
-
-    /* The walker writes "targets[N]" and "targets[N].key", N from 1. */
-    char *end;
-    long n = strtol(path + strlen("targets["), &end, 10);
-    if (n < 1 || *end != ']' || (end[1] != '\0' && end[1] != '.')) {
-        snprintf(err, errlen, "%s: unknown setting", name);
-        return PMX_ERR;
-    }
-    if (n > CONFIG_MAX_TARGETS) {
-        snprintf(err, errlen, "%s: too many targets (at most %d)", name, CONFIG_MAX_TARGETS);
-        return PMX_ERR;
-    }
-    int ti = (int)n - 1;
-    if (end[1] == '\0') {
-        if (kind != CONFIG_YAML_MAPPING) {
-            snprintf(err, errlen, "%s: expected a mapping (host, port, keep_alive), not %s",
-                     name, config_yaml_kind_name(kind));
-            return PMX_ERR;
-        }
-        l->target_line[ti] = line;
-        if (ti + 1 > l->yaml_targets)
-            l->yaml_targets = ti + 1;
-        return PMX_OK;
-    }
-
-    const struct setting *s = find_path(target_settings, NTARGET_SETTINGS, end + 2);
-    if (s == NULL) {
-        snprintf(err, errlen, "%s: unknown setting (a target takes host, port, keep_alive)", name);
-        return PMX_ERR;
-    }
-    if (kind != CONFIG_YAML_SCALAR) {
-        char allowed[256];
-        setting_allowed(s, FROM_YAML, allowed, sizeof allowed);
-        snprintf(err, errlen, "%s: expected %s%s%s%s, not %s", name, setting_noun(s),
-                 *allowed ? " (" : "", allowed, *allowed ? ")" : "", config_yaml_kind_name(kind));
-        return PMX_ERR;
-    }
-    return load_set(l, s, ti, value, FROM_YAML, line, err, errlen);
-}
-
-/* The YAML front end's callback: decides what each path may be. */
-static int yaml_node(void *ctx, const char *path, enum config_yaml_kind kind,
-                     const char *value, int line, char *err, size_t errlen)
-{
-    struct load *l = ctx;
-    char name[NAME_MAX_LEN];
-
-    if (*path == '\0') {
-        if (kind != CONFIG_YAML_MAPPING) {
-            snprintf(err, errlen, "%s line %d: expected a mapping of settings, not %s",
-                     l->file, line, config_yaml_kind_name(kind));
-            return PMX_ERR;
-        }
-        return PMX_OK;
-    }
-    if (strncmp(path, "targets", 7) == 0 && (path[7] == '\0' || path[7] == '['))
-        return yaml_target_node(l, path, kind, value, line, err, errlen);
-
-    yaml_name(l, path, line, name, sizeof name);
-    const struct setting *s = find_path(settings, NSETTINGS, path);
-    if (s != NULL) {
-        if (kind != CONFIG_YAML_SCALAR) {
-            char allowed[256];
-            setting_allowed(s, FROM_YAML, allowed, sizeof allowed);
-            snprintf(err, errlen, "%s: expected %s%s%s%s, not %s", name, setting_noun(s),
-                     *allowed ? " (" : "", allowed, *allowed ? ")" : "",
-                     config_yaml_kind_name(kind));
-            return PMX_ERR;
-        }
-        return load_set(l, s, -1, value, FROM_YAML, line, err, errlen);
-    }
-    if (is_section(path)) {
-        if (kind != CONFIG_YAML_MAPPING) {
-            snprintf(err, errlen, "%s: expected a mapping", name);
-            return PMX_ERR;
-        }
-        return PMX_OK;
-    }
-
-    char section[64], keys[512];
-    const char *dot = strrchr(path, '.');
-    snprintf(section, sizeof section, "%.*s", dot != NULL ? (int)(dot - path) : 0, path);
-    section_keys(section, keys, sizeof keys);
-    snprintf(err, errlen, "%s: unknown setting (%s%s takes %s)", name,
-             *section ? "" : "the ", *section ? section : "top level", keys);
+    return PMX_OK;
+oom:
+    snprintf(err, errlen, "out of memory loading the configuration");
     return PMX_ERR;
 }
 
-/* Matches "TARGET_HOST_12" against s: returns n (12), 0 when name is not
- * s's, -1 when it is but n is no target number. */
-static int target_env_index(const struct setting *s, const char *name)
+int config_load_set_item(struct load *l, struct inst *i, const struct setting *list, int n,
+                         const char *value, enum origin from, int line, char *err, size_t errlen)
 {
-    size_t plen = strlen(s->env);
-    if (strncmp(name, s->env, plen) != 0)
-        return 0;
-    const char *p = name + plen;
-    size_t digits = strspn(p, "0123456789");
-    if (digits == 0 || strcmp(p + digits, s->env_suffix) != 0)
-        return 0;
-    if (digits > 9)
-        return -1;
-    long n = strtol(p, NULL, 10);
-    return n >= 1 && n <= CONFIG_MAX_TARGETS ? (int)n : -1;
+    const struct list_def *ld = list->list;
+    struct inst *unused;
+    char name[NAME_MAX_LEN];
+
+    if (config_load_item(l, i, list, n, line, &unused, err, errlen) != PMX_OK)
+        return PMX_ERR;
+    list_of(i, list)->where[n - 1] = (struct where){ from, line, false };
+    name_of(l, i, list, n, true, name, sizeof name);
+    char *base = config_load_base(i);
+    char *array = ld->pointer ? *(char **)(void *)(base + ld->array_offset) : base + ld->array_offset;
+    return setting_parse(ld->item, array + (size_t)(n - 1) * ld->item_size, value, from, name,
+                         err, errlen);
 }
 
-/* The environment front end's callback: sets what it knows, ignores the
- * rest (the environment is shared). */
-static int env_var(void *ctx, const char *name, const char *value, char *err, size_t errlen)
-{
-    struct load *l = ctx;
-
-    for (size_t i = 0; i < NSETTINGS; i++) {
-        if (strcmp(settings[i].env, name) == 0)
-            return load_set(l, &settings[i], -1, value, FROM_ENV, 0, err, errlen);
-    }
-    for (size_t i = 0; i < NTARGET_SETTINGS; i++) {
-        int n = target_env_index(&target_settings[i], name);
-        if (n == 0)
-            continue;
-        if (n < 0) {
-            snprintf(err, errlen, "%s: no such target (targets are numbered 1-%d)",
-                     name, CONFIG_MAX_TARGETS);
-            return PMX_ERR;
-        }
-        return load_set(l, &target_settings[i], n - 1, value, FROM_ENV, 0, err, errlen);
-    }
-    return PMX_OK;
-}
+/* ---- what no single value can tell -------------------------------------- */
 
 /* Resolves host:port (first result) into ss/len. Returns PMX_OK, or PMX_ERR
  * with the reason in *why. */
@@ -627,125 +609,473 @@ static int resolve(const char *host, int port, bool passive,
     return PMX_OK;
 }
 
-static int resolve_error(const struct load *l, const struct setting *s, int ti,
-                         const char *host, const char *why, char *err, size_t errlen)
+static void unix_addr(const char *path, struct sockaddr_storage *ss, socklen_t *len)
 {
-    char name[NAME_MAX_LEN], q[QUOTE_MAX];
-    setting_name(l, s, ti, true, name, sizeof name);
+    struct sockaddr_un *sun = (struct sockaddr_un *)ss;
+
+    memset(ss, 0, sizeof *ss);
+    sun->sun_family = AF_UNIX;
+    snprintf(sun->sun_path, sizeof sun->sun_path, "%s", path);
+    *len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(sun->sun_path) + 1);
+}
+
+static int resolve_error(const char *name, const char *host, const char *why, char *err, size_t errlen)
+{
+    char q[QUOTE_MAX];
     quote(host, q);
     snprintf(err, errlen, "%s: %s cannot be resolved (%s)", name, q, why);
     return PMX_ERR;
 }
 
 /* Why auto chose what it chose, or "explicit". */
-static const char *mode_reason(const struct config *c)
+const char *config_mode_reason(const struct service_config *s)
 {
-    if (c->mode != MODE_AUTO)
+    if (s->mode != MODE_AUTO)
         return "explicit";
-    if (c->max_connections == c->connections)
+    if (s->max_connections == s->connections)
         return "auto: max_connections == connections";
-    if (c->connections == 1)
+    if (s->connections == 1)
         return "auto: connections == 1";
     return "auto: connections > 1, max_connections != connections";
 }
 
-static enum exchange_mode derive_mode(const struct config *c)
+static enum exchange_mode derive_mode(const struct service_config *s)
 {
-    if (c->mode != MODE_AUTO)
-        return c->mode;
-    if (c->max_connections == c->connections)
+    if (s->mode != MODE_AUTO)
+        return s->mode;
+    if (s->max_connections == s->connections)
         return MODE_PROXY;
-    if (c->connections == 1)
+    if (s->connections == 1)
         return MODE_FIFO;
     return MODE_FUNNEL;
 }
 
-static const struct setting *setting_of(const char *path)
+/* Services form: a service takes the top-level exchange, pool, health and
+ * limits values it does not set itself, key by key. */
+static void inherit(struct load *l, struct inst *svc)
 {
-    return find_path(settings, NSETTINGS, path);
+    char *to = config_load_base(svc);
+    const char *from = (const char *)&l->top_svc;
+
+    for (size_t k = 0; k < config_service_scope.n; k++) {
+        const struct setting *s = &config_service_scope.settings[k];
+        struct where *sw = &svc->where[k], *tw = &l->top.where[k];
+        if (!(s->flags & S_INHERIT) || sw->origin != FROM_DEFAULT || tw->origin == FROM_DEFAULT)
+            continue;
+        memcpy(to + s->offset, from + s->offset, s->size);
+        if (s->type == T_BYTES)
+            memcpy(to + s->aux, from + s->aux, sizeof(size_t));
+        *sw = *tw;
+        sw->inherited = true;
+    }
 }
 
-/* Checks what no single value can: required settings, the targets, the
- * relations between settings; derives the mode; resolves the addresses. */
-static int load_finish(struct load *l, char *err, size_t errlen)
+/* Services form: the top level holds no service of its own. */
+static int check_top_unused(struct load *l, char *err, size_t errlen)
 {
-    struct config *c = l->c;
-    char name[NAME_MAX_LEN], other[NAME_MAX_LEN], allowed[256];
+    char name[NAME_MAX_LEN];
 
-    for (size_t i = 0; i < NSETTINGS; i++) {
-        const struct setting *s = &settings[i];
-        if ((s->flags & S_REQUIRED) && l->set[i].origin == FROM_DEFAULT) {
-            setting_name(l, s, -1, true, name, sizeof name);
-            setting_allowed(s, FROM_DEFAULT, allowed, sizeof allowed);
-            snprintf(err, errlen, "%s: missing (required; %s %s)", name, setting_noun(s), allowed);
+    for (size_t k = 0; k < config_service_scope.n; k++) {
+        const struct setting *s = &config_service_scope.settings[k];
+        if (s->flags & S_INHERIT)
+            continue;
+        int line = s->type == T_LIST ? list_of(&l->top, s)->line : 0;
+        if (line == 0 && l->top.where[k].origin == FROM_DEFAULT)
+            continue;
+        if (line > 0)
+            snprintf(name, sizeof name, "%s (%s line %d)", s->path, l->file, line);
+        else
+            name_of(l, &l->top, s, 0, true, name, sizeof name);
+        snprintf(err, errlen, "%s: not allowed next to services: (set it in each service; the top "
+                 "level holds only the exchange, pool, health and limits defaults)", name);
+        return PMX_ERR;
+    }
+    return PMX_OK;
+}
+
+/* Whether listen[k + 1] of svc is the local: form's (local.host/local.port,
+ * or LOCAL_HOST/LOCAL_PORT over the file's listen[1]). */
+static bool listen_is_local(const struct inst *svc, int k)
+{
+    const struct where *wh = where_of(svc, svc_setting("local.host"));
+    const struct where *wp = where_of(svc, svc_setting("local.port"));
+
+    return list_of(svc, svc_setting("listen"))->n == 0 ||
+           (k == 0 && (wh->origin == FROM_ENV || wp->origin == FROM_ENV));
+}
+
+/* Names listen[k + 1] of svc; a local: form address by the setting given. */
+static void listen_name(const struct load *l, const struct inst *svc, int k, const char *local,
+                        bool full, char *out, size_t n)
+{
+    if (listen_is_local(svc, k))
+        name_of(l, svc, svc_setting(local), 0, full, out, n);
+    else
+        name_of(l, svc, svc_setting("listen"), k + 1, full, out, n);
+}
+
+/* Writes "host:port" or "[host]:port". */
+static void host_port(const char *host, int port, char *out, size_t n)
+{
+    snprintf(out, n, strchr(host, ':') != NULL ? "[%s]:%d" : "%s:%d", host, port);
+}
+
+/* The listen addresses of svc: the listen list, or the local: form
+ * (local.host/local.port, LOCAL_HOST/LOCAL_PORT) as listen[1]. The
+ * environment overrides the file's listen[1]. */
+static int finish_listen(struct load *l, struct inst *svc, char *err, size_t errlen)
+{
+    struct service_config *sc = (struct service_config *)(void *)config_load_base(svc);
+    const struct setting *ls = svc_setting("listen");
+    const struct setting *lh = svc_setting("local.host"), *lp = svc_setting("local.port");
+    struct inst_list *il = list_of(svc, ls);
+    const struct where *wh = where_of(svc, lh), *wp = where_of(svc, lp);
+    struct net_listen_spec *first = &sc->listen[0].where;
+    char name[NAME_MAX_LEN], other[NAME_MAX_LEN];
+
+    if (il->n > 0) {
+        const struct setting *local = wh->origin == FROM_YAML ? lh : wp->origin == FROM_YAML ? lp : NULL;
+        if (local != NULL) {
+            name_of(l, svc, local, 0, true, name, sizeof name);
+            name_of(l, svc, ls, 1, false, other, sizeof other);
+            snprintf(err, errlen, "%s: conflicts with %s (line %d): give listen or local.host/local.port, "
+                     "not both", name, other, il->where[0].line);
+            return PMX_ERR;
+        }
+        if (wh->origin != FROM_ENV && wp->origin != FROM_ENV)
+            return PMX_OK;
+        /* LOCAL_HOST/LOCAL_PORT replace the file's listen[1]. */
+        if (first->unix_socket) {
+            first->unix_socket = false;
+            first->path[0] = '\0';
+        }
+        if (first->host[0] == '\0')
+            snprintf(first->host, sizeof first->host, "%s", lh->def);
+    } else if (svc->parent != NULL && wh->origin == FROM_DEFAULT && wp->origin == FROM_DEFAULT) {
+        name_of(l, svc, ls, 0, true, name, sizeof name);
+        snprintf(err, errlen, "%s: missing (at least one listen address is required: "
+                 "listen: [HOST:PORT, [IPV6]:PORT or unix:/path], or local: {host, port})", name);
+        return PMX_ERR;
+    }
+    if (first->port == 0) {
+        char allowed[64];
+        if (il->n > 0)      /* over a unix listen[1]: LOCAL_HOST alone is not enough */
+            snprintf(name, sizeof name, "%s", lp->env);
+        else
+            name_of(l, svc, lp, 0, true, name, sizeof name);
+        config_schema_allowed(lp, false, allowed, sizeof allowed);
+        snprintf(err, errlen, "%s: missing (required; %s %s)", name, config_schema_noun(lp), allowed);
+        return PMX_ERR;
+    }
+    first->unix_socket = false;
+    host_port(first->host, first->port, sc->listen[0].spec, sizeof sc->listen[0].spec);
+    if (sc->nlisten == 0)
+        sc->nlisten = 1;
+    return PMX_OK;
+}
+
+/* Settings that must be set: in the single-service form and in each
+ * service (after inheritance). The local: port is finish_listen's. */
+static int check_required(struct load *l, struct inst *svc, char *err, size_t errlen)
+{
+    char name[NAME_MAX_LEN], allowed[256];
+
+    for (size_t k = 0; k < svc->scope->n; k++) {
+        const struct setting *s = &svc->scope->settings[k];
+        if (!(s->flags & S_REQUIRED) || (s->flags & S_ALIAS) || svc->where[k].origin != FROM_DEFAULT)
+            continue;
+        if ((s->flags & S_ITEM_ONLY) && svc->parent == NULL)
+            continue;
+        name_of(l, svc, s, 0, true, name, sizeof name);
+        config_schema_allowed(s, false, allowed, sizeof allowed);
+        snprintf(err, errlen, "%s: missing (required; %s %s)", name, config_schema_noun(s), allowed);
+        return PMX_ERR;
+    }
+    return PMX_OK;
+}
+
+/* Values of the S_UNIQUE settings set in the items of list of i differ. */
+static int check_unique(struct load *l, struct inst *i, const struct setting *list, char *err, size_t errlen)
+{
+    const struct inst_list *il = list_of(i, list);
+    const struct scope *sc = list->list->items;
+    char name[NAME_MAX_LEN], other[NAME_MAX_LEN], q[QUOTE_MAX];
+
+    for (size_t k = 0; k < sc->n; k++) {
+        const struct setting *s = &sc->settings[k];
+        if (!(s->flags & S_UNIQUE))
+            continue;
+        for (int a = 1; a < il->n; a++) {
+            const struct inst *ia = il->items[a];
+            if (ia->where[k].origin == FROM_DEFAULT)
+                continue;
+            const char *va = config_load_base(ia) + s->offset;
+            for (int b = 0; b < a; b++) {
+                const struct inst *ib = il->items[b];
+                if (ib->where[k].origin == FROM_DEFAULT || strcmp(va, config_load_base(ib) + s->offset) != 0)
+                    continue;
+                name_of(l, ia, s, 0, true, name, sizeof name);
+                name_of(l, ib, s, 0, false, other, sizeof other);
+                quote(va, q);
+                if (ib->where[k].origin == FROM_YAML)
+                    snprintf(err, errlen, "%s: %s is used twice (also %s, line %d)", name, q, other,
+                             ib->where[k].line);
+                else
+                    snprintf(err, errlen, "%s: %s is used twice (also %s)", name, q, other);
+                return PMX_ERR;
+            }
+        }
+    }
+    return PMX_OK;
+}
+
+static bool target_name_taken(const struct service_config *sc, int self, const char *name)
+{
+    for (int j = 0; j < sc->ntargets; j++) {
+        if (j != self && strcmp(sc->targets[j].name, name) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* A target without a name gets host:port or its unix path; when another
+ * target has that name already, "#2", "#3"... */
+static void name_targets(struct inst *svc, const struct setting *ts)
+{
+    struct service_config *sc = (struct service_config *)(void *)config_load_base(svc);
+    const struct inst_list *il = list_of(svc, ts);
+    const struct setting *tn = setting_of(&config_target_scope, "name");
+
+    for (int k = 0; k < sc->ntargets; k++) {
+        struct target_config *t = &sc->targets[k];
+        char base[CONFIG_TARGET_NAME_MAX - 12];     /* room for "#N" */
+        if (where_of(il->items[k], tn)->origin != FROM_DEFAULT)
+            continue;
+        if (t->unix_path[0] != '\0')
+            snprintf(base, sizeof base, "%s", t->unix_path);
+        else
+            host_port(t->host, t->port, base, sizeof base);
+        /* Start after the earlier unnamed targets of the same address. */
+        int same = 0;
+        for (int j = 0; j < k; j++) {
+            const struct target_config *o = &sc->targets[j];
+            same += where_of(il->items[j], tn)->origin == FROM_DEFAULT && strcmp(o->host, t->host) == 0 &&
+                    o->port == t->port && strcmp(o->unix_path, t->unix_path) == 0;
+        }
+        for (int n = same + 1;; n++) {
+            if (n == 1)
+                snprintf(t->name, sizeof t->name, "%s", base);
+            else
+                snprintf(t->name, sizeof t->name, "%s#%d", base, n);
+            if (!target_name_taken(sc, k, t->name))
+                break;
+        }
+    }
+}
+
+/* Every target of svc: host and port, or unix; names; at least one. */
+static int finish_targets(struct load *l, struct inst *svc, char *err, size_t errlen)
+{
+    const struct setting *ts = svc_setting("targets");
+    const struct inst_list *il = list_of(svc, ts);
+    const struct setting *th = setting_of(&config_target_scope, "host");
+    const struct setting *tp = setting_of(&config_target_scope, "port");
+    const struct setting *tu = setting_of(&config_target_scope, "unix");
+    char name[NAME_MAX_LEN];
+
+    if (il->n == 0) {
+        if (svc->parent == NULL && l->file == NULL)
+            snprintf(err, errlen, "%s1: missing (at least one target is required)", th->env);
+        else {
+            name_of(l, svc, ts, 0, true, name, sizeof name);
+            snprintf(err, errlen, "%s: missing (at least one target is required)", name);
+        }
+        return PMX_ERR;
+    }
+    for (int k = 0; k < il->n; k++) {
+        const struct inst *t = il->items[k];
+        bool host = where_of(t, th)->origin != FROM_DEFAULT;
+        bool port = where_of(t, tp)->origin != FROM_DEFAULT;
+        if (where_of(t, tu)->origin != FROM_DEFAULT) {
+            if (!host && !port)
+                continue;
+            name_of(l, t, tu, 0, true, name, sizeof name);
+            snprintf(err, errlen, "%s: a target has host and port, or unix, not both", name);
+            return PMX_ERR;
+        }
+        if (!host || !port) {
+            name_of(l, t, host ? tp : th, 0, true, name, sizeof name);
+            snprintf(err, errlen, "%s: missing (every target needs a host and a port, or a unix path)", name);
             return PMX_ERR;
         }
     }
-
-    int n = PMX_MAX(l->yaml_targets, l->env_targets);
-    if (n == 0) {
-        if (l->file != NULL)
-            snprintf(err, errlen, "targets (%s): missing (at least one target is required)", l->file);
-        else
-            snprintf(err, errlen, "%s1: missing (at least one target is required)",
-                     target_settings[0].env);
+    if (check_unique(l, svc, ts, err, errlen) != PMX_OK)
         return PMX_ERR;
-    }
-    for (int ti = 0; ti < n; ti++) {
-        for (size_t k = 0; k < NTARGET_SETTINGS; k++) {
-            const struct setting *s = &target_settings[k];
-            if (l->target[ti][k].origin != FROM_DEFAULT)
-                continue;
-            if (s->flags & S_REQUIRED) {
-                setting_name(l, s, ti, true, name, sizeof name);
-                snprintf(err, errlen, "%s: missing (every target needs a host and a port)", name);
-                return PMX_ERR;
-            }
-            if (setting_parse(s, (char *)&c->targets[ti], s->def, FROM_DEFAULT,
-                              s->path, err, errlen) != PMX_OK)
-                return PMX_ERR;
-        }
-    }
-    c->ntargets = n;
-    if (n > c->connections) {
-        setting_name(l, &target_settings[0], n - 1, true, name, sizeof name);
-        setting_name(l, setting_of("pool.connections"), -1, false, other, sizeof other);
-        snprintf(err, errlen, "%s: %d targets for %s %d (targets must be 1..connections)",
-                 name, n, other, c->connections);
-        return PMX_ERR;
-    }
+    name_targets(svc, ts);
+    return PMX_OK;
+}
 
-    if (c->backoff_max < c->backoff_min) {
-        const struct setting *smin = setting_of("pool.backoff_min");
-        const struct setting *smax = setting_of("pool.backoff_max");
-        bool max_set = l->set[smax - settings].origin != FROM_DEFAULT;
-        setting_name(l, max_set ? smax : smin, -1, true, name, sizeof name);
-        setting_name(l, max_set ? smin : smax, -1, false, other, sizeof other);
+/* Relations between settings of svc; derives the mode. */
+static int finish_relations(struct load *l, struct inst *svc, char *err, size_t errlen)
+{
+    struct service_config *sc = (struct service_config *)(void *)config_load_base(svc);
+    char name[NAME_MAX_LEN], other[NAME_MAX_LEN];
+
+    if (sc->backoff_max < sc->backoff_min) {
+        const struct setting *smin = svc_setting("pool.backoff_min");
+        const struct setting *smax = svc_setting("pool.backoff_max");
+        bool max_set = where_of(svc, smax)->origin != FROM_DEFAULT;
+        name_of(l, svc, max_set ? smax : smin, 0, true, name, sizeof name);
+        name_of(l, svc, max_set ? smin : smax, 0, false, other, sizeof other);
         snprintf(err, errlen, "%s: \"%ld\" is out of range (must be %s %s, %ld)", name,
-                 max_set ? c->backoff_max : c->backoff_min, max_set ? ">=" : "<=", other,
-                 max_set ? c->backoff_min : c->backoff_max);
+                 max_set ? sc->backoff_max : sc->backoff_min, max_set ? ">=" : "<=", other,
+                 max_set ? sc->backoff_min : sc->backoff_max);
         return PMX_ERR;
     }
-
-    if (c->mode == MODE_FIFO && c->connections != 1) {
-        setting_name(l, setting_of("exchange.mode"), -1, true, name, sizeof name);
-        setting_name(l, setting_of("pool.connections"), -1, false, other, sizeof other);
+    if (sc->mode == MODE_FIFO && sc->connections != 1) {
+        name_of(l, svc, svc_setting("exchange.mode"), 0, true, name, sizeof name);
+        name_of(l, svc, svc_setting("pool.connections"), 0, false, other, sizeof other);
         snprintf(err, errlen, "%s: \"fifo\" needs exactly 1 upstream connection (%s is %d)",
-                 name, other, c->connections);
+                 name, other, sc->connections);
         return PMX_ERR;
     }
-    c->effective_mode = derive_mode(c);
+    sc->effective_mode = derive_mode(sc);
+    return PMX_OK;
+}
 
+/* Resolves the listen addresses and targets of svc. */
+static int finish_resolve(struct load *l, struct inst *svc, char *err, size_t errlen)
+{
+    struct service_config *sc = (struct service_config *)(void *)config_load_base(svc);
+    const struct setting *ts = svc_setting("targets");
+    char name[NAME_MAX_LEN];
     const char *why;
-    if (resolve(c->local_host, c->local_port, true, &c->local_addr,
-                &c->local_addr_len, &why) != PMX_OK)
-        return resolve_error(l, setting_of("local.host"), -1, c->local_host, why, err, errlen);
-    for (int ti = 0; ti < n; ti++) {
-        struct target_config *t = &c->targets[ti];
-        if (resolve(t->host, t->port, false, &t->addr, &t->addr_len, &why) != PMX_OK)
-            return resolve_error(l, &target_settings[0], ti, t->host, why, err, errlen);
+
+    for (int k = 0; k < sc->nlisten; k++) {
+        struct listen_config *lc = &sc->listen[k];
+        if (lc->where.unix_socket) {
+            unix_addr(lc->where.path, &lc->addr, &lc->addr_len);
+            continue;
+        }
+        if (resolve(lc->where.host, lc->where.port, true, &lc->addr, &lc->addr_len, &why) == PMX_OK)
+            continue;
+        listen_name(l, svc, k, "local.host", true, name, sizeof name);
+        return resolve_error(name, lc->where.host, why, err, errlen);
+    }
+    for (int k = 0; k < sc->ntargets; k++) {
+        struct target_config *t = &sc->targets[k];
+        if (t->unix_path[0] != '\0') {
+            unix_addr(t->unix_path, &t->addr, &t->addr_len);
+            continue;
+        }
+        if (resolve(t->host, t->port, false, &t->addr, &t->addr_len, &why) == PMX_OK)
+            continue;
+        name_of(l, list_of(svc, ts)->items[k], setting_of(&config_target_scope, "host"), 0, true,
+                name, sizeof name);
+        return resolve_error(name, t->host, why, err, errlen);
     }
     return PMX_OK;
+}
+
+/* Everything about one service once both front ends are done. */
+static int finish_service(struct load *l, struct inst *svc, char *err, size_t errlen)
+{
+    if (svc->parent != NULL)
+        inherit(l, svc);
+    if (finish_listen(l, svc, err, errlen) != PMX_OK ||
+        check_required(l, svc, err, errlen) != PMX_OK ||
+        finish_targets(l, svc, err, errlen) != PMX_OK ||
+        finish_relations(l, svc, err, errlen) != PMX_OK ||
+        finish_resolve(l, svc, err, errlen) != PMX_OK)
+        return PMX_ERR;
+    return PMX_OK;
+}
+
+/* The address a listener of svc would bind, for comparing: "1.2.3.4:80",
+ * "[::1]:80", "unix:/path". */
+static void listen_key(const struct listen_config *lc, char *out, size_t n)
+{
+    net_format_addr((const struct sockaddr *)&lc->addr, lc->addr_len, out, n);
+}
+
+/* No two listen addresses (of any services) are the same. */
+static int check_listen_unique(struct load *l, struct inst *const *svcs, int n, char *err, size_t errlen)
+{
+    char a[NET_ADDR_MAX], b[NET_ADDR_MAX], name[NAME_MAX_LEN], other[NAME_MAX_LEN], q[QUOTE_MAX];
+
+    for (int s = 0; s < n; s++) {
+        const struct service_config *sa = (const struct service_config *)(void *)config_load_base(svcs[s]);
+        for (int i = 0; i < sa->nlisten; i++) {
+            listen_key(&sa->listen[i], a, sizeof a);
+            for (int t = 0; t <= s; t++) {
+                const struct service_config *sb = (const struct service_config *)(void *)config_load_base(svcs[t]);
+                for (int j = 0; j < (t == s ? i : sb->nlisten); j++) {
+                    listen_key(&sb->listen[j], b, sizeof b);
+                    if (strcmp(a, b) != 0)
+                        continue;
+                    listen_name(l, svcs[s], i, "local.port", true, name, sizeof name);
+                    listen_name(l, svcs[t], j, "local.port", false, other, sizeof other);
+                    quote(sa->listen[i].spec, q);
+                    snprintf(err, errlen, "%s: %s is already listened on by %s (%s)", name, q, other, a);
+                    return PMX_ERR;
+                }
+            }
+        }
+    }
+    return PMX_OK;
+}
+
+/* Checks what no single value can, service by service; derives the mode;
+ * resolves the addresses; in the single-service form makes the top-level
+ * service services[0]. */
+static int load_finish(struct load *l, char *err, size_t errlen)
+{
+    struct config *c = l->c;
+    const struct setting *ss = setting_of(&config_global_scope, "services");
+    struct inst_list *il = list_of(&l->root, ss);
+
+    c->services_form = config_load_services_form(l);
+    if (!c->services_form) {
+        struct inst *top = &l->top;
+        if (finish_service(l, top, err, errlen) != PMX_OK ||
+            check_listen_unique(l, &top, 1, err, errlen) != PMX_OK)
+            return PMX_ERR;
+        c->services = malloc(sizeof(*c->services));
+        if (c->services == NULL) {
+            snprintf(err, errlen, "out of memory loading the configuration");
+            return PMX_ERR;
+        }
+        c->services[0] = l->top_svc;
+        c->nservices = 1;
+        l->top_svc.targets = NULL;
+        return PMX_OK;
+    }
+
+    if (check_top_unused(l, err, errlen) != PMX_OK)
+        return PMX_ERR;
+    if (il->n == 0) {
+        snprintf(err, errlen, "services (%s line %d): missing (at least one service is required)",
+                 l->file, il->line);
+        return PMX_ERR;
+    }
+    /* Names first: the other messages may name the service. */
+    const struct setting *sn = svc_setting("name");
+    for (int k = 0; k < il->n; k++) {
+        if (where_of(il->items[k], sn)->origin == FROM_DEFAULT) {
+            char name[NAME_MAX_LEN], allowed[128];
+            name_of(l, il->items[k], sn, 0, true, name, sizeof name);
+            config_schema_allowed(sn, true, allowed, sizeof allowed);
+            snprintf(err, errlen, "%s: missing (required; %s %s)", name, config_schema_noun(sn), allowed);
+            return PMX_ERR;
+        }
+    }
+    if (check_unique(l, &l->root, ss, err, errlen) != PMX_OK)
+        return PMX_ERR;
+    for (int k = 0; k < il->n; k++) {
+        if (finish_service(l, il->items[k], err, errlen) != PMX_OK)
+            return PMX_ERR;
+    }
+    return check_listen_unique(l, il->items, il->n, err, errlen);
 }
 
 int config_load(struct config *c, const char *yaml_path, char *const *env,
@@ -756,19 +1086,22 @@ int config_load(struct config *c, const char *yaml_path, char *const *env,
 
     if (errlen > 0)
         *err = '\0';
+    memset(c, 0, sizeof *c);
     if (l == NULL) {
         snprintf(err, errlen, "out of memory loading the configuration");
         return PMX_ERR;
     }
-    memset(c, 0, sizeof *c);
     l->c = c;
-
-    for (size_t i = 0; i < NSETTINGS; i++) {
-        const struct setting *s = &settings[i];
-        if (s->def != NULL &&
-            setting_parse(s, (char *)c, s->def, FROM_DEFAULT, s->path, err, errlen) != PMX_OK)
-            goto out;
+    l->root.base = (char *)c;
+    l->top.base = (char *)&l->top_svc;
+    if (inst_init(&l->root, &config_global_scope) != PMX_OK ||
+        inst_init(&l->top, &config_service_scope) != PMX_OK) {
+        snprintf(err, errlen, "out of memory loading the configuration");
+        goto out;
     }
+    if (apply_defaults(&config_global_scope, (char *)c, err, errlen) != PMX_OK ||
+        apply_defaults(&config_service_scope, (char *)&l->top_svc, err, errlen) != PMX_OK)
+        goto out;
     if (yaml_path != NULL && *yaml_path != '\0') {
         if (strlen(yaml_path) >= sizeof c->path) {
             snprintf(err, errlen, "%.64s...: path too long", yaml_path);
@@ -776,163 +1109,99 @@ int config_load(struct config *c, const char *yaml_path, char *const *env,
         }
         snprintf(c->path, sizeof(c->path), "%s", yaml_path);
         l->file = c->path;
-        if (config_yaml_read(l->file, yaml_node, l, err, errlen) != PMX_OK)
+        if (config_yaml_read(l, l->file, err, errlen) != PMX_OK)
             goto out;
     }
-    if (config_env_read(env, env_var, l, err, errlen) != PMX_OK)
+    if (config_env_read(l, env, err, errlen) != PMX_OK)
         goto out;
     rc = load_finish(l, err, errlen);
 out:
+    inst_free(&l->root);
+    inst_free(&l->top);
+    free(l->top_svc.targets);
     free(l);
+    if (rc != PMX_OK)
+        config_free(c);
     return rc;
 }
 
-/* The code point of the 2- or 3-byte UTF-8 sequence at s and its length,
- * or 0 for anything else (ASCII, 4 bytes, invalid). */
-static size_t utf8_char(const unsigned char *s, unsigned *cp)
+void config_free(struct config *c)
 {
-    if (s[0] >= 0xc2 && s[0] <= 0xdf && (s[1] & 0xc0) == 0x80) {
-        *cp = (s[0] & 0x1fu) << 6 | (s[1] & 0x3fu);
-        return 2;
-    }
-    if ((s[0] & 0xf0) == 0xe0 && (s[1] & 0xc0) == 0x80 && (s[2] & 0xc0) == 0x80) {
-        *cp = (s[0] & 0x0fu) << 12 | (s[1] & 0x3fu) << 6 | (s[2] & 0x3fu);
-        return *cp >= 0x800 && (*cp < 0xd800 || *cp > 0xdfff) ? 3 : 0;
-    }
-    return 0;
+    for (int k = 0; c->services != NULL && k < c->nservices; k++)
+        free(c->services[k].targets);
+    free(c->services);
+    memset(c, 0, sizeof *c);
 }
 
-/* Writes s as a YAML double-quoted scalar that reads back as s: escapes
- * what YAML would take as a line break (NEL, LS, PS) or refuse unescaped
- * (C0/C1 controls, BOM, U+FFFE/U+FFFF). Bytes that are not UTF-8 (from the
- * environment) have no YAML form and are written as they are. */
-static void dump_string(const char *s, FILE *out)
+const struct service_config *config_service(const struct config *c, const char *name)
 {
-    const unsigned char *p = (const unsigned char *)s;
-
-    fputc('"', out);
-    while (*p != '\0') {
-        unsigned cp;
-        size_t n = utf8_char(p, &cp);
-        if (*p == '"' || *p == '\\') {
-            fprintf(out, "\\%c", *p);
-        } else if (*p < 0x20 || *p == 0x7f) {
-            fprintf(out, "\\x%02x", *p);
-        } else if (n > 0 && ((cp >= 0x80 && cp <= 0x9f) || cp == 0x2028 || cp == 0x2029 ||
-                             cp == 0xfeff || cp == 0xfffe || cp == 0xffff)) {
-            fprintf(out, "\\u%04x", cp);
-        } else {
-            fwrite(p, 1, n > 0 ? n : 1, out);
-        }
-        p += n > 0 ? n : 1;
+    for (int k = 0; k < c->nservices; k++) {
+        if (strcmp(c->services[k].name, name) == 0)
+            return &c->services[k];
     }
-    fputc('"', out);
+    return NULL;
 }
 
-static void dump_value(const struct setting *s, const char *base, FILE *out)
+/* ---- reload ------------------------------------------------------------- */
+
+static bool field_equal(const struct setting *s, const char *a, const char *b)
 {
-    const void *field = base + s->offset;
-
-    switch (s->type) {
-    case T_INT:
-    case T_PORT: fprintf(out, "%d", *(const int *)field); return;
-    case T_LONG: fprintf(out, "%ld", *(const long *)field); return;
-    case T_BOOL: fputs(*(const bool *)field ? "true" : "false", out); return;
-    case T_MODE: fputs(config_mode_name(*(const enum exchange_mode *)field), out); return;
-    case T_CODEC: fputs((const char *)field, out); return;
-    case T_HOST:
-    case T_PATH: dump_string((const char *)field, out); return;
-    }
-}
-
-/* Writes "1.2.3.4:80" or "[::1]:80" for a resolved address; "" if none. */
-static void format_addr(const struct sockaddr_storage *ss, socklen_t len, char *out, size_t n)
-{
-    char host[NI_MAXHOST], serv[NI_MAXSERV];
-
-    if (len == 0 || getnameinfo((const struct sockaddr *)ss, len, host, sizeof host,
-                                serv, sizeof serv, NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
-        if (n > 0)
-            *out = '\0';
-        return;
-    }
-    snprintf(out, n, ss->ss_family == AF_INET6 ? "[%s]:%s" : "%s:%s", host, serv);
-}
-
-void config_dump(const struct config *c, FILE *out)
-{
-    const char *section = NULL;
-    size_t section_len = 0;
-    char addr[NI_MAXHOST + NI_MAXSERV + 4];
-
-    fprintf(out, "# proximux %s effective configuration\n", PMX_VERSION);
-    for (size_t i = 0; i < NSETTINGS; i++) {
-        const struct setting *s = &settings[i];
-        const char *dot = strchr(s->path, '.');
-        const char *key = s->path;
-        if (dot != NULL) {
-            size_t len = (size_t)(dot - s->path);
-            if (section == NULL || len != section_len || strncmp(section, s->path, len) != 0)
-                fprintf(out, "%.*s:\n", (int)len, s->path);
-            section = s->path;
-            section_len = len;
-            key = dot + 1;
-        } else {
-            section = NULL;
-        }
-        fprintf(out, "%s%s: ", dot != NULL ? "  " : "", key);
-        dump_value(s, (const char *)c, out);
-        fputc('\n', out);
-    }
-    fputs(c->ntargets > 0 ? "targets:\n" : "targets: []\n", out);
-    for (int ti = 0; ti < c->ntargets; ti++) {
-        const struct target_config *t = &c->targets[ti];
-        fputs("  - {", out);
-        for (size_t k = 0; k < NTARGET_SETTINGS; k++) {
-            fprintf(out, "%s %s: ", k ? "," : "", target_settings[k].path);
-            dump_value(&target_settings[k], (const char *)t, out);
-        }
-        fputs(" }", out);
-        format_addr(&t->addr, t->addr_len, addr, sizeof addr);
-        if (*addr != '\0')
-            fprintf(out, "  # %s", addr);
-        fputc('\n', out);
-    }
-    format_addr(&c->local_addr, c->local_addr_len, addr, sizeof addr);
-    if (*addr != '\0')
-        fprintf(out, "# listen: %s\n", addr);
-    fprintf(out, "# mode: %s (%s)\n", config_mode_name(derive_mode(c)), mode_reason(c));
-    if (strcmp(c->codec, "http") == 0 && derive_mode(c) != MODE_PROXY)
-        fprintf(out, "# http: one request in flight per upstream connection; funnel_async %s\n",
-                c->funnel_async ? "changes nothing for http" : "is off");
-}
-
-static bool field_equal(const struct setting *s, const struct config *a, const struct config *b)
-{
-    const char *fa = (const char *)a + s->offset;
-    const char *fb = (const char *)b + s->offset;
+    const char *fa = a + s->offset, *fb = b + s->offset;
 
     switch (s->type) {
     case T_HOST:
     case T_PATH:
     case T_CODEC:
+    case T_NAME:
+    case T_LABEL:
+    case T_UNIX:
         return strncmp(fa, fb, s->size) == 0;
+    case T_BYTES: {
+        size_t la = *(const size_t *)(const void *)(a + s->aux);
+        size_t lb = *(const size_t *)(const void *)(b + s->aux);
+        return la == lb && memcmp(fa, fb, la) == 0;
+    }
+    case T_LIST: {
+        const struct list_def *ld = s->list;
+        int na = *(const int *)(const void *)(a + ld->count_offset);
+        int nb = *(const int *)(const void *)(b + ld->count_offset);
+        if (na != nb)
+            return false;
+        if (ld->pointer) {
+            fa = *(char *const *)(const void *)fa;
+            fb = *(char *const *)(const void *)fb;
+        }
+        for (int k = 0; k < na; k++) {
+            const char *ia = fa + (size_t)k * ld->item_size, *ib = fb + (size_t)k * ld->item_size;
+            if (ld->item != NULL && ld->item->type == T_LISTEN) {
+                if (strcmp(((const struct listen_config *)(const void *)ia)->spec,
+                           ((const struct listen_config *)(const void *)ib)->spec) != 0)
+                    return false;
+                continue;
+            }
+            for (size_t j = 0; ld->items != NULL && j < ld->items->n; j++) {
+                if (!field_equal(&ld->items->settings[j], ia, ib))
+                    return false;
+            }
+        }
+        return true;
+    }
     default:
         return memcmp(fa, fb, s->size) == 0;
     }
 }
 
-void config_unreloadable_changes(const struct config *old, const struct config *new,
-                                 char *out, size_t outlen)
+void config_service_fixed_changes(const struct service_config *old, const struct service_config *new,
+                                  char *out, size_t outlen)
 {
     size_t used = 0;
 
     if (outlen == 0)
         return;
     *out = '\0';
-    for (size_t i = 0; i < NSETTINGS; i++) {
-        const struct setting *s = &settings[i];
-        if ((s->flags & S_RELOAD) || field_equal(s, old, new))
+    for (size_t i = 0; i < config_service_scope.n; i++) {
+        const struct setting *s = &config_service_scope.settings[i];
+        if ((s->flags & (S_RELOAD | S_ALIAS)) || field_equal(s, (const char *)old, (const char *)new))
             continue;
         int w = snprintf(out + used, outlen - used, "%s%s", used ? ", " : "", s->path);
         if (w < 0 || (size_t)w >= outlen - used) {
@@ -941,4 +1210,29 @@ void config_unreloadable_changes(const struct config *old, const struct config *
         }
         used += (size_t)w;
     }
+}
+
+void config_service_keep_fixed(struct service_config *fresh, const struct service_config *running)
+{
+    char *to = (char *)fresh;
+    const char *from = (const char *)running;
+
+    for (size_t i = 0; i < config_service_scope.n; i++) {
+        const struct setting *s = &config_service_scope.settings[i];
+        if (s->flags & (S_RELOAD | S_ALIAS))
+            continue;
+        if (s->type == T_LIST) {
+            /* A list that needs a restart is an array in the service
+             * (listen): its items come along with the count. */
+            const struct list_def *ld = s->list;
+            memcpy(to + ld->count_offset, from + ld->count_offset, sizeof(int));
+            if (!ld->pointer)
+                memcpy(to + ld->array_offset, from + ld->array_offset, (size_t)ld->max * ld->item_size);
+            continue;
+        }
+        memcpy(to + s->offset, from + s->offset, s->size);
+        if (s->type == T_BYTES)
+            memcpy(to + s->aux, from + s->aux, sizeof(size_t));
+    }
+    fresh->effective_mode = running->effective_mode;
 }

@@ -1,25 +1,37 @@
 /* YAML front end of the configuration: loads one document with libyaml and
- * walks it, handing every node with its path and line to the config module,
- * which decides what each path may be. */
+ * walks it, parents before children, finding each node's place in the
+ * schema by its path ("services[2].targets[1].host") and handing values and
+ * list items to the loader's setters. */
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <yaml.h>
 
+#include "config_load.h"
+#include "config_schema.h"
 #include "config_yaml.h"
 
 #define YAML_PATH_MAX 256
-/* The schema is three levels deep (targets[1].host); this only stops a
- * callback that accepts everything from following an alias loop. */
+/* The schema is six levels deep (services[1].targets[1].host); this only
+ * stops a walk that accepts everything from following an alias loop. */
 #define YAML_MAX_DEPTH 8
+/* "services[256].targets[1024].keep_alive (FILE line N)" */
+#define YAML_NAME_MAX (YAML_PATH_MAX + 4096 + 32)
+#define KEYS_MAX 512
+
+enum yaml_kind {
+    YAML_KIND_SCALAR,
+    YAML_KIND_MAPPING,
+    YAML_KIND_LIST,
+};
 
 struct walk {
     yaml_document_t *doc;
     const char *file;
-    config_yaml_node_fn fn;
-    void *ctx;
+    struct load *load;
     char *err;
     size_t errlen;
 };
@@ -27,15 +39,206 @@ struct walk {
 static int walk_node(struct walk *w, yaml_node_t *node, const char *path,
                      int line, int depth);
 
-const char *config_yaml_kind_name(enum config_yaml_kind kind)
+/* The kind as a message names it. */
+static const char *kind_name(enum yaml_kind kind)
 {
     switch (kind) {
-    case CONFIG_YAML_SCALAR: return "a scalar";
-    case CONFIG_YAML_MAPPING: return "a mapping";
-    case CONFIG_YAML_LIST: return "a list";
+    case YAML_KIND_SCALAR: return "a scalar";
+    case YAML_KIND_MAPPING: return "a mapping";
+    case YAML_KIND_LIST: return "a list";
     }
     return "?";
 }
+
+/* ---- the schema's side: what a path may be ------------------------------ */
+
+/* One node: its path as the walker writes it (list items counted from 1),
+ * kind, value (scalars) and line. */
+struct node {
+    const char *path;
+    enum yaml_kind kind;
+    const char *value;
+    int line;
+};
+
+/* "path (FILE line N)": a node named as the user wrote it. */
+static void node_name(const struct walk *w, const struct node *nd, char *out, size_t n)
+{
+    snprintf(out, n, "%s (%s line %d)", nd->path, w->file, nd->line);
+}
+
+/* "expected a port (1-65535), not a mapping" */
+static int wrong_kind(const struct walk *w, const struct node *nd, const char *noun, const char *allowed)
+{
+    char name[YAML_NAME_MAX];
+
+    node_name(w, nd, name, sizeof name);
+    snprintf(w->err, w->errlen, "%s: expected %s%s%s%s, not %s", name, noun,
+             *allowed ? " (" : "", allowed, *allowed ? ")" : "", kind_name(nd->kind));
+    return PMX_ERR;
+}
+
+static int wrong_setting_kind(const struct walk *w, const struct node *nd, const struct setting *s)
+{
+    char allowed[256];
+
+    config_schema_allowed(s, true, allowed, sizeof allowed);
+    return wrong_kind(w, nd, config_schema_noun(s), allowed);
+}
+
+/* The keys a mapping of the items of ld takes, or what a scalar item is. */
+static void item_keys(const struct list_def *ld, char *out, size_t n)
+{
+    if (ld->items != NULL)
+        config_schema_keys(ld->items, "", false, out, n);
+    else
+        config_schema_allowed(ld->item, true, out, n);
+}
+
+static int descend(struct walk *w, struct inst *i, const char *rest, const struct node *nd, bool top);
+
+/* The node of list setting s of i, or (rest = "[N]...") an item of it or
+ * below. */
+static int list_node(struct walk *w, struct inst *i, const struct setting *s, const char *rest,
+                     const struct node *nd)
+{
+    const struct list_def *ld = s->list;
+    char keys[KEYS_MAX], what[KEYS_MAX + 64], name[YAML_NAME_MAX];
+
+    item_keys(ld, keys, sizeof keys);
+    if (*rest == '\0') {
+        if (nd->kind != YAML_KIND_LIST) {
+            snprintf(what, sizeof what, "a list of %s", ld->plural);
+            return wrong_kind(w, nd, what, keys);
+        }
+        config_load_list(i, s, nd->line);
+        return PMX_OK;
+    }
+
+    /* The walker writes "targets[N]" and "targets[N].key", N from 1. */
+    char *end;
+    long n = strtol(rest + 1, &end, 10);
+    node_name(w, nd, name, sizeof name);
+    if (n < 1 || *end != ']' || (end[1] != '\0' && end[1] != '.')) {
+        snprintf(w->err, w->errlen, "%s: unknown setting", name);
+        return PMX_ERR;
+    }
+    if (n > ld->max) {
+        snprintf(w->err, w->errlen, "%s: too many %s (at most %d)", name, ld->plural, ld->max);
+        return PMX_ERR;
+    }
+    if (end[1] == '.') {
+        /* The walker visits an item before what it holds. */
+        const struct inst_list *il = &i->lists[s - i->scope->settings];
+        if (ld->items == NULL || n > il->n) {
+            snprintf(w->err, w->errlen, "%s: unknown setting", name);
+            return PMX_ERR;
+        }
+        return descend(w, il->items[n - 1], end + 2, nd, false);
+    }
+    if (ld->items == NULL) {
+        if (nd->kind != YAML_KIND_SCALAR)
+            return wrong_setting_kind(w, nd, ld->item);
+        return config_load_set_item(w->load, i, s, (int)n, nd->value, FROM_YAML, nd->line,
+                                    w->err, w->errlen);
+    }
+    if (nd->kind != YAML_KIND_MAPPING)
+        return wrong_kind(w, nd, "a mapping", keys);
+    struct inst *item;
+    return config_load_item(w->load, i, s, (int)n, nd->line, &item, w->err, w->errlen);
+}
+
+/* The setting, list or section of the scope of i at path rest (the first
+ * key of rest: before any '.' or '['), or NULL; *len: its length. */
+static const struct setting *first_key(const struct inst *i, const char *rest, bool top, size_t *len)
+{
+    *len = strcspn(rest, ".[");
+    const struct setting *s = config_schema_find(i->scope, rest, *len);
+    if (s != NULL && top && (s->flags & S_ITEM_ONLY))
+        return NULL;
+    return s;
+}
+
+static bool is_section(const struct inst *i, const char *rest, size_t len)
+{
+    char section[64];
+
+    if (len >= sizeof section)
+        return false;
+    memcpy(section, rest, len);
+    section[len] = '\0';
+    return config_schema_is_section(i->scope, section);
+}
+
+static int unknown(const struct walk *w, const struct node *nd, const char *what, const char *keys)
+{
+    char name[YAML_NAME_MAX];
+
+    node_name(w, nd, name, sizeof name);
+    snprintf(w->err, w->errlen, "%s: unknown setting (%s takes %s)", name, what, keys);
+    return PMX_ERR;
+}
+
+/* The node nd at path rest below i (top: i is the top-level service). */
+static int descend(struct walk *w, struct inst *i, const char *rest, const struct node *nd, bool top)
+{
+    size_t len;
+    const struct setting *s = first_key(i, rest, top, &len);
+
+    if (s != NULL && s->type == T_LIST && rest[len] != '.')
+        return list_node(w, i, s, rest + len, nd);
+    s = config_schema_find(i->scope, rest, strlen(rest));
+    if (s != NULL && s->type != T_LIST && !(top && (s->flags & S_ITEM_ONLY))) {
+        if (nd->kind != YAML_KIND_SCALAR)
+            return wrong_setting_kind(w, nd, s);
+        return config_load_set(w->load, i, s, nd->value, FROM_YAML, nd->line, w->err, w->errlen);
+    }
+    if (config_schema_is_section(i->scope, rest)) {
+        if (nd->kind != YAML_KIND_MAPPING) {
+            char name[YAML_NAME_MAX];
+            node_name(w, nd, name, sizeof name);
+            snprintf(w->err, w->errlen, "%s: expected a mapping", name);
+            return PMX_ERR;
+        }
+        return PMX_OK;
+    }
+
+    char section[64], keys[KEYS_MAX];
+    const char *dot = strrchr(rest, '.');
+    snprintf(section, sizeof section, "%.*s", dot != NULL ? (int)(dot - rest) : 0, rest);
+    config_schema_keys(i->scope, section, top, keys, sizeof keys);
+    return unknown(w, nd, *section ? section : i->scope->noun, keys);
+}
+
+/* A node of the document: the root must be a mapping; the top level holds
+ * the global settings and those of the top-level service. */
+static int yaml_node(struct walk *w, const char *path, enum yaml_kind kind, const char *value, int line)
+{
+    struct load *l = w->load;
+    const struct node nd = { path, kind, value, line };
+    size_t len;
+
+    if (*path == '\0') {
+        if (kind != YAML_KIND_MAPPING) {
+            snprintf(w->err, w->errlen, "%s line %d: expected a mapping of settings, not %s",
+                     w->file, line, kind_name(kind));
+            return PMX_ERR;
+        }
+        return PMX_OK;
+    }
+    if (first_key(&l->root, path, true, &len) != NULL || is_section(&l->root, path, len))
+        return descend(w, &l->root, path, &nd, true);
+    if (first_key(&l->top, path, true, &len) != NULL || is_section(&l->top, path, len))
+        return descend(w, &l->top, path, &nd, true);
+
+    char keys[2 * KEYS_MAX], more[KEYS_MAX];
+    config_schema_keys(l->root.scope, "", true, keys, sizeof keys);
+    config_schema_keys(l->top.scope, "", true, more, sizeof more);
+    snprintf(keys + strlen(keys), sizeof keys - strlen(keys), ", %s", more);
+    return unknown(w, &nd, l->root.scope->noun, keys);
+}
+
+/* ---- the walk ----------------------------------------------------------- */
 
 static int node_line(const yaml_node_t *node)
 {
@@ -136,14 +339,14 @@ static int walk_node(struct walk *w, yaml_node_t *node, const char *path,
             error_at(w, path, line, "the value contains a NUL byte");
             return PMX_ERR;
         }
-        return w->fn(w->ctx, path, CONFIG_YAML_SCALAR, value, line, w->err, w->errlen);
+        return yaml_node(w, path, YAML_KIND_SCALAR, value, line);
     }
     case YAML_MAPPING_NODE:
-        if (w->fn(w->ctx, path, CONFIG_YAML_MAPPING, NULL, line, w->err, w->errlen) != PMX_OK)
+        if (yaml_node(w, path, YAML_KIND_MAPPING, NULL, line) != PMX_OK)
             return PMX_ERR;
         return walk_mapping(w, node, path, depth);
     case YAML_SEQUENCE_NODE:
-        if (w->fn(w->ctx, path, CONFIG_YAML_LIST, NULL, line, w->err, w->errlen) != PMX_OK)
+        if (yaml_node(w, path, YAML_KIND_LIST, NULL, line) != PMX_OK)
             return PMX_ERR;
         return walk_list(w, node, path, depth);
     case YAML_NO_NODE:
@@ -191,8 +394,7 @@ static bool document_empty(yaml_document_t *doc)
             root->data.scalar.style == YAML_PLAIN_SCALAR_STYLE);
 }
 
-int config_yaml_read(const char *file, config_yaml_node_fn fn, void *ctx,
-                     char *err, size_t errlen)
+int config_yaml_read(struct load *l, const char *file, char *err, size_t errlen)
 {
     FILE *f = fopen(file, "rb");
     if (f == NULL) {
@@ -226,7 +428,7 @@ int config_yaml_read(const char *file, config_yaml_node_fn fn, void *ctx,
         goto out;
     }
     if (!document_empty(&doc)) {
-        struct walk w = { &doc, file, fn, ctx, err, errlen };
+        struct walk w = { &doc, file, l, err, errlen };
         yaml_node_t *root = yaml_document_get_root_node(&doc);
         if (walk_node(&w, root, "", node_line(root), 0) != PMX_OK) {
             yaml_document_delete(&doc);

@@ -4,7 +4,7 @@
 #include "config.h"
 #include "exchange.h"
 
-void exchange_init(struct exchange *x, struct reactor *r, const struct config *c)
+void exchange_init(struct exchange *x, struct reactor *r, const struct service_config *c)
 {
     x->reactor = r;
     x->config = c;

@@ -131,7 +131,7 @@ static void mux_client_event(struct reactor *r, int fd, void *data, int mask);
 static void mux_client_update(struct mux_client *c);
 static void mux_dispatch(struct mux *m, struct mux_upstream *up);
 
-static const struct config *mux_config(const struct mux *m)
+static const struct service_config *mux_config(const struct mux *m)
 {
     return m->x->config;
 }
@@ -294,7 +294,7 @@ static void mux_client_close(struct mux_client *c, const char *reason)
  * Returns PMX_ERR when the client was closed. */
 static int mux_client_output(struct mux_client *c, const char *data, size_t len)
 {
-    const struct config *cfg = mux_config(c->m);
+    const struct service_config *cfg = mux_config(c->m);
 
     size_t pending = buf_len(&c->conn.out) + c->held;
 
@@ -436,7 +436,7 @@ static struct mux_upstream *mux_pick(struct mux *m, struct mux_client *c)
 /* Whether up can take one more request onto its connection now. */
 static bool mux_can_send(const struct mux *m, const struct mux_upstream *up)
 {
-    const struct config *cfg = mux_config(m);
+    const struct service_config *cfg = mux_config(m);
 
     if (up->slot->state != SLOT_READY || up->retiring)
         return false;
@@ -564,7 +564,7 @@ static int mux_keep(struct buf *in, const struct buf *cur)
 static void mux_upstream_parse(struct mux *m, struct mux_upstream *up, struct buf *in)
 {
     const struct codec_ops *codec = m->x->codec;
-    const struct config *cfg = mux_config(m);
+    const struct service_config *cfg = mux_config(m);
 
     while (buf_len(in) > up->scanned) {
         struct mux_request *req = up->sent.head;
@@ -699,7 +699,7 @@ static void mux_upstream_connected(struct pool *p, struct pool_slot *s)
  * upstream, or (fast path) write it straight to one. */
 static void mux_submit(struct mux *m, struct mux_client *c, const char *data, size_t len, uint32_t info)
 {
-    const struct config *cfg = mux_config(m);
+    const struct service_config *cfg = mux_config(m);
     struct mux_request *req = calloc(1, sizeof(*req));
 
     if (req == NULL) {
@@ -796,7 +796,7 @@ static void mux_client_refuse(struct mux *m, struct mux_client *c, const char *w
 static void mux_client_parse(struct mux *m, struct mux_client *c, struct buf *in)
 {
     const struct codec_ops *codec = m->x->codec;
-    const struct config *cfg = mux_config(m);
+    const struct service_config *cfg = mux_config(m);
 
     while (!c->closing && buf_len(in) > c->scanned) {
         size_t used = 0;
@@ -842,7 +842,7 @@ static void mux_client_parse(struct mux *m, struct mux_client *c, struct buf *in
 static void mux_client_update(struct mux_client *c)
 {
     struct mux *m = c->m;
-    const struct config *cfg = mux_config(m);
+    const struct service_config *cfg = mux_config(m);
 
     if (c->closed)
         return;
@@ -994,7 +994,7 @@ static void mux_before_sleep(struct reactor *r, void *data)
  * arrival order, so only its head needs looking at. */
 static void mux_expire_queue(struct mux *m, struct mux_upstream *up, uint64_t now)
 {
-    const struct config *cfg = mux_config(m);
+    const struct service_config *cfg = mux_config(m);
 
     while (cfg->queue_timeout > 0 && up->wait.head &&
            now - up->wait.head->queued_at >= (uint64_t)cfg->queue_timeout) {
@@ -1054,7 +1054,7 @@ static void mux_warmup_check(struct mux *m)
 static void mux_tick(struct exchange *x)
 {
     struct mux *m = x->priv;
-    const struct config *cfg = x->config;
+    const struct service_config *cfg = x->config;
     uint64_t now = reactor_now(x->reactor);
 
     pool_tick(&m->pool);
@@ -1079,7 +1079,7 @@ static void mux_tick(struct exchange *x)
 
 static int mux_start(struct exchange *x)
 {
-    const struct config *cfg = x->config;
+    const struct service_config *cfg = x->config;
     struct mux *m = calloc(1, sizeof(*m));
     static const struct pool_events events = {
         .connected = mux_upstream_connected,

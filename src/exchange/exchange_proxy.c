@@ -109,7 +109,7 @@ static void session_close(struct session *s, const char *reason)
 static int session_connect(struct session *s)
 {
     struct proxy *px = s->px;
-    const struct config *c = px->x->config;
+    const struct service_config *c = px->x->config;
 
     while (s->attempts < c->ntargets) {
         int t = s->target_index % c->ntargets;
@@ -404,7 +404,7 @@ static void proxy_warmup_check(struct proxy *px)
 
 static int proxy_start(struct exchange *x)
 {
-    const struct config *c = x->config;
+    const struct service_config *c = x->config;
     struct proxy *px = calloc(1, sizeof(*px));
     static const struct pool_events spare_events = {
         .io = proxy_spare_io,
@@ -434,7 +434,7 @@ static int proxy_start(struct exchange *x)
 static void proxy_tick(struct exchange *x)
 {
     struct proxy *px = x->priv;
-    const struct config *c = x->config;
+    const struct service_config *c = x->config;
     uint64_t now = reactor_now(x->reactor);
     struct session *next;
 

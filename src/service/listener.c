@@ -22,12 +22,12 @@
 /* Clients accepted per readable event, so a flood cannot starve the others. */
 #define LISTENER_ACCEPT_BATCH 256
 
-int listener_open(struct listener *l, const struct config *c, char *err, size_t errlen)
+int listener_open(struct listener *l, const struct service_config *c, char *err, size_t errlen)
 {
     char why[CONFIG_ERR_MAX];
 
     memset(l, 0, sizeof(*l));
-    l->fd = net_listen_tcp((const struct sockaddr *)&c->local_addr, c->local_addr_len, c->ipv6_only,
+    l->fd = net_listen_tcp((const struct sockaddr *)&c->listen[0].addr, c->listen[0].addr_len, c->ipv6_only,
                            LISTENER_BACKLOG, why, sizeof(why));
     if (l->fd < 0) {
         snprintf(err, errlen, "LOCAL_HOST/LOCAL_PORT: %s", why);
@@ -99,7 +99,7 @@ static bool listener_refuse_one(struct listener *l, long max, long waited)
 static long listener_wait_expired(struct reactor *r, long long id, void *data)
 {
     struct listener *l = data;
-    const struct config *c = l->exchange->config;
+    const struct service_config *c = l->exchange->config;
 
     if (!l->full || c->max_wait == 0) {
         /* Accepting again, or max_wait was set to 0 by a reload: the
@@ -134,7 +134,7 @@ static void listener_backlog_empty(struct listener *l)
 
 void listener_slot_freed(struct listener *l)
 {
-    const struct config *c;
+    const struct service_config *c;
 
     if (!l->full || l->exchange == NULL)
         return;

@@ -12,14 +12,14 @@
 #include "pool.h"
 #include "reactor.h"
 
-int pool_connect(const struct config *c, int t)
+int pool_connect(const struct service_config *c, int t)
 {
     const struct target_config *target = &c->targets[t];
 
     return net_connect((const struct sockaddr *)&target->addr, target->addr_len, target->keep_alive);
 }
 
-int pool_init(struct pool *p, struct reactor *r, const struct config *c, int n,
+int pool_init(struct pool *p, struct reactor *r, const struct service_config *c, int n,
               const struct pool_events *events, void *data)
 {
     memset(p, 0, sizeof(*p));
@@ -61,7 +61,7 @@ static void pool_slot_event(struct reactor *r, int fd, void *data, int mask);
  * backoff_max. */
 static long pool_backoff(const struct pool *p, const struct pool_slot *s)
 {
-    const struct config *c = p->config;
+    const struct service_config *c = p->config;
 
     if (s->failures == 0 || s->failures % c->ntargets != 0)
         return 0;
@@ -73,7 +73,7 @@ static long pool_backoff(const struct pool *p, const struct pool_slot *s)
 
 static void pool_fail(struct pool *p, struct pool_slot *s, const char *reason)
 {
-    const struct config *c = p->config;
+    const struct service_config *c = p->config;
 
     /* The first failure is an error; the retries that follow, one per
      * target and backoff round, would flood the log at that level. */
@@ -99,7 +99,7 @@ static void pool_fail(struct pool *p, struct pool_slot *s, const char *reason)
 
 void pool_open(struct pool *p, struct pool_slot *s)
 {
-    const struct config *c = p->config;
+    const struct service_config *c = p->config;
 
     if (p->stopped || s->state == SLOT_CONNECTING || s->state == SLOT_READY)
         return;

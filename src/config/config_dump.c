@@ -1,0 +1,244 @@
+/* The -t dump: the effective configuration as YAML that loads back to the
+ * same configuration, written by the schema's tables, with each service's
+ * derived mode and resolved addresses as comments. */
+#include <stdio.h>
+#include <string.h>
+
+#include "balancer.h"
+#include "config.h"
+#include "config_load.h"
+#include "config_schema.h"
+#include "net.h"
+
+/* The code point of the 2- or 3-byte UTF-8 sequence at s and its length,
+ * or 0 for anything else (ASCII, 4 bytes, invalid). */
+static size_t utf8_char(const unsigned char *s, unsigned *cp)
+{
+    if (s[0] >= 0xc2 && s[0] <= 0xdf && (s[1] & 0xc0) == 0x80) {
+        *cp = (s[0] & 0x1fu) << 6 | (s[1] & 0x3fu);
+        return 2;
+    }
+    if ((s[0] & 0xf0) == 0xe0 && (s[1] & 0xc0) == 0x80 && (s[2] & 0xc0) == 0x80) {
+        *cp = (s[0] & 0x0fu) << 12 | (s[1] & 0x3fu) << 6 | (s[2] & 0x3fu);
+        return *cp >= 0x800 && (*cp < 0xd800 || *cp > 0xdfff) ? 3 : 0;
+    }
+    return 0;
+}
+
+/* Writes s as a YAML double-quoted scalar that reads back as s: escapes
+ * what YAML would take as a line break (NEL, LS, PS) or refuse unescaped
+ * (C0/C1 controls, BOM, U+FFFE/U+FFFF). Bytes that are not UTF-8 (from the
+ * environment) have no YAML form and are written as they are. */
+static void dump_string(const char *s, FILE *out)
+{
+    const unsigned char *p = (const unsigned char *)s;
+
+    fputc('"', out);
+    while (*p != '\0') {
+        unsigned cp;
+        size_t n = utf8_char(p, &cp);
+        if (*p == '"' || *p == '\\') {
+            fprintf(out, "\\%c", *p);
+        } else if (*p < 0x20 || *p == 0x7f) {
+            fprintf(out, "\\x%02x", *p);
+        } else if (n > 0 && ((cp >= 0x80 && cp <= 0x9f) || cp == 0x2028 || cp == 0x2029 ||
+                             cp == 0xfeff || cp == 0xfffe || cp == 0xffff)) {
+            fprintf(out, "\\u%04x", cp);
+        } else {
+            fwrite(p, 1, n > 0 ? n : 1, out);
+        }
+        p += n > 0 ? n : 1;
+    }
+    fputc('"', out);
+}
+
+/* Writes len bytes (health.send) in the escapes the loader decodes (\r \n
+ * \t \\ \xNN; every byte that is not printable ASCII), as a YAML string. */
+static void dump_bytes(const char *b, size_t len, FILE *out)
+{
+    char text[CONFIG_PROBE_MAX * 4 + 1];
+    size_t o = 0;
+
+    for (size_t i = 0; i < len && o + 5 <= sizeof text; i++) {
+        unsigned char ch = (unsigned char)b[i];
+        switch (ch) {
+        case '\r': o += (size_t)snprintf(text + o, 3, "\\r"); break;
+        case '\n': o += (size_t)snprintf(text + o, 3, "\\n"); break;
+        case '\t': o += (size_t)snprintf(text + o, 3, "\\t"); break;
+        case '\\': o += (size_t)snprintf(text + o, 3, "\\\\"); break;
+        default:
+            if (ch < 0x20 || ch >= 0x7f)
+                o += (size_t)snprintf(text + o, 5, "\\x%02x", ch);
+            else
+                text[o++] = (char)ch;
+        }
+    }
+    text[o] = '\0';
+    dump_string(text, out);
+}
+
+static void dump_value(const struct setting *s, const char *base, FILE *out)
+{
+    const void *field = base + s->offset;
+
+    switch (s->type) {
+    case T_INT:
+    case T_PORT: fprintf(out, "%d", *(const int *)field); return;
+    case T_LONG: fprintf(out, "%ld", *(const long *)field); return;
+    case T_OCTAL: fprintf(out, "\"%04lo\"", (unsigned long)*(const long *)field); return;
+    case T_BOOL: fputs(*(const bool *)field ? "true" : "false", out); return;
+    case T_MODE: fputs(config_mode_name(*(const enum exchange_mode *)field), out); return;
+    case T_BALANCE: fputs(balancer_strategy_name(*(const enum balance_strategy *)field), out); return;
+    case T_CODEC: fputs((const char *)field, out); return;
+    case T_HOST:
+    case T_PATH:
+    case T_NAME:
+    case T_LABEL:
+    case T_UNIX: dump_string((const char *)field, out); return;
+    case T_BYTES: dump_bytes((const char *)field, *(const size_t *)(const void *)(base + s->aux), out); return;
+    case T_LISTEN: dump_string(((const struct listen_config *)field)->spec, out); return;
+    case T_LIST: return;
+    }
+}
+
+/* Whether s holds nothing at base: "" or 0 (S_OMIT_EMPTY). */
+static bool value_empty(const struct setting *s, const char *base)
+{
+    const void *field = base + s->offset;
+
+    switch (s->type) {
+    case T_INT:
+    case T_PORT: return *(const int *)field == 0;
+    case T_HOST:
+    case T_PATH:
+    case T_NAME:
+    case T_LABEL:
+    case T_UNIX: return *(const char *)field == '\0';
+    default: return false;
+    }
+}
+
+/* Starts a line indented by indent; the first line of a list item gets
+ * its "- " instead of the last two spaces. */
+static void line_start(FILE *out, int indent, bool *first)
+{
+    if (*first) {
+        fprintf(out, "%*s- ", indent - 2, "");
+        *first = false;
+    } else {
+        fprintf(out, "%*s", indent, "");
+    }
+}
+
+/* One line per target, in flow style, with its address as a comment. */
+static void dump_targets(const struct service_config *sv, int indent, FILE *out)
+{
+    char addr[NET_ADDR_MAX];
+
+    for (int k = 0; k < sv->ntargets; k++) {
+        const struct target_config *t = &sv->targets[k];
+        const char *sep = "";
+        fprintf(out, "%*s- {", indent, "");
+        for (size_t i = 0; i < config_target_scope.n; i++) {
+            const struct setting *s = &config_target_scope.settings[i];
+            if ((s->flags & S_OMIT_EMPTY) && value_empty(s, (const char *)t))
+                continue;
+            fprintf(out, "%s %s: ", sep, s->path);
+            dump_value(s, (const char *)t, out);
+            sep = ",";
+        }
+        fputs(" }", out);
+        if (t->addr_len > 0) {
+            net_format_addr((const struct sockaddr *)&t->addr, t->addr_len, addr, sizeof addr);
+            fprintf(out, "  # %s", addr);
+        }
+        fputc('\n', out);
+    }
+}
+
+/* The settings of sv at indent (item: as an item of services:). A single
+ * TCP listen address is written in the local: form, others as listen:. */
+static void dump_service(const struct service_config *sv, int indent, bool item, FILE *out)
+{
+    bool local_form = sv->nlisten == 1 && !sv->listen[0].where.unix_socket;
+    bool first = item;
+    const char *section = NULL;
+    size_t section_len = 0;
+    char addr[NET_ADDR_MAX];
+
+    for (size_t i = 0; i < config_service_scope.n; i++) {
+        const struct setting *s = &config_service_scope.settings[i];
+        bool listen = s->type == T_LIST && s->list->item != NULL;
+        if ((!item && (s->flags & S_ITEM_ONLY)) || (listen && local_form) ||
+            ((s->flags & S_ALIAS) && !local_form))
+            continue;
+        const char *dot = strchr(s->path, '.');
+        const char *key = s->path;
+        if (dot != NULL) {
+            size_t len = (size_t)(dot - s->path);
+            if (section == NULL || len != section_len || strncmp(section, s->path, len) != 0) {
+                line_start(out, indent, &first);
+                fprintf(out, "%.*s:\n", (int)len, s->path);
+            }
+            section = s->path;
+            section_len = len;
+            key = dot + 1;
+        } else {
+            section = NULL;
+        }
+        line_start(out, indent + (dot != NULL ? 2 : 0), &first);
+        if (listen) {
+            fprintf(out, "%s: [", key);
+            for (int k = 0; k < sv->nlisten; k++) {
+                fputs(k > 0 ? ", " : "", out);
+                dump_string(sv->listen[k].spec, out);
+            }
+            fputs("]\n", out);
+        } else if (s->type == T_LIST) {
+            fprintf(out, "%s:%s\n", key, sv->ntargets > 0 ? "" : " []");
+            dump_targets(sv, indent + 2, out);
+        } else {
+            fprintf(out, "%s: ", key);
+            dump_value(s, (const char *)sv, out);
+            fputc('\n', out);
+        }
+    }
+
+    if (sv->nlisten > 0 && sv->listen[0].addr_len > 0) {
+        line_start(out, indent, &first);
+        fputs("# listen:", out);
+        for (int k = 0; k < sv->nlisten; k++) {
+            net_format_addr((const struct sockaddr *)&sv->listen[k].addr, sv->listen[k].addr_len,
+                            addr, sizeof addr);
+            fprintf(out, "%s %s", k > 0 ? "," : "", addr);
+        }
+        fputc('\n', out);
+    }
+    line_start(out, indent, &first);
+    fprintf(out, "# mode: %s (%s)\n", config_mode_name(sv->effective_mode), config_mode_reason(sv));
+    if (strcmp(sv->codec, "http") == 0 && sv->effective_mode != MODE_PROXY) {
+        line_start(out, indent, &first);
+        fprintf(out, "# http: one request in flight per upstream connection; funnel_async %s\n",
+                sv->funnel_async ? "changes nothing for http" : "is off");
+    }
+}
+
+void config_dump(const struct config *c, FILE *out)
+{
+    fprintf(out, "# proximux %s effective configuration\n", PMX_VERSION);
+    for (size_t i = 0; i < config_global_scope.n; i++) {
+        const struct setting *s = &config_global_scope.settings[i];
+        if (s->type == T_LIST)
+            continue;
+        fprintf(out, "%s: ", s->path);
+        dump_value(s, (const char *)c, out);
+        fputc('\n', out);
+    }
+    if (!c->services_form && c->nservices == 1) {
+        dump_service(&c->services[0], 0, false, out);
+        return;
+    }
+    fputs(c->nservices > 0 ? "services:\n" : "services: []\n", out);
+    for (int k = 0; k < c->nservices; k++)
+        dump_service(&c->services[k], 4, true, out);
+}
