@@ -23,7 +23,7 @@
     } while (0)
 
 /*
- * config_load() resolves local.host and every target host with
+ * config_load() resolves every listen host and target host with
  * getaddrinfo(), which for a name asks the resolver (DNS, slow and not
  * reproducible). The harness is linked with -Wl,--wrap=getaddrinfo, so
  * config.c calls this instead: numeric addresses only; a name fails as an
@@ -112,10 +112,43 @@ static bool fuzz_utf8_valid(const char *text, size_t n)
     return true;
 }
 
+/* The derived facts of one service hold. */
+static void fuzz_check_service(const struct service_config *s)
+{
+    CHECK(s->effective_mode == MODE_PROXY || s->effective_mode == MODE_FIFO ||
+          s->effective_mode == MODE_FUNNEL, "effective_mode %d", (int)s->effective_mode);
+    CHECK(s->name[0] != '\0' && strlen(s->name) < CONFIG_NAME_MAX, "service name %s", s->name);
+    CHECK(s->ntargets >= 1 && s->ntargets <= CONFIG_MAX_TARGETS && s->targets != NULL,
+          "%s: %d targets", s->name, s->ntargets);
+    CHECK(s->nlisten >= 1 && s->nlisten <= CONFIG_MAX_LISTEN, "%s: %d listen addresses", s->name, s->nlisten);
+    for (int i = 0; i < s->nlisten; i++) {
+        const struct listen_config *lc = &s->listen[i];
+        CHECK(lc->addr_len > 0 && lc->spec[0] != '\0', "%s: listen %d not resolved", s->name, i + 1);
+        CHECK(lc->where.unix_socket ? lc->where.path[0] != '\0'
+                                    : lc->where.port >= 1 && lc->where.port <= 65535,
+              "%s: listen %d: %s", s->name, i + 1, lc->spec);
+    }
+    CHECK(codec_find(s->codec) != NULL, "codec %s", s->codec);
+    CHECK(s->backoff_min <= s->backoff_max, "backoff %ld > %ld", s->backoff_min, s->backoff_max);
+    CHECK(s->health.send_len < CONFIG_PROBE_MAX && s->health.expect_len < CONFIG_PROBE_MAX, "probe length");
+    CHECK(s->listen_mode >= 0 && s->listen_mode <= 0777, "listen_mode %lo", (unsigned long)s->listen_mode);
+    for (int i = 0; i < s->ntargets; i++) {
+        const struct target_config *t = &s->targets[i];
+        CHECK(t->addr_len > 0 && (t->unix_path[0] != '\0' ? t->host[0] == '\0' && t->port == 0
+                                                          : t->port >= 1 && t->port <= 65535),
+              "target %d", i + 1);
+        CHECK(t->name[0] != '\0' && t->weight >= 1 && t->weight <= 1000, "target %d: %s", i + 1, t->name);
+        /* Names are unique (checked for small lists: it is quadratic). */
+        for (int j = 0; s->ntargets <= 64 && j < i; j++)
+            CHECK(strcmp(t->name, s->targets[j].name) != 0, "targets %d and %d: %s", j + 1, i + 1, t->name);
+    }
+}
+
 /*
- * Checks one config_load() result. On error: a non-empty single line. On
- * success: the derived facts hold, and the dump read back as YAML (with the
- * same environment, which wins over the file anyway) gives the same dump.
+ * Checks one config_load() result. On error: a non-empty single line and
+ * nothing to free. On success: the derived facts hold, and the dump read
+ * back as YAML (with the same environment, which wins over the file anyway)
+ * gives the same dump.
  */
 static void fuzz_check_load(int rc, const struct config *c, const char *err, size_t errlen,
                             char *const *env, struct config *scratch)
@@ -125,19 +158,20 @@ static void fuzz_check_load(int rc, const struct config *c, const char *err, siz
     if (rc != PMX_OK) {
         CHECK(*err != '\0', "PMX_ERR with an empty message");
         CHECK(strchr(err, '\n') == NULL, "message of more than one line: %s", err);
+        CHECK(c->services == NULL && c->nservices == 0, "a failed load holds services");
         return;
     }
-    CHECK(c->effective_mode == MODE_PROXY || c->effective_mode == MODE_FIFO ||
-          c->effective_mode == MODE_FUNNEL, "effective_mode %d", (int)c->effective_mode);
-    CHECK(c->ntargets >= 1 && c->ntargets <= c->connections && c->ntargets <= CONFIG_MAX_TARGETS,
-          "%d targets, %d connections", c->ntargets, c->connections);
-    CHECK(c->local_port >= 1 && c->local_port <= 65535, "local_port %d", c->local_port);
-    CHECK(codec_find(c->codec) != NULL, "codec %s", c->codec);
-    CHECK(c->backoff_min <= c->backoff_max, "backoff %ld > %ld", c->backoff_min, c->backoff_max);
-    CHECK(c->local_addr_len > 0, "local address not resolved");
-    for (int i = 0; i < c->ntargets; i++)
-        CHECK(c->targets[i].addr_len > 0 && c->targets[i].port >= 1 && c->targets[i].port <= 65535,
-              "target %d", i + 1);
+    CHECK(c->nservices >= 1 && c->nservices <= CONFIG_MAX_SERVICES && c->services != NULL,
+          "%d services", c->nservices);
+    CHECK(c->services_form || c->nservices == 1, "%d services in the single-service form", c->nservices);
+    for (int k = 0; k < c->nservices; k++) {
+        fuzz_check_service(&c->services[k]);
+        for (int j = 0; j < k; j++)
+            CHECK(strcmp(c->services[k].name, c->services[j].name) != 0, "service name %s twice",
+                  c->services[k].name);
+        CHECK(config_service(c, c->services[k].name) == &c->services[k], "config_service(%s)",
+              c->services[k].name);
+    }
 
     size_t len1, len2;
     char *dump1 = fuzz_dump(c, &len1);
@@ -148,18 +182,32 @@ static void fuzz_check_load(int rc, const struct config *c, const char *err, siz
         return;
     }
     char unreloadable[512];
-    config_unreloadable_changes(c, c, unreloadable, sizeof unreloadable);
-    CHECK(*unreloadable == '\0', "a config differs from itself: %s", unreloadable);
+    for (int k = 0; k < c->nservices; k++) {
+        config_service_fixed_changes(&c->services[k], &c->services[k], unreloadable, sizeof unreloadable);
+        CHECK(*unreloadable == '\0', "a service differs from itself: %s", unreloadable);
+    }
 
     fuzz_yaml_write(dump1, len1);
     char err2[CONFIG_ERR_MAX];
+    config_free(scratch);
     int rc2 = config_load(scratch, fuzz_yaml_path, env, err2, sizeof err2);
     CHECK(rc2 == PMX_OK, "the dump does not load back: %s\n--- dump\n%s---", err2, dump1);
     char *dump2 = fuzz_dump(scratch, &len2);
     CHECK(len1 == len2 && memcmp(dump1, dump2, len1) == 0,
           "the dump read back differs\n--- first\n%s--- read back\n%s---", dump1, dump2);
-    config_unreloadable_changes(c, scratch, unreloadable, sizeof unreloadable);
-    CHECK(*unreloadable == '\0', "settings differ after reading the dump back: %s", unreloadable);
+    CHECK(scratch->nservices == c->nservices, "%d services read back, %d before",
+          scratch->nservices, c->nservices);
+    for (int k = 0; k < c->nservices; k++) {
+        config_service_fixed_changes(&c->services[k], &scratch->services[k], unreloadable,
+                                     sizeof unreloadable);
+        CHECK(*unreloadable == '\0', "settings differ after reading the dump back: %s", unreloadable);
+        /* Keeping the running values leaves nothing that needs a restart. */
+        config_service_keep_fixed(&scratch->services[k], &c->services[k]);
+        config_service_fixed_changes(&c->services[k], &scratch->services[k], unreloadable,
+                                     sizeof unreloadable);
+        CHECK(*unreloadable == '\0', "keep_fixed left changes: %s", unreloadable);
+    }
+    config_free(scratch);
     free(dump1);
     free(dump2);
 }

@@ -17,8 +17,8 @@ static struct config *cfg, *scratch;
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     fuzz_yaml_init();
-    cfg = malloc(sizeof *cfg);
-    scratch = malloc(sizeof *scratch);
+    cfg = calloc(1, sizeof *cfg);
+    scratch = calloc(1, sizeof *scratch);
     CHECK(cfg != NULL && scratch != NULL, "out of memory");
     return 0;
 }
@@ -46,6 +46,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     env[n] = NULL;
 
     memset(err, 0x55, sizeof err);
+    config_free(cfg);
     int rc = config_load(cfg, NULL, env, err, sizeof err);
     fuzz_check_load(rc, cfg, err, sizeof err, env, scratch);
 

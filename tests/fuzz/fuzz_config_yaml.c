@@ -20,21 +20,22 @@ static struct config *cfg, *cfg_plain, *scratch;
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     fuzz_yaml_init();
-    cfg = malloc(sizeof *cfg);
-    cfg_plain = malloc(sizeof *cfg_plain);
-    scratch = malloc(sizeof *scratch);
+    cfg = calloc(1, sizeof *cfg);
+    cfg_plain = calloc(1, sizeof *cfg_plain);
+    scratch = calloc(1, sizeof *scratch);
     CHECK(cfg != NULL && cfg_plain != NULL && scratch != NULL, "out of memory");
     return 0;
 }
 
-/* What needs a restart between the loads with and without environment: a
- * list of whole setting names, cut to fit outlen. */
+/* What needs a restart between the loads with and without environment (the
+ * single-service form: the environment refuses services:): a list of whole
+ * setting names, cut to fit outlen. */
 static void check_unreloadable(size_t outlen)
 {
     char out[128];
 
     memset(out, 'x', sizeof out);
-    config_unreloadable_changes(cfg_plain, cfg, out, outlen);
+    config_service_fixed_changes(&cfg_plain->services[0], &cfg->services[0], out, outlen);
     if (outlen == 0) {
         CHECK(out[0] == 'x', "wrote into an empty buffer");
         return;
@@ -58,6 +59,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         struct config *c = with_env ? cfg : cfg_plain;
         fuzz_yaml_write(data, size);
         memset(err, 0x55, sizeof err);
+        config_free(c);
         rcs[with_env] = config_load(c, fuzz_yaml_path, env, err, sizeof err);
         fuzz_check_load(rcs[with_env], c, err, sizeof err, env, scratch);
     }

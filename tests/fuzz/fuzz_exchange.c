@@ -169,7 +169,7 @@ struct run {
     bool ordered;
     const struct codec_ops *codec;  /* garbage mode's oracle */
     uint8_t h0;
-    struct config *cfg;             /* malloc'd; replaced by a reload */
+    struct config *cfg;             /* malloc'd; replaced by a reload; runs services[0] */
     struct reactor *r;
     struct exchange x;
     struct client clients[MAX_CLIENTS];
@@ -305,21 +305,11 @@ static void reload(struct run *run, uint8_t a)
 
     CHECK(fresh != NULL, "out of memory");
     make_config(fresh, (uint8_t)((run->h0 & 0x3f) | (a & 0xc0)), a & 0x3f);
-    memcpy(fresh->local_host, old->local_host, sizeof(fresh->local_host));
-    fresh->local_port = old->local_port;
-    fresh->local_addr = old->local_addr;
-    fresh->local_addr_len = old->local_addr_len;
-    fresh->ipv6_only = old->ipv6_only;
-    fresh->buffer_size = old->buffer_size;
-    fresh->mode = old->mode;
-    fresh->effective_mode = old->effective_mode;
-    memcpy(fresh->codec, old->codec, sizeof(fresh->codec));
-    fresh->funnel_async = old->funnel_async;
-    fresh->connections = old->connections;
-    fresh->warmup = old->warmup;
+    config_service_keep_fixed(&fresh->services[0], &old->services[0]);
     run->cfg = fresh;
-    run->x.config = fresh;
+    run->x.config = &fresh->services[0];
     run->x.ops->reload(&run->x);
+    config_free(old);
     free(old);
 }
 
@@ -336,7 +326,7 @@ static bool client_may_receive(const struct run *run, const struct client *c)
 
     if (len == 0)
         return false;
-    if (codec->by_read || len > (size_t)run->cfg->max_message)
+    if (codec->by_read || len > (size_t)run->cfg->services[0].max_message)
         return true;
     codec->request_begin(&p);
     while (pos < len) {
@@ -882,11 +872,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     CHECK(run.cfg != NULL, "out of memory");
     make_config(run.cfg, data[0], data[1]);
     run.ordered = ((data[0] >> 2) & 7) < 3;
-    run.codec = codec_find(run.cfg->codec);
+    run.codec = codec_find(run.cfg->services[0].codec);
 
     run.r = reactor_create(64);
     CHECK(run.r != NULL, "reactor_create");
-    exchange_init(&run.x, run.r, run.cfg);
+    exchange_init(&run.x, run.r, &run.cfg->services[0]);
     run.x.on_ready = on_callback;
     run.x.on_idle = on_callback;
     CHECK(run.x.ops->start(&run.x) == PMX_OK, "start");
@@ -910,6 +900,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     run.x.ops->destroy(&run.x);
     CHECK(run.x.nclients == 0, "%zu clients left after destroy", run.x.nclients);
     reactor_destroy(run.r);
+    config_free(run.cfg);
     free(run.cfg);
     drain_listener();
     int fds = count_fds();
