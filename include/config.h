@@ -102,7 +102,7 @@ struct service_config {
     long connect_timeout;
     long backoff_min;
     long backoff_max;
-    long resolve_interval;          /* pool.resolve_interval: ms, -1 never (default 30000) */
+    long resolve_interval;          /* pool.resolve_interval: ms, -1 never (100-86400000, default 30000) */
 
     /* upstreams */
     enum balance_strategy balance;  /* balance (default round_robin) */
@@ -110,8 +110,8 @@ struct service_config {
     struct health_config health;
 
     /* limits */
-    long max_active;                /* limits.max_active: requests in flight upstream, -1 unlimited */
-    long max_queued;                /* limits.max_queued: requests waiting for a connection, -1 unlimited */
+    long max_active;                /* limits.max_active: requests in flight upstream, -1 unlimited (1-10000000) */
+    long max_queued;                /* limits.max_queued: requests waiting for a connection, -1 unlimited (0-10000000) */
     long request_memory;            /* limits.request_memory: bytes of partial requests, all clients */
 
     int ntargets;

@@ -316,6 +316,29 @@ START_TEST(target_names)
 }
 END_TEST
 
+START_TEST(fixed_changes_compare_addresses)
+{
+    struct config *other = calloc(1, sizeof *other);
+    char out[128];
+    ck_assert_ptr_nonnull(other);
+    ck_assert_int_eq(load("listen: [\"127.0.0.1:0080\", \"unix:/tmp/a\"]\npool: {connections: 1}\n"
+                          "targets: [{host: 127.0.0.1, port: 1}]\n", NULL), PMX_OK);
+    ck_assert_int_eq(config_load(other, write_yaml("listen: [\"127.0.0.1:80\", \"unix:/tmp/a\"]\n"
+                                                   "pool: {connections: 1}\ntargets: [{host: 127.0.0.1, port: 1}]\n"),
+                                 NULL, err, sizeof err), PMX_OK);
+    config_service_fixed_changes(SVC, &other->services[0], out, sizeof out);
+    ck_assert_str_eq(out, "");
+    config_free(other);
+    ck_assert_int_eq(config_load(other, write_yaml("listen: [\"127.0.0.1:80\", \"unix:/tmp/b\"]\n"
+                                                   "pool: {connections: 1}\ntargets: [{host: 127.0.0.1, port: 1}]\n"),
+                                 NULL, err, sizeof err), PMX_OK);
+    config_service_fixed_changes(SVC, &other->services[0], out, sizeof out);
+    ck_assert_str_eq(out, "listen");
+    config_free(other);
+    free(other);
+}
+END_TEST
+
 START_TEST(env_listen_over_yaml_listen)
 {
     /* LOCAL_HOST/LOCAL_PORT replace listen[1] of the file. */
@@ -475,6 +498,11 @@ static const struct {
       "targets[1].backup (@FILE@ line 1): \"maybe\" is not a boolean (true/false, yes/no, on/off, 0/1)", 0 },
     { "listen_mode: 0999\n", "listen_mode (@FILE@ line 1): \"0999\" is not a file mode (octal 0000-0777)", 0 },
     { "listen_mode: [1]\n", "listen_mode (@FILE@ line 1): expected a file mode (octal 0000-0777), not a list", 0 },
+    { "local.port: 5\n", "local.port (@FILE@ line 1): '.' in a key (keys are names: nest mappings)", 0 },
+    { "\"targets[2]\": {host: a, port: 1}\n",
+      "targets[2] (@FILE@ line 1): '[' in a key (keys are names: nest mappings)", 0 },
+    { "services:\n  - name: a\n    \"health]\": 1\n",
+      "services[1].health] (@FILE@ line 3): ']' in a key (keys are names: nest mappings)", 0 },
     { "health: {send: \"\\\\q\"}\n",
       "health.send (@FILE@ line 1): \"\\\\q\" has a bad escape (escapes \\r \\n \\t \\\\ \\xNN)", 0 },
 };
@@ -680,6 +708,7 @@ Suite *config_services_suite(void)
     tcase_add_test(good, targets_beyond_connections);
     tcase_add_test(good, target_names);
     tcase_add_test(good, env_listen_over_yaml_listen);
+    tcase_add_test(good, fixed_changes_compare_addresses);
     suite_add_tcase(s, good);
 
     TCase *bad = tcase_create("bad");

@@ -79,9 +79,14 @@ static struct inst_list *list_of(const struct inst *i, const struct setting *lis
     return &i->lists[list - i->scope->settings];
 }
 
+/* The setting of sc at path: one the loader names itself, so it exists. */
 static const struct setting *setting_of(const struct scope *sc, const char *path)
 {
-    return config_schema_find(sc, path, strlen(path));
+    const struct setting *s = config_schema_find(sc, path, strlen(path));
+
+    if (s == NULL)
+        abort();
+    return s;
 }
 
 static const struct setting *svc_setting(const char *path)
@@ -513,10 +518,10 @@ static int list_grow(struct inst *i, const struct setting *list, int cap)
         *array = grown;
     }
     if (ld->items != NULL) {
-        struct inst **items = realloc(il->items, want * sizeof(*items));
+        struct inst **items = realloc(il->items, want * sizeof(struct inst *));
         if (items == NULL)
             return PMX_ERR;
-        memset(items + old, 0, (want - old) * sizeof(*items));
+        memset(items + old, 0, (want - old) * sizeof(struct inst *));
         il->items = items;
     } else {
         struct where *where = realloc(il->where, want * sizeof(*where));
@@ -538,21 +543,26 @@ int config_load_item(struct load *l, struct inst *i, const struct setting *list,
     while (il->n < n) {
         if (il->n == il->cap && list_grow(i, list, PMX_MIN(PMX_MAX(il->cap * 2, 4), ld->max)) != PMX_OK)
             goto oom;
+        struct inst *child = NULL;
         if (ld->items != NULL) {
-            struct inst *child = calloc(1, sizeof(*child));
+            child = calloc(1, sizeof(*child));
             if (child == NULL)
                 goto oom;
             il->items[il->n] = child;
-            if (inst_init(child, ld->items) != PMX_OK)
-                goto oom;
-            child->parent = i;
-            child->list = list;
-            child->index = il->n + 1;
-            if (apply_defaults(ld->items, config_load_base(child), err, errlen) != PMX_OK)
-                return PMX_ERR;
         }
         il->n++;
         *(int *)(void *)(config_load_base(i) + ld->count_offset) = il->n;
+        if (child == NULL)
+            continue;
+        /* Counted already: inst_free() frees it whatever happens next. */
+        child->scope = ld->items;
+        if (inst_init(child, ld->items) != PMX_OK)
+            goto oom;
+        child->parent = i;
+        child->list = list;
+        child->index = il->n;
+        if (apply_defaults(ld->items, config_load_base(child), err, errlen) != PMX_OK)
+            return PMX_ERR;
     }
     *item = NULL;
     if (ld->items != NULL) {
@@ -1174,8 +1184,11 @@ static bool field_equal(const struct setting *s, const char *a, const char *b)
         for (int k = 0; k < na; k++) {
             const char *ia = fa + (size_t)k * ld->item_size, *ib = fb + (size_t)k * ld->item_size;
             if (ld->item != NULL && ld->item->type == T_LISTEN) {
-                if (strcmp(((const struct listen_config *)(const void *)ia)->spec,
-                           ((const struct listen_config *)(const void *)ib)->spec) != 0)
+                /* The address, however it was spelled ("h:080" is "h:80"). */
+                const struct net_listen_spec *wa = &((const struct listen_config *)(const void *)ia)->where;
+                const struct net_listen_spec *wb = &((const struct listen_config *)(const void *)ib)->where;
+                if (wa->unix_socket != wb->unix_socket || strcmp(wa->host, wb->host) != 0 ||
+                    wa->port != wb->port || strcmp(wa->path, wb->path) != 0)
                     return false;
                 continue;
             }

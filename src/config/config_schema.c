@@ -12,6 +12,8 @@
 #define GF(f) offsetof(struct config, f), sizeof(((struct config *)0)->f)
 #define SF(f) offsetof(struct service_config, f), sizeof(((struct service_config *)0)->f)
 #define TF(f) offsetof(struct target_config, f), sizeof(((struct target_config *)0)->f)
+/* A list's row: its list_def says where the items are; the size is unused. */
+#define LF(type, f) offsetof(struct type, f), 0
 
 /* One listen address: an item of listen[]. */
 static const struct setting listen_item = {
@@ -57,7 +59,7 @@ static const struct setting global_settings[] = {
     { "log_level",          "LOG_LEVEL", "",        T_INT,   GF(log_level),         "1",       0,  3,       "",   S_RELOAD, 0, NULL },
     { "log_file",           "LOG_FILE", "",         T_PATH,  GF(log_file),          "",        0,  0,       "",   S_RELOAD, 0, NULL },
     { "shutdown_timeout",   "SHUTDOWN_TIMEOUT", "", T_LONG,  GF(shutdown_timeout),  "10000",   0,  3600000, "ms", S_RELOAD, 0, NULL },
-    { "services",           NULL, "",               T_LIST,  GF(services),          NULL,      0,  0,       "",   0, 0, &services_list },
+    { "services",           NULL, "",               T_LIST,  LF(config, services),  NULL,      0,  0,       "",   0, 0, &services_list },
 };
 
 /* A service. local.host and local.port are the single listen address of
@@ -65,7 +67,7 @@ static const struct setting global_settings[] = {
 static const struct setting service_settings[] = {
     /* path                        env                          type       field                   default        min    max            unit     flags */
     { "name",                      NULL, "",                        T_NAME,    SF(name),               "default",     1,     64,            "",      S_REQUIRED | S_ITEM_ONLY | S_UNIQUE | S_RELOAD, 0, NULL },
-    { "listen",                    NULL, "",                        T_LIST,    SF(listen),             NULL,          0,     0,             "",      0, 0, &listen_list },
+    { "listen",                    NULL, "",                        T_LIST,    LF(service_config, listen), NULL,          0,     0,             "",      0, 0, &listen_list },
     { "listen_mode",               "LOCAL_LISTEN_MODE", "",         T_OCTAL,   SF(listen_mode),        "0660",        0,     0777,          "",      0, 0, NULL },
     { "local.host",                "LOCAL_HOST", "",                T_HOST,    SF(listen[0].where.host), "127.0.0.1", 0,     0,             "",      S_ALIAS, 0, NULL },
     { "local.port",                "LOCAL_PORT", "",                T_PORT,    SF(listen[0].where.port), NULL,        1,     65535,         "",      S_ALIAS | S_REQUIRED, 0, NULL },
@@ -102,7 +104,7 @@ static const struct setting service_settings[] = {
     { "limits.max_active",         "LIMITS_MAX_ACTIVE", "",         T_LONG,    SF(max_active),         "-1",          1,     10000000,      "",      S_INHERIT | S_OFF | S_RELOAD, 0, NULL },
     { "limits.max_queued",         "LIMITS_MAX_QUEUED", "",         T_LONG,    SF(max_queued),         "-1",          0,     10000000,      "",      S_INHERIT | S_OFF | S_RELOAD, 0, NULL },
     { "limits.request_memory",     "LIMITS_REQUEST_MEMORY", "",     T_LONG,    SF(request_memory),     "268435456",   65536, 1099511627776,  "bytes", S_INHERIT | S_RELOAD, 0, NULL },
-    { "targets",                   NULL, "",                        T_LIST,    SF(targets),            NULL,          0,     0,             "",      S_RELOAD, 0, &targets_list },
+    { "targets",                   NULL, "",                        T_LIST,    LF(service_config, targets), NULL,         0,     0,             "",      S_RELOAD, 0, &targets_list },
 };
 
 /* A target: YAML targets[n].host, env TARGET_HOST_n... All reloadable: a

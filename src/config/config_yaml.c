@@ -279,10 +279,17 @@ static int walk_mapping(struct walk *w, yaml_node_t *node, const char *path, int
             return PMX_ERR;
         }
         /* Paths go into one-line messages unquoted: a key that spans lines
-         * ("a\n\nb" folds to "a\nb") or holds control bytes is no name. */
+         * ("a\n\nb" folds to "a\nb") or holds control bytes is no name;
+         * nor is one that would read as a path ("local.port", "targets[2]"). */
         for (const char *c = name; *c != '\0'; c++) {
             if ((unsigned char)*c < 0x20 || *c == 0x7f) {
                 error_at(w, path, node_line(key), "a key contains a line break or control character");
+                return PMX_ERR;
+            }
+            if (*c == '.' || *c == '[' || *c == ']') {
+                char what[64];
+                snprintf(what, sizeof what, "'%c' in a key (keys are names: nest mappings)", *c);
+                error_at(w, child, node_line(key), what);
                 return PMX_ERR;
             }
         }

@@ -123,6 +123,73 @@ class ConfigTest(ProximuxTestCase):
             with self.subTest(name=name, changes=changes):
                 self.assert_refused(name, env=env_with(**changes), value=value)
 
+    def test_check_services(self):
+        yaml = ("exchange: { codec: resp }\n"
+                "pool: { connections: 1 }\n"
+                "services:\n"
+                "  - name: first\n"
+                "    listen: [\"127.0.0.1:%d\", \"unix:/tmp/pmx-it-first.sock\"]\n"
+                "    exchange: { mode: proxy, codec: raw }\n"
+                "    pool: { connections: 2 }\n"
+                "    targets: [ { host: 127.0.0.1, port: 3306 }, { unix: /tmp/none.sock, backup: true } ]\n"
+                "  - name: second\n"
+                "    local: { port: %d }\n"
+                "    targets: [ { name: main, host: 127.0.0.1, port: 6379, weight: 3 } ]\n"
+                % (free_port(), free_port()))
+        out = self.check_ok(env={"LOG_LEVEL": 2}, yaml=yaml)
+        self.assertIn('name: "first"', out)
+        self.assertIn('name: "second"', out)
+        self.assertRegex(out, r"mode:\s*proxy \(explicit\)")
+        self.assertRegex(out, r"mode:\s*fifo \(auto: connections == 1\)")
+        self.assertRegex(out, r"codec:\s*resp\b")        # inherited by second
+        self.assertIn("unix:/tmp/pmx-it-first.sock", out)
+        self.assertIn('name: "main"', out)
+        self.assertIn("configuration OK", out)
+
+    def test_several_services_not_run_yet(self):
+        yaml = ("pool: { connections: 1 }\n"
+                "services:\n"
+                "  - { name: a, local: { port: %d }, targets: [ { host: 127.0.0.1, port: 1 } ] }\n"
+                "  - { name: b, local: { port: %d }, targets: [ { host: 127.0.0.1, port: 1 } ] }\n"
+                % (free_port(), free_port()))
+        code, out, err = run_proximux([], env={}, yaml=yaml, timeout=5)
+        self.assertEqual(code, 2, err)
+        self.assertEqual(err.strip().splitlines(),
+                         ["proximux: services: running more than one service is not built yet"])
+
+    def test_env_with_services_refused(self):
+        yaml = ("services:\n"
+                "  - { name: a, local: { port: %d }, pool: { connections: 1 },\n"
+                "      targets: [ { host: 127.0.0.1, port: 1 } ] }\n" % free_port())
+        code, out, err = run_proximux(["-t"], env={"LOG_LEVEL": 2}, yaml=yaml, timeout=5)
+        self.assertEqual(code, 0, err)
+        self.assert_refused(r"^proximux: LOCAL_PORT: environment variables configure the single-service "
+                            r"form only; this file has services:$", env={"LOCAL_PORT": 7}, yaml=yaml)
+
+    def test_targets_beyond_connections(self):
+        out = self.check_ok(env_with(TARGET_HOST_2="127.0.0.1", TARGET_PORT_2=3307,
+                                     TARGET_UNIX_3="/tmp/x.sock", TARGET_WEIGHT_3=5))
+        self.assertRegex(out, r"mode:\s*fifo\b")
+        self.assertIn('unix: "/tmp/x.sock", weight: 5', out)
+
+    def test_bad_env_new_settings(self):
+        cases = [
+            ("BALANCE", '"fastest"', dict(BALANCE="fastest")),
+            ("RETRIES", '"101"', dict(RETRIES="101")),
+            ("HEALTH_FAIL_AFTER", '"0"', dict(HEALTH_FAIL_AFTER="0")),
+            ("HEALTH_INTERVAL", '"5"', dict(HEALTH_INTERVAL="5")),
+            ("HEALTH_SEND", None, dict(HEALTH_SEND="\\q")),
+            ("HEALTH_CHECK_UP", '"maybe"', dict(HEALTH_CHECK_UP="maybe")),
+            ("PROXY_RESOLVE_INTERVAL", '"0"', dict(PROXY_RESOLVE_INTERVAL="0")),
+            ("LIMITS_MAX_ACTIVE", '"0"', dict(LIMITS_MAX_ACTIVE="0")),
+            ("LOCAL_LISTEN_MODE", '"999"', dict(LOCAL_LISTEN_MODE="999")),
+            ("TARGET_WEIGHT_1", '"0"', dict(TARGET_WEIGHT_1="0")),
+            ("TARGET_UNIX_1", None, dict(TARGET_UNIX_1="/tmp/x.sock")),
+        ]
+        for name, value, changes in cases:
+            with self.subTest(name=name, changes=changes):
+                self.assert_refused(name, env=env_with(**changes), value=value)
+
     # ------------------------------------------------------------ bad YAML
 
     def test_bad_yaml(self):

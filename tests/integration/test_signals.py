@@ -116,6 +116,23 @@ class SignalsTest(ProximuxTestCase):
         self.assertIsNone(DEBUG_LINE.search(pmx.log(), mark), "debug lines after going back to 2")
         self.assert_proximux_ok(pmx)
 
+    def test_sighup_restart_settings_keep_running_values(self):
+        yaml = ("log_level: 2\n"
+                "local: { host: 127.0.0.1, port: %d, max_connections: 8 }\n"
+                "exchange: { mode: proxy, codec: %s }\n"
+                "pool: { connections: 8 }\n"
+                "targets:\n"
+                "  - { host: 127.0.0.1, port: %d }\n")
+        pmx = self.start_proximux(env={}, yaml=yaml % (self.port, "raw", self.echo.port), port=self.port)
+        self.assertEqual(echo_roundtrip(self.port, b"before\n"), b"before\n")
+        pmx.write_yaml(yaml % (self.port, "line", self.echo.port))
+        mark = len(pmx.log())
+        pmx.send_signal(signal.SIGHUP)
+        pmx.wait_log(r"reload: exchange\.codec changed but only take effect on restart", start=mark)
+        pmx.wait_log(r"(?i)reloaded", start=mark)
+        self.assertEqual(echo_roundtrip(self.port, b"after\n"), b"after\n")
+        self.assert_proximux_ok(pmx)
+
     def test_sighup_bad_config_keeps_serving(self):
         yaml = ("log_level: 2\n"
                 "local: { host: 127.0.0.1, port: %d, max_connections: 8 }\n"
