@@ -489,7 +489,12 @@ static const struct {
       "local.port (@FILE@): missing (required; a port 1-65535)", 0 },
     { "targets: [{unix: \"/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"}]\n",
       "targets[1].unix (@FILE@ line 1): \"/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa...\" is too long (at most 107 bytes)", 0 },
-    { "targets: [{unix: \"\"}]\n", "targets[1].unix (@FILE@ line 1): \"\" is not a unix socket path", 0 },
+    { "targets: [{unix: \"\"}]\n",
+      "targets[1].unix (@FILE@ line 1): \"\" is not a unix socket path (1-107 bytes, no control characters)", 0 },
+    { "targets: [{unix: \"/a\\nb\"}]\n",
+      "targets[1].unix (@FILE@ line 1): \"/a\\x0ab\" is not a unix socket path (1-107 bytes, no control characters)", 0 },
+    { "listen: [\"unix:/a\\x01\"]\n",
+      "listen[1] (@FILE@ line 1): \"unix:/a\\x01\" is not a listen address (HOST:PORT, [IPV6]:PORT or unix:/path)", 0 },
     { "targets: [{name: \"\", unix: /x}]\n",
       "targets[1].name (@FILE@ line 1): \"\" is not a target name (1-64 bytes, no control characters)", 0 },
     { "targets: [{name: \"a\\tb\", unix: /x}]\n",
@@ -555,7 +560,8 @@ static const struct {
     { "TARGET_NAME_1=", "TARGET_NAME_1: \"\" is not a target name (1-64 bytes, no control characters)" },
     { "TARGET_NAME_1=a\nb", "TARGET_NAME_1: \"a\\x0ab\" is not a target name (1-64 bytes, no control characters)" },
     { "TARGET_UNIX_1=/x", "TARGET_UNIX_1: a target has host and port, or unix, not both" },
-    { "TARGET_UNIX_2=", "TARGET_UNIX_2: \"\" is not a unix socket path" },
+    { "TARGET_UNIX_2=", "TARGET_UNIX_2: \"\" is not a unix socket path (1-107 bytes, no control characters)" },
+    { "TARGET_UNIX_2=/a\tb", "TARGET_UNIX_2: \"/a\\x09b\" is not a unix socket path (1-107 bytes, no control characters)" },
     { "TARGET_UNIX_1025=/x", "TARGET_UNIX_1025: no such target (targets are numbered 1-1024)" },
     { "TARGET_NAME_0=x", "TARGET_NAME_0: no such target (targets are numbered 1-1024)" },
     { "TARGET_WEIGHT_2=5", "TARGET_HOST_2: missing (every target needs a host and a port, or a unix path)" },
@@ -692,6 +698,29 @@ START_TEST(dump_single_listen_list)
 }
 END_TEST
 
+START_TEST(dump_comments_stay_comments)
+{
+    /* A unix path with what YAML takes as a line break (U+2028, U+0085)
+     * is quoted in the values and made safe in the address comments. */
+    ck_assert_int_eq(load("listen: [\"unix:/tmp/a\\u2028b\", \"127.0.0.1:7000\"]\npool: {connections: 1}\n"
+                          "targets: [{unix: \"/tmp/c\\u0085d\"}]\n", NULL), PMX_OK);
+    char *first = dump_to_string(cfg);
+    ck_assert_ptr_nonnull(strstr(first, "\nlisten: [\"unix:/tmp/a\\u2028b\", \"127.0.0.1:7000\"]\n"));
+    ck_assert_ptr_nonnull(strstr(first, "unix: \"/tmp/c\\u0085d\", weight: 1, backup: false, "
+                                        "keep_alive: false }  # unix:/tmp/c?d\n"));
+    ck_assert_ptr_nonnull(strstr(first, "\n# listen: unix:/tmp/a?b, 127.0.0.1:7000\n"));
+    struct config *again = calloc(1, sizeof *again);
+    ck_assert_ptr_nonnull(again);
+    ck_assert_msg(config_load(again, write_yaml(first), NULL, err, sizeof err) == PMX_OK, "%s", err);
+    char *second = dump_to_string(again);
+    ck_assert_str_eq(second, first);
+    free(first);
+    free(second);
+    config_free(again);
+    free(again);
+}
+END_TEST
+
 Suite *config_services_suite(void)
 {
     Suite *s = suite_create("config_services");
@@ -726,6 +755,7 @@ Suite *config_services_suite(void)
     tcase_add_test(dump, dump_two_services);
     tcase_add_test(dump, dump_http_note_per_service);
     tcase_add_test(dump, dump_single_listen_list);
+    tcase_add_test(dump, dump_comments_stay_comments);
     suite_add_tcase(s, dump);
 
     return s;

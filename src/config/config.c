@@ -1,8 +1,6 @@
-/* The configuration loader: built-in defaults, then the YAML file, then the
- * environment (the front ends in config_yaml.c and config_env.c feed the
- * setters here), then what no single value can tell: required settings,
- * inheritance of top-level defaults, listen addresses, targets, relations
- * between settings, the derived mode and the resolved addresses. */
+/* The configuration loader: defaults, then the YAML and environment front
+ * ends feeding the setters here, then what no single value can tell
+ * (inheritance, listen addresses, targets, relations, mode, resolving). */
 #include <errno.h>
 #include <netdb.h>
 #include <stdbool.h>
@@ -246,6 +244,17 @@ static bool host_chars_ok(const char *v)
     return true;
 }
 
+/* Paths go into one-line logs: no control characters. */
+static bool path_chars_ok(const char *v)
+{
+    for (; *v != '\0'; v++) {
+        unsigned char ch = (unsigned char)*v;
+        if (ch < 0x20 || ch == 0x7f)
+            return false;
+    }
+    return true;
+}
+
 static int hex_digit(char ch)
 {
     if (ch >= '0' && ch <= '9')
@@ -322,7 +331,7 @@ static int parse_listen(const char *value, struct listen_config *lc, const char 
         snprintf(err, errlen, "%s: %s %s", name, q, why);
         return PMX_ERR;
     }
-    if (!lc->where.unix_socket && !host_chars_ok(lc->where.host)) {
+    if (lc->where.unix_socket ? !path_chars_ok(lc->where.path) : !host_chars_ok(lc->where.host)) {
         snprintf(err, errlen, "%s: %s is not a listen address (HOST:PORT, [IPV6]:PORT or unix:/path)",
                  name, q);
         return PMX_ERR;
@@ -425,7 +434,7 @@ static int setting_parse(const struct setting *s, char *base, const char *value,
         memcpy(field, value, strlen(value) + 1);
         return PMX_OK;
     case T_UNIX:
-        if (*value == '\0')
+        if (*value == '\0' || !path_chars_ok(value))
             goto not_a;
         /* fall through */
     case T_PATH:

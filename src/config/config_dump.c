@@ -25,6 +25,16 @@ static size_t utf8_char(const unsigned char *s, unsigned *cp)
     return 0;
 }
 
+/* Whether the character at p (n bytes, code point cp when n > 0) would
+ * end a line or be refused by YAML outside double quotes. */
+static bool yaml_unsafe(const unsigned char *p, size_t n, unsigned cp)
+{
+    if (n == 0)
+        return *p < 0x20 || *p == 0x7f;
+    return (cp >= 0x80 && cp <= 0x9f) || cp == 0x2028 || cp == 0x2029 || cp == 0xfeff ||
+           cp == 0xfffe || cp == 0xffff;
+}
+
 /* Writes s as a YAML double-quoted scalar that reads back as s: escapes
  * what YAML would take as a line break (NEL, LS, PS) or refuse unescaped
  * (C0/C1 controls, BOM, U+FFFE/U+FFFF). Bytes that are not UTF-8 (from the
@@ -35,14 +45,13 @@ static void dump_string(const char *s, FILE *out)
 
     fputc('"', out);
     while (*p != '\0') {
-        unsigned cp;
+        unsigned cp = 0;
         size_t n = utf8_char(p, &cp);
         if (*p == '"' || *p == '\\') {
             fprintf(out, "\\%c", *p);
-        } else if (*p < 0x20 || *p == 0x7f) {
+        } else if (n == 0 && yaml_unsafe(p, n, cp)) {
             fprintf(out, "\\x%02x", *p);
-        } else if (n > 0 && ((cp >= 0x80 && cp <= 0x9f) || cp == 0x2028 || cp == 0x2029 ||
-                             cp == 0xfeff || cp == 0xfffe || cp == 0xffff)) {
+        } else if (n > 0 && yaml_unsafe(p, n, cp)) {
             fprintf(out, "\\u%04x", cp);
         } else {
             fwrite(p, 1, n > 0 ? n : 1, out);
@@ -50,6 +59,23 @@ static void dump_string(const char *s, FILE *out)
         p += n > 0 ? n : 1;
     }
     fputc('"', out);
+}
+
+/* Writes s for a comment: what YAML would take as a line break or refuse
+ * becomes '?' (a unix path is written as it is otherwise). */
+static void dump_comment_text(const char *s, FILE *out)
+{
+    const unsigned char *p = (const unsigned char *)s;
+
+    while (*p != '\0') {
+        unsigned cp = 0;
+        size_t n = utf8_char(p, &cp);
+        if (yaml_unsafe(p, n, cp))
+            fputc('?', out);
+        else
+            fwrite(p, 1, n > 0 ? n : 1, out);
+        p += n > 0 ? n : 1;
+    }
 }
 
 /* Writes len bytes (health.send) in the escapes the loader decodes (\r \n
@@ -150,7 +176,8 @@ static void dump_targets(const struct service_config *sv, int indent, FILE *out)
         fputs(" }", out);
         if (t->addr_len > 0) {
             net_format_addr((const struct sockaddr *)&t->addr, t->addr_len, addr, sizeof addr);
-            fprintf(out, "  # %s", addr);
+            fputs("  # ", out);
+            dump_comment_text(addr, out);
         }
         fputc('\n', out);
     }
@@ -210,7 +237,8 @@ static void dump_service(const struct service_config *sv, int indent, bool item,
         for (int k = 0; k < sv->nlisten; k++) {
             net_format_addr((const struct sockaddr *)&sv->listen[k].addr, sv->listen[k].addr_len,
                             addr, sizeof addr);
-            fprintf(out, "%s %s", k > 0 ? "," : "", addr);
+            fputs(k > 0 ? ", " : " ", out);
+            dump_comment_text(addr, out);
         }
         fputc('\n', out);
     }

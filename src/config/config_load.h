@@ -1,7 +1,6 @@
 /* The state of one config_load() (private to src/config): the instances of
- * the schema's scopes being filled (the top level, the top-level service,
- * every list item), where each value came from, and the setters that the
- * YAML and environment front ends both feed. */
+ * the schema's scopes being filled and where each value came from, and the
+ * setters that the YAML and environment front ends both feed. */
 #ifndef CONFIG_LOAD_H
 #define CONFIG_LOAD_H
 

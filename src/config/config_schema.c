@@ -247,9 +247,11 @@ void config_schema_allowed(const struct setting *s, bool yaml, char *out, size_t
     case T_LISTEN:
         snprintf(out, n, "HOST:PORT, [IPV6]:PORT or unix:/path");
         return;
+    case T_UNIX:
+        snprintf(out, n, "1-%zu bytes, no control characters", s->size - 1);
+        return;
     case T_HOST:
     case T_PATH:
-    case T_UNIX:
     case T_LIST:
         break;
     }

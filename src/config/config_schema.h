@@ -1,9 +1,6 @@
 /* The configuration's schema (private to src/config): one table of settings
- * per scope (the global settings, a service, a target), each row naming a
- * setting in YAML and in the environment with its type, field, default,
- * range, unit and flags. Lists (services[], listen[], targets[]) are rows
- * too, whose items are another scope or a scalar. Loading, the -t dump and
- * the reload checks all read these tables. */
+ * per scope (global, service, target), lists as rows whose items are a scope
+ * or a scalar; loading, the -t dump and the reload checks all read them. */
 #ifndef CONFIG_SCHEMA_H
 #define CONFIG_SCHEMA_H
 

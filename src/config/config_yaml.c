@@ -1,7 +1,6 @@
-/* YAML front end of the configuration: loads one document with libyaml and
- * walks it, parents before children, finding each node's place in the
- * schema by its path ("services[2].targets[1].host") and handing values and
- * list items to the loader's setters. */
+/* YAML front end of the configuration: walks one libyaml document, parents
+ * before children, finds each node's place in the schema by its path
+ * ("services[2].targets[1].host") and hands it to the loader's setters. */
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
