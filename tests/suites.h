@@ -6,6 +6,7 @@
 #include <check.h>
 
 Suite *buf_suite(void);
+Suite *list_suite(void);
 Suite *reactor_suite(void);
 Suite *net_suite(void);
 Suite *resolver_suite(void);

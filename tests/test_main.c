@@ -8,6 +8,7 @@ int main(void)
 {
     SRunner *sr = srunner_create(buf_suite());
 
+    srunner_add_suite(sr, list_suite());
     srunner_add_suite(sr, reactor_suite());
     srunner_add_suite(sr, net_suite());
     srunner_add_suite(sr, resolver_suite());
