@@ -16,5 +16,6 @@ Suite *codec_resp_suite(void);
 Suite *codec_memcache_suite(void);
 Suite *codec_http_suite(void);
 Suite *balancer_suite(void);
+Suite *health_suite(void);
 
 #endif
