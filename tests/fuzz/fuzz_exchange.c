@@ -146,8 +146,8 @@ static size_t allocated_bytes(void)
 #define MAX_CLIENT_BYTES (512u << 10)
 #define MAX_ATTACK 8192             /* attacker bytes per op, expanded */
 #define MAX_HYPS 32                 /* attributions of identical requests kept */
-#define PAD_UNIT 32                 /* ":p<n>" in a name pads its answer n x this */
-#define PAD_MAX (64u << 10)
+#define PAD_UNIT 32                 /* ":p<n>" in a victim's name pads its answer n x this */
+#define PAD_MAX (16u << 10)         /* over max_message, and few of them fit MEMORY_CAP */
 /* src/exchange_mux.c: a client with this many requests outstanding is not
  * read; the fairness bound rests on it. */
 #define MUX_CLIENT_PIPELINE 1024
@@ -689,8 +689,8 @@ static int unit_bad(struct unit *u, size_t len, const char *name, const char *fm
 
 /* The text of a model answer: the name the command gives (key, path; at
  * most 40 bytes, others than printable ASCII as '.'), '/', the tag of the
- * command's bytes, then n x PAD_UNIT bytes when the name ends with ":p<n>"
- * (big answers, against max_message). */
+ * command's bytes, then n x PAD_UNIT bytes when the name is a victim's tag
+ * ending with ":p<n>" (big answers, against max_message). */
 static void model_body(struct bytes *b, const char *name, size_t n, const char *cmd, size_t clen)
 {
     static const char pad[64] = "pppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppp";
@@ -707,7 +707,12 @@ static void model_body(struct bytes *b, const char *name, size_t n, const char *
     bytes_add(b, tag, 16);
     while (digits < n && digits < 5 && name[n - 1 - digits] >= '0' && name[n - 1 - digits] <= '9')
         digits++;
-    if (digits > 0 && n >= digits + 2 && name[n - digits - 1] == 'p' && name[n - digits - 2] == ':') {
+    size_t t = 0;
+    unsigned id;
+    if (n > 0 && name[0] == '/')
+        t = 1;      /* an HTTP path */
+    if (digits > 0 && n >= digits + 2 && name[n - digits - 1] == 'p' && name[n - digits - 2] == ':' &&
+        tag_at(name, n, t, &id)) {
         for (size_t i = n - digits; i < n; i++)
             v = v * 10 + (size_t)(name[i] - '0');
         for (size_t left = PMX_MIN(v * PAD_UNIT, PAD_MAX); left > 0;) {
@@ -2342,7 +2347,7 @@ static const struct piece resp_pieces[32] = {
     { "SUBSCRIBE", 0, 0 }, { "CLIENT", 0, 0 }, { "REPLY", 0, 0 }, { "OFF", 0, 0 }, { "BLPOP", 0, 0 },
     { "QUIT", 0, 0 }, { "EXEC", 0, 0 }, { "GET", 0, 0 }, { "SET", 0, 0 }, { "*0\r\n", 0, 0 },
     { "*-1\r\n", 0, 0 }, { "$-1\r\n", 0, 0 }, { "HELLO", 0, 0 }, { "a1b2c3", 0, 0 },
-    { NULL, 'k', 70000 }, { "WATCH", 0, 0 },
+    { "UNSUBSCRIBE", 0, 0 }, { "WATCH", 0, 0 },
 };
 
 static const struct piece mc_pieces[32] = {
