@@ -6,6 +6,7 @@
 #include <check.h>
 
 Suite *buf_suite(void);
+Suite *list_suite(void);
 Suite *reactor_suite(void);
 Suite *net_suite(void);
 Suite *resolver_suite(void);
@@ -16,5 +17,6 @@ Suite *codec_resp_suite(void);
 Suite *codec_memcache_suite(void);
 Suite *codec_http_suite(void);
 Suite *balancer_suite(void);
+Suite *health_suite(void);
 
 #endif

@@ -8,6 +8,7 @@ int main(void)
 {
     SRunner *sr = srunner_create(buf_suite());
 
+    srunner_add_suite(sr, list_suite());
     srunner_add_suite(sr, reactor_suite());
     srunner_add_suite(sr, net_suite());
     srunner_add_suite(sr, resolver_suite());
@@ -18,6 +19,7 @@ int main(void)
     srunner_add_suite(sr, codec_memcache_suite());
     srunner_add_suite(sr, codec_http_suite());
     srunner_add_suite(sr, balancer_suite());
+    srunner_add_suite(sr, health_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);

@@ -66,6 +66,7 @@ struct mux_request {
     struct buf resp;                /* response held for earlier requests */
     uint64_t queued_at;
     uint64_t sent_at;
+    uint64_t seq;                   /* its place among the requests written to its upstream */
     struct mux_request *next;       /* in the upstream's wait or sent queue */
     struct mux_request *cnext;      /* in the client's list */
 };
@@ -91,6 +92,13 @@ struct mux_client {
     size_t held;                    /* response bytes held in requests */
     struct mux_upstream *affinity;  /* where its requests go while any is out */
     size_t nupstream;               /* its requests in upstream queues */
+    /* Its last noreply request, written to noreply_up (while that
+     * connection's generation is noreply_gen) as request noreply_seq: until
+     * a later request there is answered, it may not have run yet, so the
+     * client's next request must follow it on that connection. */
+    struct mux_upstream *noreply_up;
+    uint64_t noreply_seq;
+    uint64_t noreply_gen;
     bool closing;                   /* read no more; close once flushed */
     bool closed;                    /* gone; freed before the loop sleeps */
     bool dirty;                     /* out has bytes to flush before sleep */
@@ -110,6 +118,9 @@ struct mux_upstream {
     size_t scanned;                 /* bytes of slot->in the parser consumed */
     bool retiring;                  /* upstream will close: send no more */
     bool dirty;
+    uint64_t written;               /* requests written so far (each gets the next seq) */
+    uint64_t answered;              /* seq of the latest request answered: all before it ran */
+    uint64_t generation;            /* incremented each time the connection closes */
 };
 
 struct mux {
@@ -420,6 +431,12 @@ static struct mux_upstream *mux_pick(struct mux *m, struct mux_client *c)
 
     if (c->affinity != NULL)
         return c->affinity;
+    if (c->noreply_up != NULL) {
+        struct mux_upstream *up = c->noreply_up;
+        if (up->generation == c->noreply_gen && up->answered < c->noreply_seq)
+            return up;
+        c->noreply_up = NULL;       /* it ran, or its connection is gone */
+    }
     for (int i = 0; i < n; i++) {
         struct mux_upstream *up = &m->ups[(m->next_pick + (unsigned)i) % (unsigned)n];
         /* Connections in backoff or retiring come last. */
@@ -458,8 +475,15 @@ static int mux_send(struct mux *m, struct mux_upstream *up, struct mux_request *
          * "Connection: close"): pipeline nothing behind it. */
         up->retiring = true;
     }
+    req->seq = ++up->written;
     if (req->info & CODEC_INFO_NOREPLY) {
-        /* Nothing will come back: answered now with nothing. */
+        /* Nothing will come back: answered now with nothing. The client's
+         * next request must not overtake it on another connection. */
+        if (req->client != NULL) {
+            req->client->noreply_up = up;
+            req->client->noreply_seq = req->seq;
+            req->client->noreply_gen = up->generation;
+        }
         request_leave_upstream(req);
         mux_respond(req, "", 0, false);
         return PMX_OK;
@@ -522,6 +546,7 @@ static void mux_upstream_fail(struct mux *m, struct mux_upstream *up, const char
     up->scanned = 0;
     up->retiring = false;
     up->dirty = false;
+    up->generation++;
     if (failure)
         pool_close_failed(&m->pool, up->slot, reason);
     else
@@ -603,6 +628,7 @@ static void mux_upstream_parse(struct mux *m, struct mux_upstream *up, struct bu
             return;
         /* A whole response: hand it to its client and move on. */
         queue_pop(&up->sent);
+        up->answered = req->seq;
         up->parsing = false;
         up->slot->failures = 0;
         bool retire = up->parser.close_after;
@@ -1072,7 +1098,7 @@ static void mux_tick(struct exchange *x)
         } else if (cfg->inactive_timeout > 0 && mux_outstanding(up) == 0 &&
                    buf_len(&s->conn.out) == 0 && now - s->last_active >= (uint64_t)cfg->inactive_timeout) {
             /* Reopened on demand by the next request. */
-            pool_close(&m->pool, s, "inactive timeout", false);
+            mux_upstream_fail(m, up, "inactive timeout", CODEC_REPLY_SERVER_ERROR, false);
         }
     }
 }

@@ -10,6 +10,7 @@
 #include "config.h"
 #include "conn.h"
 #include "exchange.h"
+#include "list.h"
 #include "log.h"
 #include "pool.h"
 #include "reactor.h"
@@ -48,13 +49,12 @@ struct session {
     bool awaiting_answer;           /* the client spoke after the upstream last did */
     bool client_released;           /* client socket closed, its max_connections slot freed */
     struct proxy *px;
-    struct session *prev;
-    struct session *next;
+    struct list_node link;          /* in proxy.sessions */
 };
 
 struct proxy {
     struct exchange *x;
-    struct session *sessions;
+    struct list_node sessions;
     struct pool spares;
     int next_target;
     uint64_t started;
@@ -92,12 +92,7 @@ static void session_close(struct session *s, const char *reason)
              (unsigned long long)s->client.bytes_in, (unsigned long long)s->client.bytes_out);
     conn_close(&s->client, r);
     conn_close(&s->upstream, r);
-    if (s->prev)
-        s->prev->next = s->next;
-    else
-        px->sessions = s->next;
-    if (s->next)
-        s->next->prev = s->prev;
+    list_remove(&s->link);
     free(s);
     if (!released)
         exchange_client_removed(px->x);
@@ -341,10 +336,7 @@ static void proxy_accept(struct exchange *x, int fd, const char *peer)
     conn_init(&s->client, fd);
     conn_init(&s->upstream, -1);
     s->last_active = reactor_now(x->reactor);
-    s->next = px->sessions;
-    if (px->sessions)
-        px->sessions->prev = s;
-    px->sessions = s;
+    list_add_tail(&px->sessions, &s->link);
     exchange_client_added(x);
     log_info("accept #%llu client %s", (unsigned long long)s->id, s->peer);
 
@@ -412,6 +404,7 @@ static int proxy_start(struct exchange *x)
 
     if (px == NULL)
         return PMX_ERR;
+    list_init(&px->sessions);
     px->scratch = malloc(PROXY_CHUNK);
     if (px->scratch == NULL ||
         pool_init(&px->spares, x->reactor, c, c->warmup ? c->connections : 0, &spare_events, px) != PMX_OK) {
@@ -436,12 +429,12 @@ static void proxy_tick(struct exchange *x)
     struct proxy *px = x->priv;
     const struct service_config *c = x->config;
     uint64_t now = reactor_now(x->reactor);
-    struct session *next;
+    struct list_node *n, *next;
 
     pool_tick(&px->spares);
     proxy_warmup_check(px);
-    for (struct session *s = px->sessions; s; s = next) {
-        next = s->next;
+    list_for_each_safe(n, next, &px->sessions) {
+        struct session *s = list_entry(n, struct session, link);
         if (s->connecting && now >= s->deadline) {
             (void)session_connect_failed(s, "connect timeout");
         } else if (s->draining) {
@@ -455,7 +448,7 @@ static void proxy_tick(struct exchange *x)
 static void proxy_shutdown(struct exchange *x, bool fast)
 {
     struct proxy *px = x->priv;
-    struct session *next;
+    struct list_node *n, *next;
 
     x->shutting_down = true;
     px->spares.stopped = true;
@@ -463,8 +456,8 @@ static void proxy_shutdown(struct exchange *x, bool fast)
         pool_close(&px->spares, &px->spares.slots[i], "shutdown", false);
     if (!fast)
         return;
-    for (struct session *s = px->sessions; s; s = next) {
-        next = s->next;
+    list_for_each_safe(n, next, &px->sessions) {
+        struct session *s = list_entry(n, struct session, link);
         s->draining = true;
         session_update(s);
     }
@@ -483,9 +476,9 @@ static void proxy_destroy(struct exchange *x)
 
     if (px == NULL)
         return;
-    struct session *next;
-    for (struct session *s = px->sessions; s; s = next) {
-        next = s->next;
+    struct list_node *n, *next;
+    list_for_each_safe(n, next, &px->sessions) {
+        struct session *s = list_entry(n, struct session, link);
         session_close(s, "exit");
     }
     pool_destroy(&px->spares);

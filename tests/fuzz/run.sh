@@ -11,7 +11,9 @@
 # Environment: FUZZ_SECONDS (30), BUILD_FUZZ (build/fuzz), FUZZ_CC (clang),
 # FUZZ_JOBS (parallel compiles: nproc), FUZZ_ARGS (more libFuzzer flags),
 # FUZZ_WORK (keep the inputs found in FUZZ_WORK/<harness> instead of a
-# scratch directory removed afterwards).
+# scratch directory removed afterwards). fuzz_exchange also reads
+# FUZZ_EXCHANGE_SKIP (violation names its adversarial mode steps over) and
+# FUZZ_EXCHANGE_TRACE=1 (log and script on stderr, to replay one input).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -27,7 +29,7 @@ for arg in "$@"; do
     case $arg in
     --build) mode=build ;;
     --regress) mode=regress ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
     fuzz_*) harnesses+=("$arg") ;;
     *) echo "run.sh: unknown argument $arg" >&2; exit 2 ;;
     esac
