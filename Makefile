@@ -35,7 +35,7 @@ PROTO_SRC    := src/proto/codec.c src/proto/codec_raw.c src/proto/codec_line.c \
                 src/proto/codec_resp.c src/proto/codec_memcache.c src/proto/codec_http.c
 UPSTREAM_SRC := src/upstream/pool.c src/upstream/balancer.c src/upstream/health.c
 EXCHANGE_SRC := src/exchange/exchange.c src/exchange/exchange_proxy.c src/exchange/exchange_mux.c
-SERVICE_SRC  := src/service/listener.c
+SERVICE_SRC  := src/service/listener.c src/service/service.c
 CONFIG_SRC   := src/config/config_schema.c src/config/config.c src/config/config_dump.c \
                 src/config/config_env.c src/config/config_yaml.c
 LIB_SRC      := $(CORE_SRC) $(PROTO_SRC) $(UPSTREAM_SRC) $(EXCHANGE_SRC) $(SERVICE_SRC) $(CONFIG_SRC)

@@ -8,12 +8,14 @@
 #include <stddef.h>
 #include "pmx.h"
 
-struct service_config;
+struct listen_config;
 struct exchange;
 struct reactor;
 
 struct listener {
     int fd;
+    const char *spec;           /* the address as configured, for logs */
+    char unix_path[108];        /* a unix socket to remove at close; "" for TCP */
     struct reactor *reactor;
     struct exchange *exchange;
     long long retry_timer;      /* set while paused after EMFILE */
@@ -21,9 +23,11 @@ struct listener {
     long long wait_timer;       /* set while clients may be waiting in the backlog */
 };
 
-/* Binds and listens on the configured address. Returns PMX_OK, or PMX_ERR
- * with a one-line reason in err (naming LOCAL_HOST/LOCAL_PORT). */
-int listener_open(struct listener *l, const struct service_config *c, char *err, size_t errlen) PMX_WUR;
+/* Binds and listens on address lc: TCP (IPV6_V6ONLY as ipv6_only says) or a
+ * unix socket created with permissions unix_mode. Returns PMX_OK, or
+ * PMX_ERR with the reason in err. */
+int listener_open(struct listener *l, const struct listen_config *lc, bool ipv6_only, long unix_mode,
+                  char *err, size_t errlen) PMX_WUR;
 
 /* Starts accepting clients for x. */
 int listener_start(struct listener *l, struct reactor *r, struct exchange *x) PMX_WUR;
@@ -34,7 +38,8 @@ void listener_pause(struct listener *l);
 /* A client left: accept again if max_connections had paused accepting. */
 void listener_slot_freed(struct listener *l);
 
-/* Stops accepting and closes the socket. */
+/* Stops accepting and closes the socket (a unix socket's file is
+ * removed). */
 void listener_close(struct listener *l);
 
 #endif

@@ -1,5 +1,5 @@
 /* proximux: command line, start-up, signals (shutdown and reload) and the
- * janitor timer around one reactor. */
+ * janitor timer, around one reactor that runs every service. */
 #include <errno.h>
 #include <getopt.h>
 #include <malloc.h>
@@ -12,7 +12,7 @@
 #include "codec.h"
 #include "config.h"
 #include "exchange.h"
-#include "listener.h"
+#include "service.h"
 #include "log.h"
 #include "reactor.h"
 #include "signals.h"
@@ -23,10 +23,9 @@ extern char **environ;
 
 struct daemon {
     struct reactor *reactor;
-    struct config *config;          /* the global settings; its one service runs */
-    struct listener listener;
-    struct exchange exchange;
-    bool accepting;
+    struct config *config;          /* the global settings and every service's */
+    struct service *services;       /* config->nservices, in the file's order */
+    int nservices;
     bool stopping;
     long long deadline_timer;
 };
@@ -36,17 +35,11 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: proximux [-c FILE] [-t] [-V] [-h]\n"
             "  -c FILE  YAML configuration (also PROXIMUX_CONFIG); environment variables override it\n"
-            "  -t       check the configuration, print it with the mode chosen, and exit\n"
+            "  -t       check the configuration, print it with the mode of every service, and exit\n"
             "  -V       print the version and exit\n"
             "  -h       print this help and exit\n"
             "Without -c, the configuration comes from environment variables alone\n"
             "(LOCAL_PORT, PROXY_CONNECTIONS_CNT, TARGET_HOST_1, TARGET_PORT_1, ...; see README.md).\n");
-}
-
-/* The service that runs: the only one (more are refused at start). */
-static const struct service_config *daemon_service(const struct daemon *d)
-{
-    return &d->config->services[0];
 }
 
 /* Frees a configuration that config_load() filled. */
@@ -56,45 +49,30 @@ static void daemon_config_free(struct config *c)
     free(c);
 }
 
-static void daemon_on_ready(struct exchange *x)
+static size_t daemon_clients(const struct daemon *d)
 {
-    struct daemon *d = x->owner;
+    size_t n = 0;
 
-    if (d->stopping || d->accepting)
-        return;
-    if (listener_start(&d->listener, d->reactor, x) != PMX_OK) {
-        log_error_errno("listener: epoll");
-        reactor_stop(d->reactor);
-        return;
-    }
-    d->accepting = true;
-    log_info("accepting clients on %s (%s mode, %s codec)", daemon_service(d)->listen[0].spec,
-             x->ops->name, x->codec->name);
+    for (int i = 0; i < d->nservices; i++)
+        n += service_clients(&d->services[i]);
+    return n;
 }
 
-static void daemon_on_idle(struct exchange *x)
+static void daemon_on_idle(struct service *s)
 {
-    struct daemon *d = x->owner;
+    struct daemon *d = s->owner;
 
-    if (d->stopping) {
+    if (d->stopping && daemon_clients(d) == 0) {
         log_info("all clients have left; exiting");
         reactor_stop(d->reactor);
     }
 }
 
-static void daemon_on_client_removed(struct exchange *x)
+static void daemon_on_fatal(struct service *s)
 {
-    struct daemon *d = x->owner;
+    struct daemon *d = s->owner;
 
-    if (d->accepting)
-        listener_slot_freed(&d->listener);
-}
-
-static void daemon_on_out_of_fds(struct exchange *x)
-{
-    struct daemon *d = x->owner;
-
-    listener_pause(&d->listener);
+    reactor_stop(d->reactor);
 }
 
 static long daemon_deadline(struct reactor *r, long long id, void *data)
@@ -102,7 +80,7 @@ static long daemon_deadline(struct reactor *r, long long id, void *data)
     struct daemon *d = data;
 
     log_error("shutdown: %zu clients still connected after %ld ms; closing them",
-              d->exchange.nclients, d->config->shutdown_timeout);
+              daemon_clients(d), d->config->shutdown_timeout);
     reactor_stop(r);
     return REACTOR_TIMER_DONE;
 }
@@ -113,19 +91,32 @@ static void daemon_shutdown(struct daemon *d, bool fast)
 {
     if (d->stopping && !fast)
         return;
-    log_info("%s shutdown: %zu clients connected", fast ? "fast" : "graceful", d->exchange.nclients);
+    log_info("%s shutdown: %zu clients connected", fast ? "fast" : "graceful", daemon_clients(d));
     d->stopping = true;
-    listener_close(&d->listener);
-    d->accepting = false;
-    d->exchange.ops->shutdown(&d->exchange, fast);
+    for (int i = 0; i < d->nservices; i++)
+        service_shutdown(&d->services[i], fast);
     if (fast && d->deadline_timer == 0)
         d->deadline_timer = reactor_timer_add(d->reactor, d->config->shutdown_timeout, daemon_deadline, d);
-    if (d->exchange.nclients == 0)
+    if (daemon_clients(d) == 0)
         reactor_stop(d->reactor);
 }
 
+/* Whether fresh has the same services, by name and in the same order, as
+ * the running configuration. */
+static bool daemon_same_services(const struct daemon *d, const struct config *fresh)
+{
+    if (fresh->nservices != d->nservices)
+        return false;
+    for (int i = 0; i < fresh->nservices; i++)
+        if (strcmp(fresh->services[i].name, d->services[i].config->name) != 0)
+            return false;
+    return true;
+}
+
 /* SIGHUP: read the configuration again from the same sources. Invalid
- * configurations are refused and the running one is kept. */
+ * configurations are refused and the running one is kept. Each service
+ * takes its reloadable settings; settings that need a restart keep their
+ * running values and are logged. */
 static void daemon_reload(struct daemon *d)
 {
     char err[CONFIG_ERR_MAX];
@@ -141,18 +132,21 @@ static void daemon_reload(struct daemon *d)
         free(fresh);
         return;
     }
-    if (fresh->nservices > 1) {
-        log_error("reload: services: running more than one service is not built yet; "
+    if (!daemon_same_services(d, fresh)) {
+        log_error("reload: services were added, removed or renamed; that takes effect on restart; "
                   "keeping the running configuration");
         daemon_config_free(fresh);
         return;
     }
-    config_service_fixed_changes(daemon_service(d), &fresh->services[0], fixed, sizeof(fixed));
-    if (fixed[0] != '\0')
-        log_error("reload: %s changed but only take effect on restart", fixed);
-    /* Settings that need a restart keep their running values, so that
-     * everything reading the configuration sees one consistent picture. */
-    config_service_keep_fixed(&fresh->services[0], daemon_service(d));
+    for (int i = 0; i < d->nservices; i++) {
+        struct service_config *sc = &fresh->services[i];
+        config_service_fixed_changes(d->services[i].config, sc, fixed, sizeof(fixed));
+        if (fixed[0] != '\0')
+            log_error("reload: service %s: %s changed but only take effect on restart", sc->name, fixed);
+        /* Settings that need a restart keep their running values, so that
+         * everything reading the configuration sees one consistent picture. */
+        config_service_keep_fixed(sc, d->services[i].config);
+    }
 
     if (log_open(fresh->log_file) != PMX_OK)
         log_error_errno("reload: cannot open log file %s", fresh->log_file);
@@ -160,8 +154,8 @@ static void daemon_reload(struct daemon *d)
 
     struct config *old = d->config;
     d->config = fresh;
-    d->exchange.config = daemon_service(d);
-    d->exchange.ops->reload(&d->exchange);
+    for (int i = 0; i < d->nservices; i++)
+        service_reload(&d->services[i], &fresh->services[i]);
     daemon_config_free(old);
     log_info("reloaded configuration%s%s", fresh->path[0] ? " from " : "", fresh->path);
 }
@@ -193,7 +187,8 @@ static long daemon_janitor(struct reactor *r, long long id, void *data)
 {
     struct daemon *d = data;
 
-    d->exchange.ops->tick(&d->exchange);
+    for (int i = 0; i < d->nservices; i++)
+        service_tick(&d->services[i]);
     return EXCHANGE_TICK_MS;
 }
 
@@ -259,28 +254,31 @@ int main(int argc, char **argv)
         daemon_config_free(d.config);
         return 0;
     }
-    /* The runtime serves one service on one TCP address for now. */
-    const char *not_yet = NULL;
-    if (d.config->nservices > 1)
-        not_yet = "services: running more than one service is not built yet";
-    else if (daemon_service(&d)->nlisten > 1 || daemon_service(&d)->listen[0].where.unix_socket)
-        not_yet = "listen: unix sockets and more than one listen address are not built yet";
-    if (not_yet != NULL) {
-        fprintf(stderr, "proximux: %s\n", not_yet);
-        daemon_config_free(d.config);
-        return EXIT_CONFIG;
-    }
-
     log_set_level(d.config->log_level);
     if (log_open(d.config->log_file) != PMX_OK) {
         fprintf(stderr, "proximux: LOG_FILE: \"%s\" cannot be opened: %s\n", d.config->log_file, strerror(errno));
         daemon_config_free(d.config);
         return EXIT_CONFIG;
     }
-    if (listener_open(&d.listener, daemon_service(&d), err, sizeof(err)) != PMX_OK) {
-        fprintf(stderr, "proximux: %s\n", err);
+    d.services = calloc((size_t)d.config->nservices, sizeof(*d.services));
+    if (d.services == NULL) {
+        fprintf(stderr, "proximux: out of memory\n");
         daemon_config_free(d.config);
-        return EXIT_CONFIG;
+        return 1;
+    }
+    for (int i = 0; i < d.config->nservices; i++) {
+        if (service_open(&d.services[i], d.config, &d.config->services[i], err, sizeof(err)) != PMX_OK) {
+            fprintf(stderr, "proximux: %s\n", err);
+            for (int k = 0; k < d.nservices; k++)
+                service_close(&d.services[k]);
+            free(d.services);
+            daemon_config_free(d.config);
+            return EXIT_CONFIG;
+        }
+        d.services[i].owner = &d;
+        d.services[i].on_idle = daemon_on_idle;
+        d.services[i].on_fatal = daemon_on_fatal;
+        d.nservices++;
     }
     raise_fd_limit();
     /* Buffers come and go with every burst of requests; glibc's default
@@ -299,19 +297,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "proximux: cannot set up signals: %s\n", strerror(errno));
         goto out;
     }
-    exchange_init(&d.exchange, d.reactor, daemon_service(&d));
-    d.exchange.owner = &d;
-    d.exchange.on_ready = daemon_on_ready;
-    d.exchange.on_idle = daemon_on_idle;
-    d.exchange.on_client_removed = daemon_on_client_removed;
-    d.exchange.on_out_of_fds = daemon_on_out_of_fds;
-    log_info("proximux %s starting: %s mode, %s codec, %d upstream connection%s, %d target%s",
-             PMX_VERSION, d.exchange.ops->name, d.exchange.codec->name, daemon_service(&d)->connections,
-             daemon_service(&d)->connections == 1 ? "" : "s", daemon_service(&d)->ntargets,
-             daemon_service(&d)->ntargets == 1 ? "" : "s");
-    if (d.exchange.ops->start(&d.exchange) != PMX_OK) {
-        fprintf(stderr, "proximux: cannot start the %s exchange: out of memory\n", d.exchange.ops->name);
-        goto out;
+    log_info("proximux %s starting: %d service%s", PMX_VERSION, d.nservices, d.nservices == 1 ? "" : "s");
+    for (int i = 0; i < d.nservices; i++) {
+        if (service_start(&d.services[i], d.reactor) != PMX_OK) {
+            fprintf(stderr, "proximux: service %s: cannot start: out of memory\n", d.services[i].config->name);
+            goto out;
+        }
     }
     if (reactor_timer_add(d.reactor, EXCHANGE_TICK_MS, daemon_janitor, &d) < 0) {
         fprintf(stderr, "proximux: out of memory\n");
@@ -323,9 +314,9 @@ int main(int argc, char **argv)
         status = 0;
     log_info("exiting");
 out:
-    listener_close(&d.listener);
-    if (d.exchange.ops && d.exchange.priv)
-        d.exchange.ops->destroy(&d.exchange);
+    for (int i = 0; i < d.nservices; i++)
+        service_close(&d.services[i]);
+    free(d.services);
     if (d.reactor) {
         signals_close(d.reactor);
         reactor_destroy(d.reactor);

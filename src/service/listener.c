@@ -22,18 +22,20 @@
 /* Clients accepted per readable event, so a flood cannot starve the others. */
 #define LISTENER_ACCEPT_BATCH 256
 
-int listener_open(struct listener *l, const struct service_config *c, char *err, size_t errlen)
+int listener_open(struct listener *l, const struct listen_config *lc, bool ipv6_only, long unix_mode,
+                  char *err, size_t errlen)
 {
-    char why[CONFIG_ERR_MAX];
-
     memset(l, 0, sizeof(*l));
-    l->fd = net_listen_tcp((const struct sockaddr *)&c->listen[0].addr, c->listen[0].addr_len, c->ipv6_only,
-                           LISTENER_BACKLOG, why, sizeof(why));
-    if (l->fd < 0) {
-        snprintf(err, errlen, "LOCAL_HOST/LOCAL_PORT: %s", why);
-        return PMX_ERR;
+    l->spec = lc->spec;
+    if (lc->where.unix_socket) {
+        l->fd = net_listen_unix(lc->where.path, (mode_t)unix_mode, LISTENER_BACKLOG, err, errlen);
+        if (l->fd >= 0)
+            snprintf(l->unix_path, sizeof(l->unix_path), "%s", lc->where.path);
+    } else {
+        l->fd = net_listen_tcp((const struct sockaddr *)&lc->addr, lc->addr_len, ipv6_only,
+                               LISTENER_BACKLOG, err, errlen);
     }
-    return PMX_OK;
+    return l->fd >= 0 ? PMX_OK : PMX_ERR;
 }
 
 static void listener_accept(struct reactor *r, int fd, void *data, int mask);
@@ -211,5 +213,9 @@ void listener_close(struct listener *l)
             reactor_del(l->reactor, l->fd, REACTOR_READABLE);
         close(l->fd);
         l->fd = -1;
+    }
+    if (l->unix_path[0] != '\0') {
+        (void)unlink(l->unix_path);
+        l->unix_path[0] = '\0';
     }
 }

@@ -146,17 +146,6 @@ class ConfigTest(ProximuxTestCase):
         self.assertIn('name: "main"', out)
         self.assertIn("configuration OK", out)
 
-    def test_several_services_not_run_yet(self):
-        yaml = ("pool: { connections: 1 }\n"
-                "services:\n"
-                "  - { name: a, local: { port: %d }, targets: [ { host: 127.0.0.1, port: 1 } ] }\n"
-                "  - { name: b, local: { port: %d }, targets: [ { host: 127.0.0.1, port: 1 } ] }\n"
-                % (free_port(), free_port()))
-        code, out, err = run_proximux([], env={}, yaml=yaml, timeout=5)
-        self.assertEqual(code, 2, err)
-        self.assertEqual(err.strip().splitlines(),
-                         ["proximux: services: running more than one service is not built yet"])
-
     def test_env_with_services_refused(self):
         yaml = ("services:\n"
                 "  - { name: a, local: { port: %d }, pool: { connections: 1 },\n"

@@ -128,7 +128,7 @@ class SignalsTest(ProximuxTestCase):
         pmx.write_yaml(yaml % (self.port, "line", self.echo.port))
         mark = len(pmx.log())
         pmx.send_signal(signal.SIGHUP)
-        pmx.wait_log(r"reload: exchange\.codec changed but only take effect on restart", start=mark)
+        pmx.wait_log(r"reload: service default: exchange\.codec changed but only take effect on restart", start=mark)
         pmx.wait_log(r"(?i)reloaded", start=mark)
         self.assertEqual(echo_roundtrip(self.port, b"after\n"), b"after\n")
         self.assert_proximux_ok(pmx)

@@ -1,0 +1,62 @@
+/* A service: one named configuration served by its listeners, its exchange
+ * (proxy, fifo or funnel, with its codec) and its upstream connections.
+ * The daemon runs several services in one reactor; each owns its state, so
+ * one service's load or faults do not reach another beyond sharing the
+ * CPU. */
+#ifndef SERVICE_H
+#define SERVICE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include "config.h"
+#include "exchange.h"
+#include "listener.h"
+#include "pmx.h"
+
+struct reactor;
+struct service;
+
+typedef void (*service_fn)(struct service *s);
+
+struct service {
+    /* read-only */
+    const struct service_config *config;
+    struct exchange exchange;
+    struct listener listeners[CONFIG_MAX_LISTEN];
+    int nlisteners;
+    bool accepting;                 /* listeners watched (warmup done) */
+    bool stopping;                  /* shutdown begun: listeners closed */
+    /* public: set by the owner before service_start() */
+    service_fn on_idle;             /* told each time its last client leaves */
+    service_fn on_fatal;            /* told when it cannot go on (epoll failure) */
+    void *owner;
+};
+
+/* Binds every listen address of cfg (nothing is accepted yet). Returns
+ * PMX_OK, or PMX_ERR with one line in err naming the listen setting as the
+ * user wrote it; nothing stays open then. */
+int service_open(struct service *s, const struct config *all, const struct service_config *cfg,
+                 char *err, size_t errlen) PMX_WUR;
+
+/* Starts the exchange (warmup) on r; the listeners accept once it is
+ * ready. Returns PMX_OK or PMX_ERR (out of memory). */
+int service_start(struct service *s, struct reactor *r) PMX_WUR;
+
+/* The janitor: timeouts, reconnects. */
+void service_tick(struct service *s);
+
+/* Stops accepting (listeners closed). fast: finish what is in flight, then
+ * close every client; otherwise serve clients until they leave. */
+void service_shutdown(struct service *s, bool fast);
+
+/* The configuration was reloaded: cfg replaces the service's settings (the
+ * caller kept those that need a restart, config_service_keep_fixed). */
+void service_reload(struct service *s, const struct service_config *cfg);
+
+/* Clients connected now. */
+size_t service_clients(const struct service *s);
+
+/* Closes the listeners and everything the exchange holds. */
+void service_close(struct service *s);
+
+#endif

@@ -1,0 +1,141 @@
+/* A service ties its listeners to its exchange: listeners accept once the
+ * exchange is ready (after warmup), pause together when the service is out
+ * of file descriptors, and hear when a client slot frees. */
+#include <stdio.h>
+#include <string.h>
+
+#include "codec.h"
+#include "log.h"
+#include "service.h"
+
+/* The listen setting as the user wrote it, for error messages. */
+static void service_listen_name(const struct config *all, const struct service_config *cfg, int i,
+                                char *out, size_t n)
+{
+    int index = (int)(cfg - all->services);
+
+    if (all->nservices == 1 && strcmp(cfg->name, "default") == 0)
+        snprintf(out, n, cfg->nlisten == 1 ? "LOCAL_HOST/LOCAL_PORT" : "listen[%d]", i);
+    else
+        snprintf(out, n, "services[%d].listen[%d] (service %s)", index, i, cfg->name);
+}
+
+int service_open(struct service *s, const struct config *all, const struct service_config *cfg,
+                 char *err, size_t errlen)
+{
+    char why[CONFIG_ERR_MAX], name[128];
+
+    memset(s, 0, sizeof(*s));
+    s->config = cfg;
+    for (int i = 0; i < cfg->nlisten; i++) {
+        if (listener_open(&s->listeners[i], &cfg->listen[i], cfg->ipv6_only, cfg->listen_mode,
+                          why, sizeof(why)) != PMX_OK) {
+            service_listen_name(all, cfg, i, name, sizeof(name));
+            snprintf(err, errlen, "%s: %s", name, why);
+            for (int k = 0; k < i; k++)
+                listener_close(&s->listeners[k]);
+            return PMX_ERR;
+        }
+        s->nlisteners++;
+    }
+    return PMX_OK;
+}
+
+static void service_on_ready(struct exchange *x)
+{
+    struct service *s = x->owner;
+
+    if (s->stopping || s->accepting)
+        return;
+    for (int i = 0; i < s->nlisteners; i++) {
+        if (listener_start(&s->listeners[i], x->reactor, x) != PMX_OK) {
+            log_error_errno("service %s: listener %s: epoll", s->config->name, s->listeners[i].spec);
+            if (s->on_fatal)
+                s->on_fatal(s);
+            return;
+        }
+        log_info("service %s: accepting clients on %s (%s mode, %s codec)", s->config->name,
+                 s->listeners[i].spec, x->ops->name, x->codec->name);
+    }
+    s->accepting = true;
+}
+
+static void service_on_idle(struct exchange *x)
+{
+    struct service *s = x->owner;
+
+    if (s->on_idle)
+        s->on_idle(s);
+}
+
+static void service_on_client_removed(struct exchange *x)
+{
+    struct service *s = x->owner;
+
+    if (!s->accepting)
+        return;
+    for (int i = 0; i < s->nlisteners; i++)
+        listener_slot_freed(&s->listeners[i]);
+}
+
+static void service_on_out_of_fds(struct exchange *x)
+{
+    struct service *s = x->owner;
+
+    for (int i = 0; i < s->nlisteners; i++)
+        listener_pause(&s->listeners[i]);
+}
+
+int service_start(struct service *s, struct reactor *r)
+{
+    const struct service_config *cfg = s->config;
+
+    exchange_init(&s->exchange, r, cfg);
+    s->exchange.owner = s;
+    s->exchange.on_ready = service_on_ready;
+    s->exchange.on_idle = service_on_idle;
+    s->exchange.on_client_removed = service_on_client_removed;
+    s->exchange.on_out_of_fds = service_on_out_of_fds;
+    log_info("service %s: %s mode, %s codec, %d upstream connection%s, %d target%s", cfg->name,
+             s->exchange.ops->name, s->exchange.codec->name, cfg->connections, cfg->connections == 1 ? "" : "s",
+             cfg->ntargets, cfg->ntargets == 1 ? "" : "s");
+    return s->exchange.ops->start(&s->exchange);
+}
+
+void service_tick(struct service *s)
+{
+    if (s->exchange.priv != NULL)
+        s->exchange.ops->tick(&s->exchange);
+}
+
+void service_shutdown(struct service *s, bool fast)
+{
+    s->stopping = true;
+    s->accepting = false;
+    for (int i = 0; i < s->nlisteners; i++)
+        listener_close(&s->listeners[i]);
+    if (s->exchange.priv != NULL)
+        s->exchange.ops->shutdown(&s->exchange, fast);
+}
+
+void service_reload(struct service *s, const struct service_config *cfg)
+{
+    s->config = cfg;
+    s->exchange.config = cfg;
+    if (s->exchange.priv != NULL)
+        s->exchange.ops->reload(&s->exchange);
+}
+
+size_t service_clients(const struct service *s)
+{
+    return s->exchange.nclients;
+}
+
+void service_close(struct service *s)
+{
+    for (int i = 0; i < s->nlisteners; i++)
+        listener_close(&s->listeners[i]);
+    s->nlisteners = 0;
+    if (s->exchange.ops != NULL && s->exchange.priv != NULL)
+        s->exchange.ops->destroy(&s->exchange);
+}
