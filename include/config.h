@@ -25,9 +25,10 @@ enum exchange_mode {
 #define CONFIG_HOST_MAX NET_HOST_MAX
 #define CONFIG_PATH_MAX 4096
 #define CONFIG_CODEC_MAX 16
-#define CONFIG_NAME_MAX 65          /* service names: 1-64 of [A-Za-z0-9_.-]; target names as written: 1-64 bytes, no control characters */
-/* A target's name field: room for its default, "host:port", "[IPV6]:PORT" or
- * the unix path, with a "#N" suffix when two targets would share it. */
+#define CONFIG_NAME_MAX 65          /* service names: 1-64 of [A-Za-z0-9_.-] */
+/* A target's name: 1 to CONFIG_TARGET_NAME_MAX - 1 bytes, no control
+ * characters; room for its default, "host:port", "[IPV6]:PORT" or the unix
+ * path, with a "#N" suffix when two targets would share it. */
 #define CONFIG_TARGET_NAME_MAX (CONFIG_HOST_MAX + 24)
 #define CONFIG_MAX_LISTEN 16        /* listen addresses per service */
 #define CONFIG_MAX_SERVICES 256

@@ -493,12 +493,14 @@ static const struct {
       "targets[1].unix (@FILE@ line 1): \"\" is not a unix socket path (1-107 bytes, no control characters)", 0 },
     { "targets: [{unix: \"/a\\nb\"}]\n",
       "targets[1].unix (@FILE@ line 1): \"/a\\x0ab\" is not a unix socket path (1-107 bytes, no control characters)", 0 },
+    { "listen: [\"127.0.0.1:8\\n0\"]\n",
+      "listen[1] (@FILE@ line 1): \"127.0.0.1:8\\x0a0\" is not a listen address (HOST:PORT, [IPV6]:PORT or unix:/path)", 0 },
     { "listen: [\"unix:/a\\x01\"]\n",
       "listen[1] (@FILE@ line 1): \"unix:/a\\x01\" is not a listen address (HOST:PORT, [IPV6]:PORT or unix:/path)", 0 },
     { "targets: [{name: \"\", unix: /x}]\n",
-      "targets[1].name (@FILE@ line 1): \"\" is not a target name (1-64 bytes, no control characters)", 0 },
+      "targets[1].name (@FILE@ line 1): \"\" is not a target name (1-279 bytes, no control characters)", 0 },
     { "targets: [{name: \"a\\tb\", unix: /x}]\n",
-      "targets[1].name (@FILE@ line 1): \"a\\x09b\" is not a target name (1-64 bytes, no control characters)", 0 },
+      "targets[1].name (@FILE@ line 1): \"a\\x09b\" is not a target name (1-279 bytes, no control characters)", 0 },
     { "targets: [{backup: maybe}]\n",
       "targets[1].backup (@FILE@ line 1): \"maybe\" is not a boolean (true/false, yes/no, on/off, 0/1)", 0 },
     { "listen_mode: 0999\n", "listen_mode (@FILE@ line 1): \"0999\" is not a file mode (octal 0000-0777)", 0 },
@@ -557,8 +559,8 @@ static const struct {
     { "TARGET_WEIGHT_1=0", "TARGET_WEIGHT_1: \"0\" is out of range (1-1000)" },
     { "TARGET_WEIGHT_1=1001", "TARGET_WEIGHT_1: \"1001\" is out of range (1-1000)" },
     { "TARGET_BACKUP_1=2", "TARGET_BACKUP_1: \"2\" is not a boolean (0/1, true/false, yes/no)" },
-    { "TARGET_NAME_1=", "TARGET_NAME_1: \"\" is not a target name (1-64 bytes, no control characters)" },
-    { "TARGET_NAME_1=a\nb", "TARGET_NAME_1: \"a\\x0ab\" is not a target name (1-64 bytes, no control characters)" },
+    { "TARGET_NAME_1=", "TARGET_NAME_1: \"\" is not a target name (1-279 bytes, no control characters)" },
+    { "TARGET_NAME_1=a\nb", "TARGET_NAME_1: \"a\\x0ab\" is not a target name (1-279 bytes, no control characters)" },
     { "TARGET_UNIX_1=/x", "TARGET_UNIX_1: a target has host and port, or unix, not both" },
     { "TARGET_UNIX_2=", "TARGET_UNIX_2: \"\" is not a unix socket path (1-107 bytes, no control characters)" },
     { "TARGET_UNIX_2=/a\tb", "TARGET_UNIX_2: \"/a\\x09b\" is not a unix socket path (1-107 bytes, no control characters)" },
@@ -721,6 +723,42 @@ START_TEST(dump_comments_stay_comments)
 }
 END_TEST
 
+START_TEST(dump_long_default_names)
+{
+    /* A default name can be longer than 64 bytes; written back by the dump
+     * it is an explicit name, which must load. */
+    char yaml[1024], path[NET_UNIX_PATH_MAX], host[CONFIG_HOST_MAX];
+    memset(path, 'p', sizeof path - 1);
+    path[0] = '/';
+    path[sizeof path - 1] = '\0';
+    memset(host, 'h', sizeof host - 1);
+    host[sizeof host - 1] = '\0';
+    snprintf(yaml, sizeof yaml, "local: {port: 1}\npool: {connections: 1}\n"
+             "targets: [{unix: \"%s\"}, {unix: \"%s\"}]\n", path, path);
+    ck_assert_msg(load(yaml, NULL) == PMX_OK, "%s", err);
+    ck_assert_int_eq(strlen(SVC->targets[1].name), NET_UNIX_PATH_MAX - 1 + 2);   /* "#2" */
+    char *first = dump_to_string(cfg);
+    struct config *again = calloc(1, sizeof *again);
+    ck_assert_ptr_nonnull(again);
+    ck_assert_msg(config_load(again, write_yaml(first), NULL, err, sizeof err) == PMX_OK, "%s", err);
+    ck_assert_str_eq(again->services[0].targets[1].name, SVC->targets[1].name);
+    config_free(again);
+    free(first);
+
+    /* A name written is limited by the field: the longest default (a host
+     * name of 255 bytes, a port, a suffix) fits. */
+    snprintf(yaml, sizeof yaml, "local: {port: 1}\npool: {connections: 1}\n"
+             "targets: [{name: \"[%s]:65535#1024\", unix: /x}]\n", host);
+    ck_assert_msg(load(yaml, NULL) == PMX_OK, "%s", err);
+    snprintf(yaml, sizeof yaml, "local: {port: 1}\npool: {connections: 1}\n"
+             "targets: [{name: \"%s%.*s\", unix: /x}]\n", host, CONFIG_TARGET_NAME_MAX - CONFIG_HOST_MAX + 1,
+             "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
+    ck_assert_int_eq(load(yaml, NULL), PMX_ERR);
+    ck_assert_ptr_nonnull(strstr(err, "is not a target name (1-279 bytes, no control characters)"));
+    free(again);
+}
+END_TEST
+
 Suite *config_services_suite(void)
 {
     Suite *s = suite_create("config_services");
@@ -756,6 +794,7 @@ Suite *config_services_suite(void)
     tcase_add_test(dump, dump_http_note_per_service);
     tcase_add_test(dump, dump_single_listen_list);
     tcase_add_test(dump, dump_comments_stay_comments);
+    tcase_add_test(dump, dump_long_default_names);
     suite_add_tcase(s, dump);
 
     return s;

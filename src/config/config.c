@@ -327,11 +327,18 @@ static int parse_listen(const char *value, struct listen_config *lc, const char 
         snprintf(err, errlen, "%s: %s is too long (at most %zu bytes)", name, q, sizeof lc->spec - 1);
         return PMX_ERR;
     }
+    /* Before net_parse_listen(), whose reason quotes parts of the value:
+     * the message stays one line. */
+    if (!path_chars_ok(value)) {
+        snprintf(err, errlen, "%s: %s is not a listen address (HOST:PORT, [IPV6]:PORT or unix:/path)",
+                 name, q);
+        return PMX_ERR;
+    }
     if (net_parse_listen(value, &lc->where, why, sizeof why) != PMX_OK) {
         snprintf(err, errlen, "%s: %s %s", name, q, why);
         return PMX_ERR;
     }
-    if (lc->where.unix_socket ? !path_chars_ok(lc->where.path) : !host_chars_ok(lc->where.host)) {
+    if (!lc->where.unix_socket && !host_chars_ok(lc->where.host)) {
         snprintf(err, errlen, "%s: %s is not a listen address (HOST:PORT, [IPV6]:PORT or unix:/path)",
                  name, q);
         return PMX_ERR;

@@ -109,9 +109,10 @@ static const struct setting service_settings[] = {
 
 /* A target: YAML targets[n].host, env TARGET_HOST_n... All reloadable: a
  * new list applies to new upstream connections. Its name defaults to
- * host:port or the unix path (set by the loader). */
+ * host:port or the unix path (set by the loader); a name written may be as
+ * long as a default one, so that the dump loads back. */
 static const struct setting target_settings[] = {
-    { "name",       "TARGET_NAME_", "",            T_LABEL, TF(name),       NULL,    1, 64,    "", S_UNIQUE | S_RELOAD, 0, NULL },
+    { "name",       "TARGET_NAME_", "",            T_LABEL, TF(name),       NULL,    1, CONFIG_TARGET_NAME_MAX - 1, "", S_UNIQUE | S_RELOAD, 0, NULL },
     { "host",       "TARGET_HOST_", "",            T_HOST,  TF(host),       NULL,    0, 0,     "", S_OMIT_EMPTY | S_RELOAD, 0, NULL },
     { "port",       "TARGET_PORT_", "",            T_PORT,  TF(port),       NULL,    1, 65535, "", S_OMIT_EMPTY | S_RELOAD, 0, NULL },
     { "unix",       "TARGET_UNIX_", "",            T_UNIX,  TF(unix_path),  NULL,    0, 0,     "", S_OMIT_EMPTY | S_RELOAD, 0, NULL },

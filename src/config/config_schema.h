@@ -20,7 +20,7 @@ enum setting_type {
     T_OCTAL,    /* long field: a file mode, 1-4 octal digits, min..max */
     T_BYTES,    /* char[] field + size_t length at aux: text with \r \n \t \\ \xNN decoded */
     T_NAME,     /* char[] field: 1-64 of [A-Za-z0-9_.-] (a service name) */
-    T_LABEL,    /* char[] field: 1-64 bytes, no control characters (a target name) */
+    T_LABEL,    /* char[] field: min-max bytes, no control characters (a target name) */
     T_UNIX,     /* char[] field: a unix socket path */
     T_LISTEN,   /* struct listen_config: "HOST:PORT", "[IPV6]:PORT" or "unix:/path" */
     T_LIST,     /* a list: see struct list_def */
