@@ -8,16 +8,17 @@
 #include "log.h"
 #include "service.h"
 
-/* The listen setting as the user wrote it, for error messages. */
+/* The listen setting as the user wrote it, for error messages; list items
+ * are counted from 1, as in the configuration's own messages. */
 static void service_listen_name(const struct config *all, const struct service_config *cfg, int i,
                                 char *out, size_t n)
 {
     int index = (int)(cfg - all->services);
 
     if (all->nservices == 1 && strcmp(cfg->name, "default") == 0)
-        snprintf(out, n, cfg->nlisten == 1 ? "LOCAL_HOST/LOCAL_PORT" : "listen[%d]", i);
+        snprintf(out, n, cfg->nlisten == 1 ? "LOCAL_HOST/LOCAL_PORT" : "listen[%d]", i + 1);
     else
-        snprintf(out, n, "services[%d].listen[%d] (service %s)", index, i, cfg->name);
+        snprintf(out, n, "services[%d].listen[%d] (service %s)", index + 1, i + 1, cfg->name);
 }
 
 int service_open(struct service *s, const struct config *all, const struct service_config *cfg,

@@ -1,6 +1,9 @@
 """Command line and configuration: -t, -V, -h, and refusal of bad settings
 (exit status 2, one stderr line naming the setting)."""
 
+import glob
+import os
+import re
 import socket
 
 from harness import ProximuxTestCase, free_port, run_proximux
@@ -25,6 +28,21 @@ def env_with(**changes):
 
 
 class ConfigTest(ProximuxTestCase):
+
+    def test_shipped_configurations_pass_check(self):
+        """proximux.yaml.example and every config/examples/*.yaml pass -t,
+        and -t names each of their services."""
+        top = os.path.join(os.path.dirname(__file__), "..", "..")
+        files = [os.path.join(top, "proximux.yaml.example")] + sorted(
+            glob.glob(os.path.join(top, "config", "examples", "*.yaml")))
+        self.assertGreater(len(files), 2)
+        for path in files:
+            code, out, err = run_proximux(["-t", "-c", path], env={})
+            self.assertEqual(code, 0, "%s: %s" % (path, err))
+            self.assertIn("configuration OK", out)
+            with open(path) as f:
+                for name in re.findall(r"^  - name: (\S+)", f.read(), re.M):
+                    self.assertIn(name, out, "%s: service %s missing from -t" % (path, name))
 
     def check_ok(self, env=None, yaml=None):
         code, out, err = run_proximux(["-t"], env=env, yaml=yaml)

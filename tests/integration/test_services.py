@@ -127,5 +127,5 @@ class ServicesTest(ProximuxTestCase):
         self.assertEqual(code, 2, err)
         lines = err.strip().splitlines()
         self.assertEqual(len(lines), 1, err)
-        self.assertRegex(lines[0], r"^proximux: services\[1\]\.listen\[0\] \(service b\): cannot listen on "
+        self.assertRegex(lines[0], r"^proximux: services\[2\]\.listen\[1\] \(service b\): cannot listen on "
                                    r"127\.0\.0\.1:%d: Address already in use$" % taken)
