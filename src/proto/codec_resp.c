@@ -176,9 +176,23 @@ enum { RS_PENDING };
  * bytes, or NULL. */
 static const struct resp_command *resp_command_find(const char *name, size_t n)
 {
+    /* For each length, the first bytes (folded to lower case, modulo 64)
+     * that some entry of that length starts with: most commands on the hot
+     * path (GET, SET, INCR...) are turned away here without a search. */
+    static uint64_t first_bytes[RESP_NAME_MAX + 1];
+    static bool first_bytes_ready;
     char low[RESP_NAME_MAX];
 
     if (n < RESP_NAME_MIN || n > RESP_NAME_MAX)
+        return NULL;
+    if (!first_bytes_ready) {
+        for (size_t i = 0; i < PMX_ARRAY_LEN(resp_commands); i++)
+            first_bytes[resp_commands[i].len] |= 1ULL << ((unsigned char)resp_commands[i].name[0] & 63);
+        first_bytes_ready = true;
+    }
+    char c0 = name[0];
+    c0 = (c0 >= 'A' && c0 <= 'Z') ? (char)(c0 | 0x20) : c0;
+    if (!(first_bytes[n] & (1ULL << ((unsigned char)c0 & 63))))
         return NULL;
     for (size_t i = 0; i < n; i++) {
         char c = name[i];
@@ -590,7 +604,9 @@ static int resp_parse_request(struct codec_parser *p, const char *data, size_t l
                 return CODEC_ERROR;
             }
             pos += 2;
-            resp_arg_end(p, NULL, 0, (unsigned)p->counts[RQ_FLAGS], p->counts[RQ_LEFT] - 1);
+            /* Most arguments (keys, values) have nothing to inspect. */
+            if (p->counts[RQ_INDEX] == 0 || p->counts[RQ_SCAN] != SCAN_OFF)
+                resp_arg_end(p, NULL, 0, (unsigned)p->counts[RQ_FLAGS], p->counts[RQ_LEFT] - 1);
         arg_done:
             p->counts[RQ_INDEX]++;
             if (--p->counts[RQ_LEFT] == 0) {
