@@ -126,12 +126,14 @@ def redis_cli(port, *args, timeout=20):
 # ---------------------------------------------------------------- memcached
 
 class MemcachedServer:
-    """memcached on a free loopback port (TCP only, 64 MB)."""
+    """memcached on a free loopback port (TCP only, 64 MB); extra_args are
+    added to its command line (e.g. -vv, whose command log log() reads)."""
 
-    def __init__(self):
+    def __init__(self, extra_args=()):
         self.dir = make_tmpdir("memcached")
         self.port = free_port()
         args = ["memcached", "-l", "127.0.0.1", "-p", str(self.port), "-U", "0", "-m", "64"]
+        args += list(extra_args)
         if os.geteuid() == 0:
             args += ["-u", "root"]
         self.log_path = os.path.join(self.dir, "memcached.log")
@@ -157,8 +159,9 @@ class MemcachedServer:
             raise
 
     def log(self):
+        # latin-1: one character per byte, whatever a client sent.
         with open(self.log_path, "rb") as f:
-            return f.read().decode("utf-8", "replace")
+            return f.read().decode("latin-1")
 
     def stop(self):
         if self.proc.poll() is None:

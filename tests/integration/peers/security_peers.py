@@ -21,10 +21,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 try:
     import harness
+    from muxlib import MemcachedServer
     from peers.upstreams import Upstream
 except ImportError:                     # run from this directory
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     import harness
+    from muxlib import MemcachedServer
     from peers.upstreams import Upstream
 
 NGINX = "/usr/sbin/nginx"
@@ -170,54 +172,17 @@ def redis_client_list(port):
 
 # ---------------------------------------------------------------- memcached
 
-class MemcachedVV:
+class MemcachedVV(MemcachedServer):
     """memcached -vv on a free loopback port; its stderr (one "<fd line"
-    per command it executes) goes to a file read by log()."""
+    per command it executes) goes to the file log() reads."""
 
     def __init__(self):
-        self.dir = harness.make_tmpdir("memcached-vv")
-        self.port = harness.free_port()
-        args = ["memcached", "-l", "127.0.0.1", "-p", str(self.port), "-U", "0", "-m", "64", "-vv"]
-        if os.geteuid() == 0:
-            args += ["-u", "root"]
-        self.log_path = os.path.join(self.dir, "memcached.log")
-        self._logf = open(self.log_path, "wb")
-        self.proc = harness.popen(args, stdin=subprocess.DEVNULL, stdout=self._logf,
-                                  stderr=subprocess.STDOUT, cwd=self.dir)
-        try:
-            deadline = time.monotonic() + 10
-            while True:
-                if self.proc.poll() is not None:
-                    raise RuntimeError("memcached exited: " + self.log()[-2000:])
-                try:
-                    with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
-                        s.sendall(b"version\r\n")
-                        if s.recv(100).startswith(b"VERSION "):
-                            break
-                except OSError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError("memcached not ready: " + self.log()[-2000:])
-                time.sleep(0.02)
-        except BaseException:
-            self.stop()
-            raise
-
-    def log(self):
-        with open(self.log_path, "rb") as f:
-            return f.read().decode("latin-1")
+        super().__init__(extra_args=("-vv",))
 
     def commands(self, start=0):
         """The command lines memcached logged from character start on."""
         return [l[l.index(" ") + 1:] for l in self.log()[start:].splitlines()
                 if re.match(r"^<\d+ ", l)]
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-        harness.reap(self.proc, 5)
-        self._logf.close()
-        harness.remove_tmpdir(self.dir)
 
 
 # ---------------------------------------------------------------- HTTP
