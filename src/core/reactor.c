@@ -168,12 +168,30 @@ void reactor_del(struct reactor *r, int fd, int mask)
 
 int reactor_set(struct reactor *r, int fd, int mask, reactor_file_fn fn, void *data)
 {
-    int all = REACTOR_READABLE | REACTOR_WRITABLE;
-
-    reactor_del(r, fd, all & ~mask);
-    if (mask == REACTOR_NONE)
+    if (mask == REACTOR_NONE) {
+        reactor_del(r, fd, REACTOR_READABLE | REACTOR_WRITABLE);
         return PMX_OK;
-    return reactor_add(r, fd, mask, fn, data);
+    }
+    if (fd < 0) {
+        errno = EBADF;
+        return PMX_ERR;
+    }
+    if (fd >= r->size && reactor_grow(r, fd) != PMX_OK) {
+        errno = ENOMEM;
+        return PMX_ERR;
+    }
+    struct file_event *fe = &r->events[fd];
+    if (mask != fe->mask) {
+        /* One call: ADD from nothing, else MOD straight to the new mask. */
+        struct epoll_event ee = { .events = epoll_bits(mask), .data.fd = fd };
+        int op = fe->mask == REACTOR_NONE ? EPOLL_CTL_ADD : EPOLL_CTL_MOD;
+        if (epoll_ctl(r->epfd, op, fd, &ee) < 0)
+            return PMX_ERR;
+        fe->mask = mask;
+    }
+    fe->fn = fn;
+    fe->data = data;
+    return PMX_OK;
 }
 
 int reactor_mask(const struct reactor *r, int fd)
