@@ -33,7 +33,7 @@ CORE_SRC     := src/core/reactor.c src/core/buf.c src/core/conn.c src/core/net.c
                 src/core/signals.c src/core/resolver.c
 PROTO_SRC    := src/proto/codec.c src/proto/codec_raw.c src/proto/codec_line.c \
                 src/proto/codec_resp.c src/proto/codec_memcache.c src/proto/codec_http.c
-UPSTREAM_SRC := src/upstream/pool.c src/upstream/balancer.c src/upstream/health.c
+UPSTREAM_SRC := src/upstream/upstream.c src/upstream/balancer.c src/upstream/health.c
 EXCHANGE_SRC := src/exchange/exchange.c src/exchange/exchange_proxy.c src/exchange/exchange_mux.c
 SERVICE_SRC  := src/service/listener.c src/service/service.c
 CONFIG_SRC   := src/config/config_schema.c src/config/config.c src/config/config_dump.c \

@@ -6,12 +6,14 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/socket.h>
 #include "pmx.h"
 
 struct service_config;
 struct codec_ops;
 struct reactor;
 struct exchange;
+struct upstream;
 
 /* The janitor runs this often (ms): timeouts are checked at this grain. */
 #define EXCHANGE_TICK_MS 100
@@ -22,10 +24,14 @@ struct exchange_ops {
      * exchange_ready() once clients may be accepted. */
     int (*start)(struct exchange *x);
     /* Takes a new client socket (non-blocking already); peer is its address
-     * for logs. */
-    void (*accept)(struct exchange *x, int fd, const char *peer);
-    /* Janitor: timeouts, reconnects. */
+     * for logs, addr the same for ip_hash (unix-socket clients have no IP). */
+    void (*accept)(struct exchange *x, int fd, const char *peer, const struct sockaddr *addr,
+                   socklen_t addr_len);
+    /* Janitor: timeouts. */
     void (*tick)(struct exchange *x);
+    /* A target became usable again: reopen connections closed for lack of
+     * one (warm spares, pool connections). */
+    void (*target_up)(struct exchange *x);
     /* Stops serving new work. fast: finish what is buffered or in flight,
      * then close every client; otherwise serve clients until they leave. */
     void (*shutdown)(struct exchange *x, bool fast);
@@ -41,6 +47,7 @@ struct exchange {
     struct reactor *reactor;
     const struct service_config *config;
     const struct codec_ops *codec;
+    struct upstream *upstream;      /* the service's upstream layer */
     size_t nclients;            /* clients connected now */
     bool shutting_down;
     bool ready;

@@ -14,7 +14,9 @@
 #include "pmx.h"
 
 struct reactor;
+struct resolver;
 struct service;
+struct upstream;
 
 typedef void (*service_fn)(struct service *s);
 
@@ -22,6 +24,7 @@ struct service {
     /* read-only */
     const struct service_config *config;
     struct exchange exchange;
+    struct upstream *upstream;      /* targets, balancer, health, connect engine */
     struct listener listeners[CONFIG_MAX_LISTEN];
     int nlisteners;
     bool accepting;                 /* listeners watched (warmup done) */
@@ -38,11 +41,12 @@ struct service {
 int service_open(struct service *s, const struct config *all, const struct service_config *cfg,
                  char *err, size_t errlen) PMX_WUR;
 
-/* Starts the exchange (warmup) on r; the listeners accept once it is
+/* Starts the upstream layer and the exchange (warmup) on r; rs resolves
+ * target names (may be NULL). The listeners accept once the exchange is
  * ready. Returns PMX_OK or PMX_ERR (out of memory). */
-int service_start(struct service *s, struct reactor *r) PMX_WUR;
+int service_start(struct service *s, struct reactor *r, struct resolver *rs) PMX_WUR;
 
-/* The janitor: timeouts, reconnects. */
+/* The janitor: timeouts, reconnects, re-resolution. */
 void service_tick(struct service *s);
 
 /* Stops accepting (listeners closed). fast: finish what is in flight, then

@@ -15,6 +15,7 @@
 #include "service.h"
 #include "log.h"
 #include "reactor.h"
+#include "resolver.h"
 #include "signals.h"
 
 #define EXIT_CONFIG 2
@@ -23,6 +24,7 @@ extern char **environ;
 
 struct daemon {
     struct reactor *reactor;
+    struct resolver *resolver;      /* target names, off the loop */
     struct config *config;          /* the global settings and every service's */
     struct service *services;       /* config->nservices, in the file's order */
     int nservices;
@@ -297,9 +299,14 @@ int main(int argc, char **argv)
         fprintf(stderr, "proximux: cannot set up signals: %s\n", strerror(errno));
         goto out;
     }
+    d.resolver = resolver_create(d.reactor);
+    if (d.resolver == NULL) {
+        fprintf(stderr, "proximux: cannot create the resolver: %s\n", strerror(errno));
+        goto out;
+    }
     log_info("proximux %s starting: %d service%s", PMX_VERSION, d.nservices, d.nservices == 1 ? "" : "s");
     for (int i = 0; i < d.nservices; i++) {
-        if (service_start(&d.services[i], d.reactor) != PMX_OK) {
+        if (service_start(&d.services[i], d.reactor, d.resolver) != PMX_OK) {
             fprintf(stderr, "proximux: service %s: cannot start: out of memory\n", d.services[i].config->name);
             goto out;
         }
@@ -317,6 +324,8 @@ out:
     for (int i = 0; i < d.nservices; i++)
         service_close(&d.services[i]);
     free(d.services);
+    if (d.resolver)
+        resolver_destroy(d.resolver);
     if (d.reactor) {
         signals_close(d.reactor);
         reactor_destroy(d.reactor);

@@ -12,8 +12,8 @@
 #include "conn.h"
 #include "exchange.h"
 #include "log.h"
-#include "pool.h"
 #include "reactor.h"
+#include "upstream.h"
 
 /* Most bytes read from one socket per event. */
 #define MUX_CHUNK (64 * 1024)
@@ -31,7 +31,7 @@
  *   client B --in--> [parser] --> req B1 --+   (affinity,    +-- sent queue <-+
  *                                              fewest        |   A1, B1, ...  |
  *                                              outstanding)  |                |
- *   client A <--out-- in client order <---- response of head of sent queue <--+ <== slot.in
+ *   client A <--out-- in client order <---- response of head of sent queue <--+ <== in
  *
  * Every request is in its client's list (the order responses must go back
  * in) and in one upstream queue: "wait" until its bytes are written to the
@@ -66,6 +66,7 @@ struct mux_request {
     struct buf resp;                /* response held for earlier requests */
     uint64_t queued_at;
     uint64_t sent_at;
+    uint64_t sent_us;               /* for least_latency samples only */
     uint64_t seq;                   /* its place among the requests written to its upstream */
     struct mux_request *next;       /* in the upstream's wait or sent queue */
     struct mux_request *cnext;      /* in the client's list */
@@ -109,13 +110,16 @@ struct mux_client {
 };
 
 struct mux_upstream {
-    struct pool_slot *slot;
+    struct upstream_conn uc;        /* the connection, owned by the upstream layer */
+    struct buf in;                  /* response bytes read, not yet handled */
+    uint64_t last_active;           /* last byte in or out (ms) */
+    struct mux *m;
     struct mux_queue wait;
     struct mux_queue sent;
     struct codec_parser parser;     /* response to the head of sent */
     bool parsing;                   /* parser holds a response in progress */
     bool draining;                  /* ... larger than max_message: dropped as parsed */
-    size_t scanned;                 /* bytes of slot->in the parser consumed */
+    size_t scanned;                 /* bytes of in the parser consumed */
     bool retiring;                  /* upstream will close: send no more */
     bool dirty;
     uint64_t written;               /* requests written so far (each gets the next seq) */
@@ -125,12 +129,15 @@ struct mux_upstream {
 
 struct mux {
     struct exchange *x;
-    struct pool pool;
     struct mux_upstream *ups;
+    int nups;
     struct mux_client *clients;
     struct mux_client *dirty_clients;
     struct mux_client *graveyard;   /* closed clients, freed before sleep */
     size_t queued;                  /* requests waiting, all upstreams */
+    size_t active;                  /* requests sent and not answered, all upstreams */
+    bool active_full;               /* a send waited for limits.max_active */
+    bool kick;                      /* ... and a response freed a place: dispatch every upstream */
     size_t partial_bytes;           /* memory of all clients' partial requests (their in) */
     size_t mem_paused;              /* clients not read because of it */
     unsigned next_pick;
@@ -141,6 +148,7 @@ struct mux {
 static void mux_client_event(struct reactor *r, int fd, void *data, int mask);
 static void mux_client_update(struct mux_client *c);
 static void mux_dispatch(struct mux *m, struct mux_upstream *up);
+static void mux_upstream_open(struct mux *m, struct mux_upstream *up);
 
 static const struct service_config *mux_config(const struct mux *m)
 {
@@ -423,10 +431,19 @@ static size_t mux_outstanding(const struct mux_upstream *up)
     return up->wait.len + up->sent.len;
 }
 
+/* Connections in backoff or retiring come last in the pick; so do closed
+ * ones while no target is usable. */
+static bool mux_upstream_usable(const struct mux_upstream *up)
+{
+    if (up->retiring || up->uc.state == UPSTREAM_BACKOFF)
+        return false;
+    return up->uc.state != UPSTREAM_CLOSED || upstream_available(up->m->x->upstream);
+}
+
 /* Picks the upstream for a new request of client c. */
 static struct mux_upstream *mux_pick(struct mux *m, struct mux_client *c)
 {
-    int n = m->pool.nslots;
+    int n = m->nups;
     struct mux_upstream *best = NULL;
 
     if (c->affinity != NULL)
@@ -440,8 +457,8 @@ static struct mux_upstream *mux_pick(struct mux *m, struct mux_client *c)
     for (int i = 0; i < n; i++) {
         struct mux_upstream *up = &m->ups[(m->next_pick + (unsigned)i) % (unsigned)n];
         /* Connections in backoff or retiring come last. */
-        bool usable = up->slot->state != SLOT_BACKOFF && !up->retiring;
-        bool best_usable = best && best->slot->state != SLOT_BACKOFF && !best->retiring;
+        bool usable = mux_upstream_usable(up);
+        bool best_usable = best && mux_upstream_usable(best);
         if (best == NULL || (usable && !best_usable) ||
             (usable == best_usable && mux_outstanding(up) < mux_outstanding(best)))
             best = up;
@@ -455,21 +472,25 @@ static bool mux_can_send(const struct mux *m, const struct mux_upstream *up)
 {
     const struct service_config *cfg = mux_config(m);
 
-    if (up->slot->state != SLOT_READY || up->retiring)
+    if (up->uc.state != UPSTREAM_READY || up->retiring)
+        return false;
+    if (cfg->max_active >= 0 && m->active >= (size_t)cfg->max_active)
         return false;
     if (!cfg->funnel_async || m->x->codec->one_in_flight)
         return up->sent.len == 0;
-    return buf_len(&up->slot->conn.out) < (size_t)cfg->buffer_size;
+    return buf_len(&up->uc.conn.out) < (size_t)cfg->buffer_size;
 }
 
 /* Writes req's bytes to the connection's out buffer: it is sent. */
 static int mux_send(struct mux *m, struct mux_upstream *up, struct mux_request *req,
                     const char *data, size_t len)
 {
-    if (buf_append(&up->slot->conn.out, data, len) != PMX_OK)
+    if (buf_append(&up->uc.conn.out, data, len) != PMX_OK)
         return PMX_ERR;
     up->dirty = true;               /* written before the loop sleeps */
     req->sent_at = reactor_now(m->x->reactor);
+    if (upstream_wants_latency(m->x->upstream))
+        req->sent_us = upstream_clock_us();
     if (req->info & CODEC_INFO_CLOSE) {
         /* The upstream will close after answering this one (HTTP
          * "Connection: close"): pipeline nothing behind it. */
@@ -489,13 +510,12 @@ static int mux_send(struct mux *m, struct mux_upstream *up, struct mux_request *
         return PMX_OK;
     }
     queue_push(&up->sent, req);
+    m->active++;
     return PMX_OK;
 }
 
 static void mux_dispatch(struct mux *m, struct mux_upstream *up)
 {
-    struct pool_slot *s = up->slot;
-
     while (up->wait.head) {
         struct mux_request *req = up->wait.head;
         if (req->client == NULL) {
@@ -506,8 +526,12 @@ static void mux_dispatch(struct mux *m, struct mux_upstream *up)
             request_release(req);
             continue;
         }
-        if (!mux_can_send(m, up))
+        if (!mux_can_send(m, up)) {
+            if (up->uc.state == UPSTREAM_READY && mux_config(m)->max_active >= 0 &&
+                m->active >= (size_t)mux_config(m)->max_active)
+                m->active_full = true;
             break;
+        }
         queue_pop(&up->wait);
         m->queued--;
         /* mux_send may answer and free req (noreply): take its bytes first. */
@@ -520,8 +544,8 @@ static void mux_dispatch(struct mux *m, struct mux_upstream *up)
             mux_reply(m, req, CODEC_REPLY_SERVER_ERROR, "out of memory");
         }
     }
-    if (up->wait.head && s->state == SLOT_CLOSED && !up->retiring)
-        pool_open(&m->pool, s);
+    if (up->wait.head && up->uc.state == UPSTREAM_CLOSED && !up->retiring)
+        mux_upstream_open(m, up);
 }
 
 /* Fails every request in flight on up with an error reply and closes the
@@ -532,11 +556,12 @@ static void mux_upstream_fail(struct mux *m, struct mux_upstream *up, const char
     char why[256];
     struct mux_request *req;
 
-    snprintf(why, sizeof(why), "upstream %s: %s", up->slot->peer, reason);
+    snprintf(why, sizeof(why), "upstream %s: %s", up->uc.peer, reason);
     if (up->sent.len > 0)
         log_error("upstream #%llu %s: %s; failing %zu requests in flight",
-                  (unsigned long long)up->slot->id, up->slot->peer, reason, up->sent.len);
+                  (unsigned long long)up->uc.id, up->uc.peer, reason, up->sent.len);
     while ((req = queue_pop(&up->sent)) != NULL) {
+        m->active--;
         request_leave_upstream(req);
         mux_reply(m, req, kind, why);
         kind = kind == CODEC_REPLY_TIMEOUT ? CODEC_REPLY_SERVER_ERROR : kind;
@@ -547,10 +572,12 @@ static void mux_upstream_fail(struct mux *m, struct mux_upstream *up, const char
     up->retiring = false;
     up->dirty = false;
     up->generation++;
-    if (failure)
-        pool_close_failed(&m->pool, up->slot, reason);
-    else
-        pool_close(&m->pool, up->slot, reason, up->wait.len > 0);
+    buf_free(&up->in);
+    upstream_conn_close(&up->uc, failure ? UPSTREAM_CLOSE_FAILED : UPSTREAM_CLOSE_OK, reason);
+    /* Requests not yet written go out on a new connection, to whichever
+     * target the balancer picks now. */
+    if (up->wait.len > 0 || (mux_config(m)->warmup && !m->x->shutting_down))
+        mux_upstream_open(m, up);
 }
 
 /* Reads from conn. When in holds nothing, the bytes land in the shared
@@ -617,7 +644,7 @@ static void mux_upstream_parse(struct mux *m, struct mux_upstream *up, struct bu
             /* Too large to hold: read it to its end and drop it, so that
              * only its own request fails and the connection stays usable. */
             log_error("upstream #%llu %s: response larger than max_message (%ld bytes); dropping it",
-                      (unsigned long long)up->slot->id, up->slot->peer, cfg->max_message);
+                      (unsigned long long)up->uc.id, up->uc.peer, cfg->max_message);
             up->draining = true;
         }
         if (up->draining) {
@@ -628,9 +655,16 @@ static void mux_upstream_parse(struct mux *m, struct mux_upstream *up, struct bu
             return;
         /* A whole response: hand it to its client and move on. */
         queue_pop(&up->sent);
+        m->active--;
+        if (m->active_full)
+            m->kick = true;
         up->answered = req->seq;
         up->parsing = false;
-        up->slot->failures = 0;
+        upstream_conn_ok(&up->uc);
+        if (req->sent_us != 0) {
+            uint64_t us = upstream_clock_us() - req->sent_us;
+            upstream_conn_observe(&up->uc, (uint32_t)PMX_MIN(us, UINT32_MAX));
+        }
         bool retire = up->parser.close_after;
         request_leave_upstream(req);
         if (up->draining)
@@ -647,26 +681,27 @@ static void mux_upstream_parse(struct mux *m, struct mux_upstream *up, struct bu
     }
 }
 
-static void mux_upstream_io(struct pool *p, struct pool_slot *s, int mask)
+static void mux_upstream_io(struct upstream_conn *uc, int mask)
 {
-    struct mux *m = p->data;
-    struct mux_upstream *up = &m->ups[s->index];
+    struct mux_upstream *up = uc->data;
+    struct mux *m = up->m;
+    struct conn *sock = upstream_conn_socket(uc);
     const struct codec_ops *codec = m->x->codec;
 
-    s->last_active = reactor_now(m->x->reactor);
+    up->last_active = reactor_now(m->x->reactor);
     if (mask & REACTOR_WRITABLE) {
-        if (conn_flush(&s->conn) == PMX_ERR) {
+        if (conn_flush(sock) == PMX_ERR) {
             mux_upstream_fail(m, up, strerror(errno), CODEC_REPLY_SERVER_ERROR, true);
             return;
         }
-        if (buf_len(&s->conn.out) == 0)
-            pool_watch(p, s, REACTOR_READABLE);
+        if (buf_len(&sock->out) == 0)
+            upstream_conn_watch(uc, REACTOR_READABLE);
     }
     if (!(mask & REACTOR_READABLE))
         goto dispatch;
     struct buf view;
     struct buf *in;
-    ssize_t n = mux_read(m, &s->conn, &s->in, &view, &in);
+    ssize_t n = mux_read(m, sock, &up->in, &view, &in);
     if (n == PMX_AGAIN)
         goto dispatch;
     if (n == PMX_ERR) {
@@ -678,17 +713,18 @@ static void mux_upstream_io(struct pool *p, struct pool_slot *s, int mask)
          * close, an idle connection dropped, or a failure. */
         if (up->parsing && up->parser.until_close && up->sent.head) {
             struct mux_request *req = queue_pop(&up->sent);
+            m->active--;
             up->parsing = false;
             request_leave_upstream(req);
             /* Its client can only tell where the body ends by the close. */
             if (up->draining)
                 mux_reply(m, req, CODEC_REPLY_SERVER_ERROR, "response larger than max_message");
             else
-                mux_respond(req, buf_start(&s->in), up->scanned, true);
-            buf_consume(&s->in, up->scanned);
+                mux_respond(req, buf_start(&up->in), up->scanned, true);
+            buf_consume(&up->in, up->scanned);
             up->scanned = 0;
         }
-        bool failure = up->sent.len > 0 || buf_len(&s->in) > 0;
+        bool failure = up->sent.len > 0 || buf_len(&up->in) > 0;
         mux_upstream_fail(m, up, "connection closed by upstream", CODEC_REPLY_SERVER_ERROR, failure);
         return;
     }
@@ -698,9 +734,9 @@ static void mux_upstream_io(struct pool *p, struct pool_slot *s, int mask)
         up->scanned = 0;
     }
     mux_upstream_parse(m, up, in);
-    if (s->state != SLOT_READY)
+    if (uc->state != UPSTREAM_READY)
         return;
-    if (mux_keep(&s->in, in) != PMX_OK) {
+    if (mux_keep(&up->in, in) != PMX_OK) {
         mux_upstream_fail(m, up, "out of memory", CODEC_REPLY_SERVER_ERROR, true);
         return;
     }
@@ -712,11 +748,61 @@ dispatch:
     mux_dispatch(m, up);
 }
 
-static void mux_upstream_connected(struct pool *p, struct pool_slot *s)
+static void mux_upstream_connected(struct upstream_conn *uc)
 {
-    struct mux *m = p->data;
+    struct mux_upstream *up = uc->data;
 
-    mux_dispatch(m, &m->ups[s->index]);
+    up->last_active = reactor_now(up->m->x->reactor);
+    upstream_conn_watch(uc, REACTOR_READABLE);
+    mux_dispatch(up->m, up);
+}
+
+/* Fails the requests waiting for up's connection, which could not be
+ * opened (reason, for the log): nothing waits for a dead target. Clients
+ * hear "no upstream available" whatever the cause. */
+static void mux_fail_waiting(struct mux *m, struct mux_upstream *up, const char *reason)
+{
+    struct mux_request *req;
+
+    if (up->wait.len > 0)
+        log_error("service %s: no upstream connection (%s); failing %zu requests not yet sent",
+                  mux_config(m)->name, reason, up->wait.len);
+    while ((req = queue_pop(&up->wait)) != NULL) {
+        m->queued--;
+        free(req->data);
+        req->data = NULL;
+        request_leave_upstream(req);
+        mux_reply(m, req, CODEC_REPLY_BUSY, UPSTREAM_NONE_USABLE);
+    }
+}
+
+static void mux_upstream_failed(struct upstream_conn *uc, const char *reason)
+{
+    struct mux_upstream *up = uc->data;
+    struct mux *m = up->m;
+
+    mux_fail_waiting(m, up, reason);
+    if (mux_config(m)->warmup && !m->x->shutting_down)
+        mux_upstream_open(m, up);
+}
+
+static const struct upstream_conn_events mux_upstream_events = {
+    .connected = mux_upstream_connected,
+    .io = mux_upstream_io,
+    .failed = mux_upstream_failed,
+};
+
+/* Opens up's connection; with no target usable, what waits for it fails
+ * at once. */
+static void mux_upstream_open(struct mux *m, struct mux_upstream *up)
+{
+    if (up->uc.state != UPSTREAM_CLOSED)
+        return;
+    if (upstream_conn_open(&up->uc, NULL, 0) == PMX_OK)
+        return;
+    if (errno == EMFILE || errno == ENFILE)
+        exchange_out_of_fds(m->x);
+    mux_fail_waiting(m, up, errno == EMFILE || errno == ENFILE ? "out of file descriptors" : UPSTREAM_NONE_USABLE);
 }
 
 /* ---- requests from clients --------------------------------------------- */
@@ -774,9 +860,19 @@ static void mux_submit(struct mux *m, struct mux_client *c, const char *data, si
         }
         return;
     }
+    if (up->uc.state == UPSTREAM_CLOSED && !upstream_available(m->x->upstream)) {
+        request_leave_upstream(req);
+        mux_reply(m, req, CODEC_REPLY_BUSY, UPSTREAM_NONE_USABLE);
+        return;
+    }
     if (m->queued >= (size_t)cfg->queue_limit) {
         request_leave_upstream(req);
         mux_reply(m, req, CODEC_REPLY_BUSY, "queue limit reached");
+        return;
+    }
+    if (cfg->max_queued >= 0 && m->queued >= (size_t)cfg->max_queued) {
+        request_leave_upstream(req);
+        mux_reply(m, req, CODEC_REPLY_BUSY, "limits.max_queued reached");
         return;
     }
     req->data = malloc(len ? len : 1);
@@ -952,7 +1048,8 @@ static void mux_client_event(struct reactor *r, int fd, void *data, int mask)
     mux_client_update(c);
 }
 
-static void mux_accept(struct exchange *x, int fd, const char *peer)
+static void mux_accept(struct exchange *x, int fd, const char *peer, const struct sockaddr *addr,
+                       socklen_t addr_len)
 {
     struct mux *m = x->priv;
     struct mux_client *c = calloc(1, sizeof(*c));
@@ -983,22 +1080,29 @@ static void mux_before_sleep(struct reactor *r, void *data)
 {
     struct mux *m = data;
 
-    for (int i = 0; i < m->pool.nslots; i++) {
+    if (m->kick) {
+        /* limits.max_active: a response on one connection lets a request
+         * waiting on another go. */
+        m->kick = false;
+        m->active_full = false;
+        for (int i = 0; i < m->nups; i++)
+            mux_dispatch(m, &m->ups[i]);
+    }
+    for (int i = 0; i < m->nups; i++) {
         struct mux_upstream *up = &m->ups[i];
         /* A flush that empties the buffer lets more waiting requests in,
          * which must go out before the loop sleeps. */
         while (up->dirty) {
             up->dirty = false;
-            if (up->slot->state != SLOT_READY)
+            if (up->uc.state != UPSTREAM_READY)
                 break;
-            int rc = conn_flush(&up->slot->conn);
+            int rc = conn_flush(upstream_conn_socket(&up->uc));
             if (rc == PMX_ERR) {
                 mux_upstream_fail(m, up, strerror(errno), CODEC_REPLY_SERVER_ERROR, true);
                 break;
             }
-            up->slot->last_active = reactor_now(r);
-            pool_watch(&m->pool, up->slot,
-                       rc == PMX_AGAIN ? REACTOR_READABLE | REACTOR_WRITABLE : REACTOR_READABLE);
+            up->last_active = reactor_now(r);
+            upstream_conn_watch(&up->uc, rc == PMX_AGAIN ? REACTOR_READABLE | REACTOR_WRITABLE : REACTOR_READABLE);
             if (rc == PMX_OK)
                 mux_dispatch(m, up);
         }
@@ -1060,19 +1164,28 @@ static void mux_enforce_request_memory(struct mux *m)
     }
 }
 
+static int mux_ready_count(const struct mux *m)
+{
+    int n = 0;
+
+    for (int i = 0; i < m->nups; i++)
+        n += m->ups[i].uc.state == UPSTREAM_READY;
+    return n;
+}
+
 static void mux_warmup_check(struct mux *m)
 {
     struct exchange *x = m->x;
 
     if (x->ready)
         return;
-    int ready = pool_ready_count(&m->pool);
-    if (ready == m->pool.nslots) {
+    int ready = mux_ready_count(m);
+    if (ready == m->nups) {
         log_info("warmup: %d connections ready", ready);
         exchange_ready(x);
     } else if (reactor_now(x->reactor) - m->started >= (uint64_t)x->config->connect_timeout) {
         log_error("warmup: only %d of %d connections ready after %ld ms; accepting clients anyway",
-                  ready, m->pool.nslots, x->config->connect_timeout);
+                  ready, m->nups, x->config->connect_timeout);
         exchange_ready(x);
     }
 }
@@ -1083,23 +1196,34 @@ static void mux_tick(struct exchange *x)
     const struct service_config *cfg = x->config;
     uint64_t now = reactor_now(x->reactor);
 
-    pool_tick(&m->pool);
     mux_warmup_check(m);
     mux_enforce_request_memory(m);
-    for (int i = 0; i < m->pool.nslots; i++) {
+    for (int i = 0; i < m->nups; i++) {
         struct mux_upstream *up = &m->ups[i];
-        struct pool_slot *s = up->slot;
         mux_expire_queue(m, up, now);
-        if (s->state != SLOT_READY)
+        if (up->uc.state != UPSTREAM_READY)
             continue;
         if (cfg->response_timeout > 0 && up->sent.head &&
             now - up->sent.head->sent_at >= (uint64_t)cfg->response_timeout) {
             mux_upstream_fail(m, up, "response timeout", CODEC_REPLY_TIMEOUT, true);
         } else if (cfg->inactive_timeout > 0 && mux_outstanding(up) == 0 &&
-                   buf_len(&s->conn.out) == 0 && now - s->last_active >= (uint64_t)cfg->inactive_timeout) {
+                   buf_len(&up->uc.conn.out) == 0 && now - up->last_active >= (uint64_t)cfg->inactive_timeout) {
             /* Reopened on demand by the next request. */
             mux_upstream_fail(m, up, "inactive timeout", CODEC_REPLY_SERVER_ERROR, false);
         }
+    }
+}
+
+/* A target came back: connections closed for lack of one reopen if
+ * something waits for them (warmup keeps the whole pool open). */
+static void mux_target_up(struct exchange *x)
+{
+    struct mux *m = x->priv;
+
+    for (int i = 0; i < m->nups; i++) {
+        struct mux_upstream *up = &m->ups[i];
+        if (up->uc.state == UPSTREAM_CLOSED && (up->wait.len > 0 || x->config->warmup) && !x->shutting_down)
+            mux_upstream_open(m, up);
     }
 }
 
@@ -1107,33 +1231,31 @@ static int mux_start(struct exchange *x)
 {
     const struct service_config *cfg = x->config;
     struct mux *m = calloc(1, sizeof(*m));
-    static const struct pool_events events = {
-        .connected = mux_upstream_connected,
-        .io = mux_upstream_io,
-    };
 
     if (m == NULL)
         return PMX_ERR;
-    /* m is zeroed: pool_destroy() of a pool never initialized frees nothing. */
     m->ups = calloc((size_t)cfg->connections, sizeof(*m->ups));
     m->scratch = malloc(MUX_CHUNK);
     if (m->ups == NULL || m->scratch == NULL ||
-        pool_init(&m->pool, x->reactor, cfg, cfg->connections, &events, m) != PMX_OK ||
         reactor_add_before_sleep(x->reactor, mux_before_sleep, m) != PMX_OK) {
-        pool_destroy(&m->pool);
         free(m->scratch);
         free(m->ups);
         free(m);
         return PMX_ERR;
     }
-    for (int i = 0; i < cfg->connections; i++)
-        m->ups[i].slot = &m->pool.slots[i];
+    m->nups = cfg->connections;
+    for (int i = 0; i < m->nups; i++) {
+        struct mux_upstream *up = &m->ups[i];
+        up->m = m;
+        buf_init(&up->in);
+        upstream_conn_init(x->upstream, &up->uc, &mux_upstream_events, up);
+    }
     m->x = x;
     m->started = reactor_now(x->reactor);
     x->priv = m;
     if (cfg->warmup) {
-        for (int i = 0; i < cfg->connections; i++)
-            pool_open(&m->pool, &m->pool.slots[i]);
+        for (int i = 0; i < m->nups; i++)
+            mux_upstream_open(m, &m->ups[i]);
         mux_warmup_check(m);
     } else {
         exchange_ready(x);
@@ -1158,9 +1280,6 @@ static void mux_shutdown(struct exchange *x, bool fast)
 
 static void mux_reload(struct exchange *x)
 {
-    struct mux *m = x->priv;
-
-    m->pool.config = x->config;
 }
 
 static void mux_destroy(struct exchange *x)
@@ -1169,9 +1288,10 @@ static void mux_destroy(struct exchange *x)
 
     if (m == NULL)
         return;
+    x->shutting_down = true;
     while (m->clients)
         mux_client_close(m->clients, "exit");
-    for (int i = 0; i < m->pool.nslots; i++) {
+    for (int i = 0; i < m->nups; i++) {
         struct mux_upstream *up = &m->ups[i];
         struct mux_request *req;
         while ((req = queue_pop(&up->wait)) != NULL) {
@@ -1186,7 +1306,10 @@ static void mux_destroy(struct exchange *x)
     m->dirty_clients = NULL;
     mux_before_sleep(x->reactor, m);
     reactor_remove_before_sleep(x->reactor, mux_before_sleep, m);
-    pool_destroy(&m->pool);
+    for (int i = 0; i < m->nups; i++) {
+        upstream_conn_release(&m->ups[i].uc);
+        buf_free(&m->ups[i].in);
+    }
     free(m->ups);
     free(m->scratch);
     free(m);
@@ -1198,6 +1321,7 @@ const struct exchange_ops exchange_fifo = {
     .start = mux_start,
     .accept = mux_accept,
     .tick = mux_tick,
+    .target_up = mux_target_up,
     .shutdown = mux_shutdown,
     .reload = mux_reload,
     .destroy = mux_destroy,
@@ -1208,6 +1332,7 @@ const struct exchange_ops exchange_funnel = {
     .start = mux_start,
     .accept = mux_accept,
     .tick = mux_tick,
+    .target_up = mux_target_up,
     .shutdown = mux_shutdown,
     .reload = mux_reload,
     .destroy = mux_destroy,

@@ -1,6 +1,7 @@
 /* Proxy mode: every client gets its own upstream connection for its
  * lifetime and bytes are piped both ways untouched, through bounded buffers
- * with back-pressure. With warmup, pre-connected spares are handed out with
+ * with back-pressure. The upstream layer picks the target and connects
+ * (retries, health); with warmup, pre-connected spares are handed out with
  * the bytes the target already sent (the MySQL greeting). */
 #include <errno.h>
 #include <stdlib.h>
@@ -12,11 +13,15 @@
 #include "exchange.h"
 #include "list.h"
 #include "log.h"
-#include "pool.h"
 #include "reactor.h"
+#include "upstream.h"
 
 /* Most bytes moved per read: bounds the work done for one event. */
 #define PROXY_CHUNK (64 * 1024)
+/* A warm spare the target closes sooner than this after connecting counts
+ * as a failure of the target (it accepts and drops); later it is an idle
+ * close (MySQL's connect_timeout) and the spare is simply replaced. */
+#define PROXY_SPARE_MIN_LIFE_MS 1000
 /* Fast shutdown: a session is closed once the upstream has spoken after the
  * client's last bytes (the answer to its last request) and then been quiet
  * this long. */
@@ -36,38 +41,61 @@
 struct session {
     uint64_t id;
     char peer[NET_ADDR_MAX];       /* the client */
-    char target[NET_ADDR_MAX];     /* the upstream */
+    struct sockaddr_storage addr;  /* the client, for ip_hash */
+    socklen_t addr_len;
     struct conn client;
-    struct conn upstream;
-    bool connecting;
+    struct upstream_conn up;        /* the upstream connection, owned by the upstream layer */
+    struct conn *upstream;          /* its socket: upstream_conn_socket(&up) */
+    bool active;                    /* counts in limits.max_active */
+    bool waiting;                   /* in proxy.waiting for a free max_active place */
     bool draining;                  /* fast shutdown: read no more requests */
-    int target_index;
-    int attempts;                   /* targets tried for this client */
-    uint64_t deadline;              /* connect timeout */
+    bool upstream_error;            /* the upstream failed (reset): a failure of its target */
+    uint64_t queued_at;
     uint64_t last_active;
     uint64_t last_upstream_byte;    /* when the upstream last sent something */
     bool awaiting_answer;           /* the client spoke after the upstream last did */
     bool client_released;           /* client socket closed, its max_connections slot freed */
     struct proxy *px;
     struct list_node link;          /* in proxy.sessions */
+    struct list_node wait_link;     /* in proxy.waiting */
+};
+
+/* A pre-connected upstream connection (warmup) and what the target sent
+ * on it before a client took it. */
+struct proxy_spare {
+    struct upstream_conn up;
+    struct buf early;
+    struct proxy *px;
 };
 
 struct proxy {
     struct exchange *x;
     struct list_node sessions;
-    struct pool spares;
-    int next_target;
+    struct list_node waiting;       /* sessions waiting for max_active, oldest first */
+    size_t nwaiting;
+    long active;                    /* sessions with an upstream connection (limits.max_active) */
+    long long kick_timer;           /* starts waiting sessions after a close, 0 none */
+    struct proxy_spare *spares;
+    int nspares;
+    int next_spare;
     uint64_t started;
     char *scratch;
 };
 
 static void proxy_client_event(struct reactor *r, int fd, void *data, int mask);
-static void proxy_upstream_event(struct reactor *r, int fd, void *data, int mask);
 static void session_update(struct session *s);
+static void proxy_start_waiting(struct proxy *px);
+static void proxy_kick_waiting(struct proxy *px);
 
 static size_t proxy_limit(const struct proxy *px)
 {
     return (size_t)px->x->config->buffer_size;
+}
+
+/* No upstream connection to write to yet (waiting, connecting). */
+static bool session_connecting(const struct session *s)
+{
+    return s->up.state != UPSTREAM_READY;
 }
 
 /* Closes the client's socket and frees its slot in max_connections, while
@@ -88,71 +116,79 @@ static void session_close(struct session *s, const char *reason)
     bool released = s->client_released;
 
     log_info("close #%llu client %s upstream %s: %s (from client %llu, to client %llu bytes)",
-             (unsigned long long)s->id, s->peer, s->target[0] ? s->target : "-", reason,
+             (unsigned long long)s->id, s->peer, s->up.target >= 0 ? s->up.peer : "-", reason,
              (unsigned long long)s->client.bytes_in, (unsigned long long)s->client.bytes_out);
     conn_close(&s->client, r);
-    conn_close(&s->upstream, r);
+    if (s->upstream_error)
+        upstream_conn_close(&s->up, UPSTREAM_CLOSE_FAILED, reason);
+    upstream_conn_release(&s->up);
     list_remove(&s->link);
+    if (s->waiting) {
+        list_remove(&s->wait_link);
+        px->nwaiting--;
+    }
+    if (s->active)
+        px->active--;
     free(s);
     if (!released)
         exchange_client_removed(px->x);
+    proxy_kick_waiting(px);
 }
 
-/* Starts connecting to s->target_index; on failure moves on to the next
- * target, and closes the client once every target has failed. Returns
- * PMX_ERR when the session was closed. */
+/* Asks the upstream layer for a connection. Returns PMX_ERR when the
+ * session was closed (no target usable). */
 static int session_connect(struct session *s)
 {
     struct proxy *px = s->px;
-    const struct service_config *c = px->x->config;
 
-    while (s->attempts < c->ntargets) {
-        int t = s->target_index % c->ntargets;
-        net_format_addr((const struct sockaddr *)&c->targets[t].addr, c->targets[t].addr_len,
-                        s->target, sizeof(s->target));
-        s->attempts++;
-        int fd = pool_connect(c, t);
-        if (fd >= 0) {
-            s->upstream.fd = fd;
-            s->connecting = true;
-            s->deadline = reactor_now(px->x->reactor) + (uint64_t)c->connect_timeout;
-            return PMX_OK;
-        }
-        if (errno == EMFILE || errno == ENFILE) {
-            /* Not the target's fault: no descriptor for its socket. Stop
-             * accepting for a while rather than take clients we cannot
-             * serve. */
-            exchange_out_of_fds(px->x);
-            session_close(s, "out of file descriptors for the upstream connection");
-            return PMX_ERR;
-        }
-        log_error_errno("#%llu client %s: connect to %s", (unsigned long long)s->id, s->peer, s->target);
-        s->target_index = t + 1;
+    s->active = true;
+    px->active++;
+    if (upstream_conn_open(&s->up, (const struct sockaddr *)&s->addr, s->addr_len) == PMX_OK)
+        return PMX_OK;
+    if (errno == EMFILE || errno == ENFILE) {
+        /* No descriptor for the upstream socket: stop accepting for a
+         * while rather than take clients we cannot serve. */
+        exchange_out_of_fds(px->x);
+        session_close(s, "out of file descriptors for the upstream connection");
+    } else {
+        session_close(s, UPSTREAM_NONE_USABLE);
     }
-    session_close(s, "no target reachable");
     return PMX_ERR;
 }
 
-/* The connect in progress failed: try the next target. Returns PMX_ERR
- * when the session was closed. */
-static int session_connect_failed(struct session *s, const char *reason)
+/* Starts the sessions waiting for a max_active place, oldest first. */
+static void proxy_start_waiting(struct proxy *px)
 {
-    struct proxy *px = s->px;
+    long max = px->x->config->max_active;
 
-    log_error("#%llu client %s: connect to %s failed: %s", (unsigned long long)s->id, s->peer,
-              s->target, reason);
-    /* What the client sent while connecting goes to the next target. */
-    struct buf pending = s->upstream.out;
-    buf_init(&s->upstream.out);
-    conn_close(&s->upstream, px->x->reactor);
-    conn_init(&s->upstream, -1);
-    s->upstream.out = pending;
-    s->connecting = false;
-    s->target_index++;
-    if (session_connect(s) != PMX_OK)
-        return PMX_ERR;
-    session_update(s);
-    return PMX_OK;
+    while (!px->x->shutting_down && px->nwaiting > 0 && (max < 0 || px->active < max)) {
+        struct session *s = list_entry(px->waiting.next, struct session, wait_link);
+        list_remove(&s->wait_link);
+        px->nwaiting--;
+        s->waiting = false;
+        if (session_connect(s) == PMX_OK)
+            session_update(s);
+    }
+}
+
+static long proxy_kick_timer(struct reactor *r, long long id, void *data)
+{
+    struct proxy *px = data;
+
+    px->kick_timer = 0;
+    proxy_start_waiting(px);
+    return REACTOR_TIMER_DONE;
+}
+
+/* A max_active place may have freed: the waiting sessions start from a
+ * timer of their own, since the close that freed it may be running inside
+ * a walk of the session list. */
+static void proxy_kick_waiting(struct proxy *px)
+{
+    if (px->nwaiting == 0 || px->kick_timer > 0 || px->x->shutting_down)
+        return;
+    long long id = reactor_timer_add(px->x->reactor, 0, proxy_kick_timer, px);
+    px->kick_timer = id > 0 ? id : 0;
 }
 
 /* Moves bytes from one side to the other: at most what the destination's
@@ -167,10 +203,13 @@ static void session_pump(struct session *s, struct conn *from, struct conn *to)
     if (pending >= limit)
         return;
     size_t room = PMX_MIN(limit - pending, PROXY_CHUNK);
-    if (pending == 0 && !s->connecting && !to->failed) {
+    if (pending == 0 && !(to == s->upstream && session_connecting(s)) && !to->failed) {
         n = conn_read(from, px->scratch, room);
-        if (n > 0 && conn_send(to, px->scratch, (size_t)n) != PMX_OK)
+        if (n > 0 && conn_send(to, px->scratch, (size_t)n) != PMX_OK) {
             to->failed = true;
+            if (to == s->upstream)
+                s->upstream_error = true;
+        }
     } else {
         n = conn_read_buf(from, &to->out, room);
     }
@@ -188,18 +227,22 @@ static void session_pump(struct session *s, struct conn *from, struct conn *to)
                        from == &s->client ? "client" : "upstream");
         from->failed = true;
         from->eof = true;
+        if (from == s->upstream)
+            s->upstream_error = true;
     }
 }
 
 static void session_flush(struct session *s, struct conn *to)
 {
-    if (to->failed || to->fd < 0 || (to == &s->upstream && s->connecting))
+    if (to->failed || to->fd < 0 || (to == s->upstream && session_connecting(s)))
         return;
     int rc = conn_flush(to);
     if (rc == PMX_ERR) {
         log_info_errno("#%llu %s write", (unsigned long long)s->id,
                        to == &s->client ? "client" : "upstream");
         to->failed = true;
+        if (to == s->upstream)
+            s->upstream_error = true;
         buf_free(&to->out);
     } else if (buf_len(&to->out) == 0) {
         s->last_active = reactor_now(s->px->x->reactor);
@@ -209,7 +252,7 @@ static void session_flush(struct session *s, struct conn *to)
 /* Half-closes `to` once `from` has ended and its bytes are all written. */
 static void session_propagate_eof(struct session *s, struct conn *from, struct conn *to)
 {
-    if (from->eof && buf_len(&to->out) == 0 && !to->failed && !s->connecting)
+    if (from->eof && buf_len(&to->out) == 0 && !to->failed && !session_connecting(s))
         conn_shutdown_write(to);
 }
 
@@ -220,16 +263,17 @@ static void session_update(struct session *s)
     struct reactor *r = s->px->x->reactor;
     size_t limit = proxy_limit(s->px);
     struct conn *cl = &s->client;
-    struct conn *up = &s->upstream;
+    struct conn *up = s->upstream;
+    bool connecting = session_connecting(s);
 
-    if (!s->connecting) {
+    if (!connecting) {
         session_propagate_eof(s, cl, up);
         session_propagate_eof(s, up, cl);
     }
     if (cl->failed || up->failed) {
         /* One side is gone: deliver what the other is owed, then close. */
         struct conn *other = cl->failed ? up : cl;
-        if (other->failed || buf_len(&other->out) == 0 || (other == up && s->connecting)) {
+        if (other->failed || buf_len(&other->out) == 0 || (other == up && connecting)) {
             session_close(s, cl->failed ? "client error" : "upstream error");
             return;
         }
@@ -240,8 +284,8 @@ static void session_update(struct session *s)
     } else if (cl->eof && up->eof && buf_len(&cl->out) == 0 && buf_len(&up->out) == 0) {
         session_close(s, up->bytes_in == 0 && cl->bytes_in == 0 ? "closed without data" : "closed");
         return;
-    } else if (s->draining && buf_len(&cl->out) == 0 && (buf_len(&up->out) == 0 || s->connecting) &&
-               (up->eof || s->connecting ||
+    } else if (s->draining && buf_len(&cl->out) == 0 && (buf_len(&up->out) == 0 || connecting) &&
+               (up->eof || connecting ||
                 (!s->awaiting_answer &&
                  reactor_now(r) - s->last_upstream_byte >= PROXY_DRAIN_QUIET_MS))) {
         /* Shutting down and the response in flight, if any, is through. */
@@ -257,16 +301,14 @@ static void session_update(struct session *s)
         want_cl |= REACTOR_READABLE;
     if (buf_len(&cl->out) > 0 && !cl->failed)
         want_cl |= REACTOR_WRITABLE;
-    if (s->connecting) {
-        want_up = REACTOR_WRITABLE;
-    } else {
+    if (!connecting) {
         if (reading && !up->eof && buf_len(&cl->out) < limit)
             want_up |= REACTOR_READABLE;
         if (buf_len(&up->out) > 0 && !up->failed)
             want_up |= REACTOR_WRITABLE;
+        upstream_conn_watch(&s->up, want_up);
     }
-    if ((cl->fd >= 0 && reactor_set(r, cl->fd, want_cl, proxy_client_event, s) != PMX_OK) ||
-        (up->fd >= 0 && reactor_set(r, up->fd, want_up, proxy_upstream_event, s) != PMX_OK)) {
+    if (cl->fd >= 0 && reactor_set(r, cl->fd, want_cl, proxy_client_event, s) != PMX_OK) {
         log_error_errno("#%llu epoll", (unsigned long long)s->id);
         session_close(s, "epoll error");
     }
@@ -279,50 +321,77 @@ static void proxy_client_event(struct reactor *r, int fd, void *data, int mask)
     if (mask & REACTOR_WRITABLE)
         session_flush(s, &s->client);
     if ((mask & REACTOR_READABLE) && !s->client.eof) {
-        session_pump(s, &s->client, &s->upstream);
-        session_flush(s, &s->upstream);
+        session_pump(s, &s->client, s->upstream);
+        session_flush(s, s->upstream);
     }
     session_update(s);
 }
 
-static void proxy_upstream_event(struct reactor *r, int fd, void *data, int mask)
+static void session_upstream_io(struct upstream_conn *uc, int mask)
 {
-    struct session *s = data;
+    struct session *s = uc->data;
 
-    if (s->connecting) {
-        if (net_connect_result(fd) != PMX_OK) {
-            (void)session_connect_failed(s, strerror(errno));
-            return;
-        }
-        s->connecting = false;
-        log_debug("#%llu client %s: connected to %s", (unsigned long long)s->id, s->peer, s->target);
-        session_flush(s, &s->upstream);
-        session_update(s);
-        return;
-    }
     if (mask & REACTOR_WRITABLE)
-        session_flush(s, &s->upstream);
-    if ((mask & REACTOR_READABLE) && !s->upstream.eof) {
-        session_pump(s, &s->upstream, &s->client);
+        session_flush(s, s->upstream);
+    if ((mask & REACTOR_READABLE) && !s->upstream->eof) {
+        session_pump(s, s->upstream, &s->client);
         session_flush(s, &s->client);
     }
     session_update(s);
 }
 
-/* A warm spare ready for a client, or NULL. */
-static struct pool_slot *proxy_ready_spare(struct proxy *px)
+static void session_upstream_connected(struct upstream_conn *uc)
 {
-    for (int i = 0; i < px->spares.nslots; i++) {
-        struct pool_slot *s = &px->spares.slots[(px->next_target + i) % px->spares.nslots];
-        if (s->state == SLOT_READY)
-            return s;
+    struct session *s = uc->data;
+
+    upstream_conn_ok(uc);
+    log_debug("#%llu client %s: connected to %s", (unsigned long long)s->id, s->peer, uc->peer);
+    session_flush(s, s->upstream);
+    session_update(s);
+}
+
+static void session_upstream_failed(struct upstream_conn *uc, const char *reason)
+{
+    struct session *s = uc->data;
+    char why[256];
+
+    snprintf(why, sizeof(why), "no target reachable (%s)", reason);
+    session_close(s, why);
+}
+
+static const struct upstream_conn_events session_upstream_events = {
+    .connected = session_upstream_connected,
+    .io = session_upstream_io,
+    .failed = session_upstream_failed,
+};
+
+/* A warm spare ready for a client, or NULL. */
+static struct proxy_spare *proxy_ready_spare(struct proxy *px)
+{
+    for (int i = 0; i < px->nspares; i++) {
+        struct proxy_spare *sp = &px->spares[(px->next_spare + i) % px->nspares];
+        if (sp->up.state == UPSTREAM_READY) {
+            px->next_spare = (px->next_spare + i + 1) % px->nspares;
+            return sp;
+        }
     }
     return NULL;
 }
 
-static void proxy_accept(struct exchange *x, int fd, const char *peer)
+static void proxy_spare_open(struct proxy_spare *sp)
+{
+    if (sp->px->x->shutting_down)
+        return;
+    /* No usable target: reopened when one comes up (proxy_target_up). */
+    if (upstream_conn_open(&sp->up, NULL, 0) != PMX_OK)
+        log_debug("warm spare: %s; waiting for a target", UPSTREAM_NONE_USABLE);
+}
+
+static void proxy_accept(struct exchange *x, int fd, const char *peer, const struct sockaddr *addr,
+                         socklen_t addr_len)
 {
     struct proxy *px = x->priv;
+    const struct service_config *c = x->config;
     struct session *s = calloc(1, sizeof(*s));
 
     if (s == NULL) {
@@ -333,48 +402,100 @@ static void proxy_accept(struct exchange *x, int fd, const char *peer)
     s->id = conn_next_id();
     s->px = px;
     snprintf(s->peer, sizeof(s->peer), "%s", peer);
+    if (addr != NULL && addr_len <= sizeof(s->addr)) {
+        memcpy(&s->addr, addr, addr_len);
+        s->addr_len = addr_len;
+    }
     conn_init(&s->client, fd);
-    conn_init(&s->upstream, -1);
+    upstream_conn_init(x->upstream, &s->up, &session_upstream_events, s);
+    s->upstream = upstream_conn_socket(&s->up);
     s->last_active = reactor_now(x->reactor);
+    list_init(&s->wait_link);
     list_add_tail(&px->sessions, &s->link);
     exchange_client_added(x);
     log_info("accept #%llu client %s", (unsigned long long)s->id, s->peer);
 
-    struct pool_slot *spare = proxy_ready_spare(px);
-    if (spare != NULL) {
-        snprintf(s->target, sizeof(s->target), "%s", spare->peer);
-        s->target_index = spare->target;
-        s->attempts = x->config->ntargets;
-        px->next_target = spare->index + 1;
-        s->upstream.fd = pool_take(&px->spares, spare, &s->client.out);
-        log_debug("#%llu client %s: took warm connection to %s with %zu early bytes",
-                  (unsigned long long)s->id, s->peer, s->target, buf_len(&s->client.out));
-        session_flush(s, &s->client);
-    } else {
-        s->target_index = px->next_target++;
-        if (session_connect(s) != PMX_OK)
+    if (c->max_active >= 0 && px->active >= c->max_active) {
+        if (c->max_queued >= 0 && px->nwaiting >= (size_t)c->max_queued) {
+            session_close(s, "limits.max_active and limits.max_queued reached");
             return;
+        }
+        /* Its bytes are buffered (up to buffer_size) until it gets a
+         * connection. */
+        s->waiting = true;
+        s->queued_at = s->last_active;
+        list_add_tail(&px->waiting, &s->wait_link);
+        px->nwaiting++;
+        session_update(s);
+        return;
+    }
+    struct proxy_spare *spare = proxy_ready_spare(px);
+    if (spare != NULL) {
+        s->active = true;
+        px->active++;
+        upstream_conn_move(&spare->up, &s->up);
+        upstream_conn_ok(&s->up);
+        buf_free(&s->client.out);
+        s->client.out = spare->early;
+        buf_init(&spare->early);
+        log_debug("#%llu client %s: took warm connection to %s with %zu early bytes",
+                  (unsigned long long)s->id, s->peer, s->up.peer, buf_len(&s->client.out));
+        proxy_spare_open(spare);
+        session_flush(s, &s->client);
+    } else if (session_connect(s) != PMX_OK) {
+        return;
     }
     session_update(s);
 }
 
 /* Warm spares: read what the target sends before a client takes the
  * connection (bounded by buffer_size), and replace a spare the target
- * closes, with backoff so a target that refuses at once is not hammered. */
-static void proxy_spare_io(struct pool *p, struct pool_slot *s, int mask)
+ * closes. */
+static void proxy_spare_io(struct upstream_conn *uc, int mask)
 {
-    struct proxy *px = p->data;
+    struct proxy_spare *sp = uc->data;
+    struct proxy *px = sp->px;
     size_t limit = proxy_limit(px);
-    size_t room = limit - PMX_MIN(limit, buf_len(&s->in));
+    size_t room = limit - PMX_MIN(limit, buf_len(&sp->early));
 
     if (room == 0) {
-        pool_watch(p, s, REACTOR_NONE);
+        upstream_conn_watch(uc, REACTOR_NONE);
         return;
     }
-    ssize_t n = conn_read_buf(&s->conn, &s->in, PMX_MIN(room, (size_t)PROXY_CHUNK));
+    ssize_t n = conn_read_buf(upstream_conn_socket(uc), &sp->early, PMX_MIN(room, (size_t)PROXY_CHUNK));
     if (n > 0 || n == PMX_AGAIN)
         return;
-    pool_close_failed(p, s, n == 0 ? "target closed the spare connection" : strerror(errno));
+    bool quick = reactor_now(px->x->reactor) - uc->ready_at < PROXY_SPARE_MIN_LIFE_MS;
+    upstream_conn_close(uc, n == 0 && !quick ? UPSTREAM_CLOSE_OK : UPSTREAM_CLOSE_FAILED,
+                        n == 0 ? "target closed the spare connection" : strerror(errno));
+    buf_free(&sp->early);
+    proxy_spare_open(sp);
+}
+
+static void proxy_spare_connected(struct upstream_conn *uc)
+{
+    upstream_conn_watch(uc, REACTOR_READABLE);
+}
+
+static void proxy_spare_failed(struct upstream_conn *uc, const char *reason)
+{
+    /* Tries again after the backoff, or when a target comes up. */
+    proxy_spare_open(uc->data);
+}
+
+static const struct upstream_conn_events spare_events = {
+    .connected = proxy_spare_connected,
+    .io = proxy_spare_io,
+    .failed = proxy_spare_failed,
+};
+
+static int proxy_ready_spares(const struct proxy *px)
+{
+    int n = 0;
+
+    for (int i = 0; i < px->nspares; i++)
+        n += px->spares[i].up.state == UPSTREAM_READY;
+    return n;
 }
 
 static void proxy_warmup_check(struct proxy *px)
@@ -383,13 +504,13 @@ static void proxy_warmup_check(struct proxy *px)
 
     if (x->ready)
         return;
-    int ready = pool_ready_count(&px->spares);
-    if (ready == px->spares.nslots) {
+    int ready = proxy_ready_spares(px);
+    if (ready == px->nspares) {
         log_info("warmup: %d connections ready", ready);
         exchange_ready(x);
     } else if (reactor_now(x->reactor) - px->started >= (uint64_t)x->config->connect_timeout) {
         log_error("warmup: only %d of %d connections ready after %ld ms; accepting clients anyway",
-                  ready, px->spares.nslots, x->config->connect_timeout);
+                  ready, px->nspares, x->config->connect_timeout);
         exchange_ready(x);
     }
 }
@@ -398,30 +519,44 @@ static int proxy_start(struct exchange *x)
 {
     const struct service_config *c = x->config;
     struct proxy *px = calloc(1, sizeof(*px));
-    static const struct pool_events spare_events = {
-        .io = proxy_spare_io,
-    };
 
     if (px == NULL)
         return PMX_ERR;
     list_init(&px->sessions);
+    list_init(&px->waiting);
+    px->nspares = c->warmup ? c->connections : 0;
     px->scratch = malloc(PROXY_CHUNK);
-    if (px->scratch == NULL ||
-        pool_init(&px->spares, x->reactor, c, c->warmup ? c->connections : 0, &spare_events, px) != PMX_OK) {
+    px->spares = calloc((size_t)PMX_MAX(px->nspares, 1), sizeof(*px->spares));
+    if (px->scratch == NULL || px->spares == NULL) {
         free(px->scratch);
+        free(px->spares);
         free(px);
         return PMX_ERR;
     }
     px->x = x;
     px->started = reactor_now(x->reactor);
     x->priv = px;
-    for (int i = 0; i < px->spares.nslots; i++)
-        pool_open(&px->spares, &px->spares.slots[i]);
+    for (int i = 0; i < px->nspares; i++) {
+        px->spares[i].px = px;
+        buf_init(&px->spares[i].early);
+        upstream_conn_init(x->upstream, &px->spares[i].up, &spare_events, &px->spares[i]);
+    }
+    for (int i = 0; i < px->nspares; i++)
+        proxy_spare_open(&px->spares[i]);
     if (!c->warmup)
         exchange_ready(x);
     else
         proxy_warmup_check(px);
     return PMX_OK;
+}
+
+static void proxy_target_up(struct exchange *x)
+{
+    struct proxy *px = x->priv;
+
+    for (int i = 0; i < px->nspares; i++)
+        if (px->spares[i].up.state == UPSTREAM_CLOSED)
+            proxy_spare_open(&px->spares[i]);
 }
 
 static void proxy_tick(struct exchange *x)
@@ -431,18 +566,19 @@ static void proxy_tick(struct exchange *x)
     uint64_t now = reactor_now(x->reactor);
     struct list_node *n, *next;
 
-    pool_tick(&px->spares);
     proxy_warmup_check(px);
     list_for_each_safe(n, next, &px->sessions) {
         struct session *s = list_entry(n, struct session, link);
-        if (s->connecting && now >= s->deadline) {
-            (void)session_connect_failed(s, "connect timeout");
+        if (s->waiting && c->queue_timeout > 0 && now - s->queued_at >= (uint64_t)c->queue_timeout) {
+            session_close(s, "queue timeout: no limits.max_active place free in time");
         } else if (s->draining) {
             session_update(s);
         } else if (c->inactive_timeout > 0 && now - s->last_active >= (uint64_t)c->inactive_timeout) {
             session_close(s, "inactive timeout");
         }
     }
+    /* A reload may have raised max_active. */
+    proxy_kick_waiting(px);
 }
 
 static void proxy_shutdown(struct exchange *x, bool fast)
@@ -451,9 +587,10 @@ static void proxy_shutdown(struct exchange *x, bool fast)
     struct list_node *n, *next;
 
     x->shutting_down = true;
-    px->spares.stopped = true;
-    for (int i = 0; i < px->spares.nslots; i++)
-        pool_close(&px->spares, &px->spares.slots[i], "shutdown", false);
+    for (int i = 0; i < px->nspares; i++) {
+        upstream_conn_close(&px->spares[i].up, UPSTREAM_CLOSE_OK, "shutdown");
+        buf_free(&px->spares[i].early);
+    }
     if (!fast)
         return;
     list_for_each_safe(n, next, &px->sessions) {
@@ -465,9 +602,6 @@ static void proxy_shutdown(struct exchange *x, bool fast)
 
 static void proxy_reload(struct exchange *x)
 {
-    struct proxy *px = x->priv;
-
-    px->spares.config = x->config;
 }
 
 static void proxy_destroy(struct exchange *x)
@@ -476,12 +610,19 @@ static void proxy_destroy(struct exchange *x)
 
     if (px == NULL)
         return;
+    x->shutting_down = true;
+    if (px->kick_timer > 0)
+        reactor_timer_del(x->reactor, px->kick_timer);
     struct list_node *n, *next;
     list_for_each_safe(n, next, &px->sessions) {
         struct session *s = list_entry(n, struct session, link);
         session_close(s, "exit");
     }
-    pool_destroy(&px->spares);
+    for (int i = 0; i < px->nspares; i++) {
+        upstream_conn_release(&px->spares[i].up);
+        buf_free(&px->spares[i].early);
+    }
+    free(px->spares);
     free(px->scratch);
     free(px);
     x->priv = NULL;
@@ -492,6 +633,7 @@ const struct exchange_ops exchange_proxy = {
     .start = proxy_start,
     .accept = proxy_accept,
     .tick = proxy_tick,
+    .target_up = proxy_target_up,
     .shutdown = proxy_shutdown,
     .reload = proxy_reload,
     .destroy = proxy_destroy,

@@ -190,7 +190,7 @@ static void listener_accept(struct reactor *r, int fd, void *data, int mask)
             close(cfd);
             continue;
         }
-        x->ops->accept(x, cfd, peer);
+        x->ops->accept(x, cfd, peer, (const struct sockaddr *)&addr, len);
     }
 }
 

@@ -7,6 +7,7 @@
 #include "codec.h"
 #include "log.h"
 #include "service.h"
+#include "upstream.h"
 
 /* The listen setting as the user wrote it, for error messages; list items
  * are counted from 1, as in the configuration's own messages. */
@@ -87,11 +88,28 @@ static void service_on_out_of_fds(struct exchange *x)
         listener_pause(&s->listeners[i]);
 }
 
-int service_start(struct service *s, struct reactor *r)
+static void service_on_target_up(void *data)
+{
+    struct service *s = data;
+
+    if (s->exchange.priv != NULL && s->exchange.ops->target_up != NULL)
+        s->exchange.ops->target_up(&s->exchange);
+}
+
+int service_start(struct service *s, struct reactor *r, struct resolver *rs)
 {
     const struct service_config *cfg = s->config;
+    struct upstream_owner owner = {
+        .target_up = service_on_target_up,
+        .data = s,
+        .connect_latency = cfg->effective_mode == MODE_PROXY,
+    };
 
+    s->upstream = upstream_create(r, rs, cfg, &owner);
+    if (s->upstream == NULL)
+        return PMX_ERR;
     exchange_init(&s->exchange, r, cfg);
+    s->exchange.upstream = s->upstream;
     s->exchange.owner = s;
     s->exchange.on_ready = service_on_ready;
     s->exchange.on_idle = service_on_idle;
@@ -105,6 +123,8 @@ int service_start(struct service *s, struct reactor *r)
 
 void service_tick(struct service *s)
 {
+    if (s->upstream != NULL)
+        upstream_tick(s->upstream);
     if (s->exchange.priv != NULL)
         s->exchange.ops->tick(&s->exchange);
 }
@@ -115,6 +135,8 @@ void service_shutdown(struct service *s, bool fast)
     s->accepting = false;
     for (int i = 0; i < s->nlisteners; i++)
         listener_close(&s->listeners[i]);
+    if (s->upstream != NULL)
+        upstream_stop(s->upstream);
     if (s->exchange.priv != NULL)
         s->exchange.ops->shutdown(&s->exchange, fast);
 }
@@ -123,6 +145,8 @@ void service_reload(struct service *s, const struct service_config *cfg)
 {
     s->config = cfg;
     s->exchange.config = cfg;
+    if (s->upstream != NULL && upstream_reload(s->upstream, cfg) != PMX_OK)
+        log_error("service %s: reload: out of memory; keeping the running targets", cfg->name);
     if (s->exchange.priv != NULL)
         s->exchange.ops->reload(&s->exchange);
 }
@@ -139,4 +163,6 @@ void service_close(struct service *s)
     s->nlisteners = 0;
     if (s->exchange.ops != NULL && s->exchange.priv != NULL)
         s->exchange.ops->destroy(&s->exchange);
+    upstream_destroy(s->upstream);
+    s->upstream = NULL;
 }

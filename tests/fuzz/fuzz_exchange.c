@@ -27,6 +27,7 @@
 #include "exchange.h"
 #include "log.h"
 #include "reactor.h"
+#include "upstream.h"
 
 /* Weak: a build without ASan (coverage reports) has no allocator stats. */
 #pragma weak __sanitizer_get_current_allocated_bytes
@@ -413,7 +414,7 @@ struct client {
     size_t min_len;         /* its shortest request written */
 };
 
-struct upstream {
+struct fake_upstream {
     bool open;
     int fd;
     bool shut_wr;
@@ -449,7 +450,7 @@ struct run {
     struct client clients[MAX_CLIENTS_TOTAL];   /* every client of the run */
     int slot[MAX_CLIENTS];          /* the client in each script slot, or -1 */
     unsigned nclients_total;
-    struct upstream ups[MAX_UPSTREAMS];
+    struct fake_upstream ups[MAX_UPSTREAMS];
     int iterations;
     size_t mem_base;
     uint64_t progress;      /* bytes moved and closes seen by the harness */
@@ -614,6 +615,9 @@ static void make_config(struct config *cfg, uint8_t h0, uint8_t h1, bool adversa
     ENV("PROXY_CONNECT_TIMEOUT=%d", (h1 & 32) ? 50 : 1000);
     ENV("PROXY_BACKOFF_MIN=10");
     ENV("PROXY_BACKOFF_MAX=40");
+    /* Targets stay up: a probe would connect to the harness listener,
+     * which takes every connection for an upstream connection. */
+    ENV("HEALTH_FAIL_AFTER=1000");
 #undef ENV
     env[n] = NULL;
     CHECK(config_load(cfg, NULL, env, err, sizeof err) == PMX_OK, "config: %s", err);
@@ -636,6 +640,8 @@ static void reload(struct run *run, uint8_t a)
     config_service_keep_fixed(&fresh->services[0], &old->services[0]);
     run->cfg = fresh;
     run->x.config = &fresh->services[0];
+    if (upstream_reload(run->x.upstream, run->x.config) != PMX_OK)
+        CHECK(false, "upstream_reload: out of memory");
     run->x.ops->reload(&run->x);
     config_free(old);
     free(old);
@@ -2836,7 +2842,7 @@ static void unit_violation(struct run *run, const struct unit *un, const char *x
 
 /* Between r being written and it running on u: at most this many requests
  * of each other client that ran meanwhile (see the top comment). */
-static void check_fairness(struct run *run, const struct upstream *u, const struct client *c, const struct request *r,
+static void check_fairness(struct run *run, const struct fake_upstream *u, const struct client *c, const struct request *r,
                            size_t k)
 {
     size_t ui = (size_t)(u - run->ups);
@@ -2857,7 +2863,7 @@ static void check_fairness(struct run *run, const struct upstream *u, const stru
 
 /* Runs the model over what u received: each command must be one request
  * the exchange framed, answered as the codec expects. */
-static void upstream_model(struct run *run, struct upstream *u)
+static void fake_upstream_model(struct run *run, struct fake_upstream *u)
 {
     size_t pos = 0;
     char q[400], qa[400];
@@ -3042,7 +3048,7 @@ static void client_service(struct run *run, struct client *c)
     }
 }
 
-static void upstream_close(struct upstream *u)
+static void fake_upstream_close(struct fake_upstream *u)
 {
     if (u->open)
         close_reset(u->fd);
@@ -3052,7 +3058,7 @@ static void upstream_close(struct upstream *u)
 }
 
 /* Ordered mode: one request line forwarded by the exchange. */
-static void upstream_line(struct run *run, struct upstream *u, const char *line, size_t n)
+static void fake_upstream_line(struct run *run, struct fake_upstream *u, const char *line, size_t n)
 {
     unsigned id, seq;
     char tail;
@@ -3082,7 +3088,7 @@ static void upstream_line(struct run *run, struct upstream *u, const char *line,
     bytes_add(&u->out, "\n", 1);
 }
 
-static void upstream_service(struct run *run, struct upstream *u)
+static void fake_upstream_service(struct run *run, struct fake_upstream *u)
 {
     char buf[16384];
 
@@ -3093,7 +3099,7 @@ static void upstream_service(struct run *run, struct upstream *u)
             if (run->adversarial) {
                 if (!u->model_closed)
                     bytes_add(&u->in, buf, (size_t)n);
-                upstream_model(run, u);
+                fake_upstream_model(run, u);
                 continue;
             }
             if (!run->ordered)
@@ -3104,7 +3110,7 @@ static void upstream_service(struct run *run, struct upstream *u)
                 char *nl = memchr(u->in.data + start, '\n', u->in.len - start);
                 if (nl == NULL)
                     break;
-                upstream_line(run, u, u->in.data + start, (size_t)(nl - (u->in.data + start)));
+                fake_upstream_line(run, u, u->in.data + start, (size_t)(nl - (u->in.data + start)));
                 start = (size_t)(nl - u->in.data) + 1;
             }
             bytes_drop(&u->in, start);
@@ -3113,13 +3119,13 @@ static void upstream_service(struct run *run, struct upstream *u)
         if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
             if (trace)
                 fprintf(stderr, "harness: upstream fd %d closed by the exchange\n", u->fd);
-            upstream_close(u);      /* the exchange closed it: done */
+            fake_upstream_close(u);      /* the exchange closed it: done */
         }
         break;
     }
 }
 
-static void upstream_write(struct upstream *u, const char *data, size_t n)
+static void fake_upstream_write(struct fake_upstream *u, const char *data, size_t n)
 {
     if (!u->open || u->shut_wr || n == 0)
         return;
@@ -3128,7 +3134,7 @@ static void upstream_write(struct upstream *u, const char *data, size_t n)
 }
 
 /* Ordered and adversarial modes: writes up to n bytes of the answers owed. */
-static void upstream_answer(struct upstream *u, size_t n)
+static void fake_upstream_answer(struct fake_upstream *u, size_t n)
 {
     char q[200];
 
@@ -3173,7 +3179,7 @@ static void harness_service(struct run *run)
     int fd;
 
     while ((fd = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
-        struct upstream *u = NULL;
+        struct fake_upstream *u = NULL;
         for (int i = 0; i < MAX_UPSTREAMS && u == NULL; i++)
             if (!run->ups[i].open)
                 u = &run->ups[i];
@@ -3200,7 +3206,7 @@ static void harness_service(struct run *run)
     /* Reversed ([2] bit 3), one connection's commands run before those
      * another connection received at the same time. */
     for (int i = 0; i < MAX_UPSTREAMS; i++)
-        upstream_service(run, &run->ups[(run->h2 & 8) ? MAX_UPSTREAMS - 1 - i : i]);
+        fake_upstream_service(run, &run->ups[(run->h2 & 8) ? MAX_UPSTREAMS - 1 - i : i]);
 }
 
 /* ---- driving the reactor -------------------------------------------------- */
@@ -3228,7 +3234,7 @@ static void reactor_step(struct run *run, bool always)
     harness_service(run);
 }
 
-static struct upstream *pick_upstream(struct run *run, uint8_t a)
+static struct fake_upstream *pick_upstream(struct run *run, uint8_t a)
 {
     int open[MAX_UPSTREAMS], n = 0;
 
@@ -3272,7 +3278,7 @@ static struct client *get_client(struct run *run, int k, bool connect)
         run->client_sndbuf = PMX_MAX(run->client_sndbuf, sndbuf);
         run->codec->request_begin(&c->frame);
     }
-    run->x.ops->accept(&run->x, sv[1], "fuzz");
+    run->x.ops->accept(&run->x, sv[1], "fuzz", NULL, 0);
     return c;
 }
 
@@ -3356,7 +3362,7 @@ static void client_send_adversarial(struct run *run, struct client *c, uint8_t a
 static void run_op(struct run *run, uint8_t op, uint8_t a, const uint8_t **p, const uint8_t *end)
 {
     struct client *c;
-    struct upstream *u;
+    struct fake_upstream *u;
     size_t n;
     const uint8_t *d;
     bool answers = run->ordered || run->adversarial;   /* the upstream owes answers */
@@ -3421,10 +3427,10 @@ static void run_op(struct run *run, uint8_t op, uint8_t a, const uint8_t **p, co
         if (u == NULL)
             return;
         if (answers) {
-            upstream_answer(u, n >= 0xf0 ? SIZE_MAX : n + 1);
+            fake_upstream_answer(u, n >= 0xf0 ? SIZE_MAX : n + 1);
         } else {
             d = take(p, end, &n);
-            upstream_write(u, (const char *)d, n);
+            fake_upstream_write(u, (const char *)d, n);
         }
         return;
     case 4:     /* upstream closes: a&0x10 half-close, a&0x20 reset, else close */
@@ -3436,7 +3442,7 @@ static void run_op(struct run *run, uint8_t op, uint8_t a, const uint8_t **p, co
                 (void)shutdown(u->fd, SHUT_WR);
             u->shut_wr = true;
         } else if (a & 0x20) {
-            upstream_close(u);
+            fake_upstream_close(u);
         } else {
             close(u->fd);
             u->open = false;
@@ -3450,6 +3456,7 @@ static void run_op(struct run *run, uint8_t op, uint8_t a, const uint8_t **p, co
         return;
     case 6:     /* time passes (a * 8 ms); the janitor runs */
         fake_ms += (uint64_t)a * 8;
+        upstream_tick(run->x.upstream);
         run->x.ops->tick(&run->x);
         return;
     case 7:     /* a&1: SIGHUP with a>>1 (see the header); else SIGTERM (a&2)
@@ -3463,9 +3470,9 @@ static void run_op(struct run *run, uint8_t op, uint8_t a, const uint8_t **p, co
         for (int i = 0; i < MAX_UPSTREAMS; i++) {
             u = &run->ups[i];
             if (answers)
-                upstream_answer(u, SIZE_MAX);
+                fake_upstream_answer(u, SIZE_MAX);
             else
-                upstream_write(u, canned_response(run->codec, a), strlen(canned_response(run->codec, a)));
+                fake_upstream_write(u, canned_response(run->codec, a), strlen(canned_response(run->codec, a)));
         }
         return;
     case 9:     /* a new client in slot a&3 (the old one is closed) */
@@ -3543,13 +3550,14 @@ static void settle(struct run *run)
         for (int k = 0; k < MAX_UPSTREAMS; k++) {
             run->ups[k].stalled = false;
             if (answers)
-                upstream_answer(&run->ups[k], SIZE_MAX);
+                fake_upstream_answer(&run->ups[k], SIZE_MAX);
         }
         reactor_step(run, true);
         if (!answers || (round >= 2 && all_answered(run, false)))
             break;
         if (round % 2 == 1) {
             fake_ms += 60;
+            upstream_tick(run->x.upstream);
             run->x.ops->tick(&run->x);
         }
         idle = run->progress == last_progress ? idle + 1 : 0;
@@ -3590,6 +3598,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     run.r = reactor_create(64);
     CHECK(run.r != NULL, "reactor_create");
     exchange_init(&run.x, run.r, &run.cfg->services[0]);
+    run.x.upstream = upstream_create(run.r, NULL, &run.cfg->services[0], NULL);
+    CHECK(run.x.upstream != NULL, "upstream_create");
     run.x.on_ready = on_callback;
     run.x.on_idle = on_callback;
     CHECK(run.x.ops->start(&run.x) == PMX_OK, "start");
@@ -3610,8 +3620,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         free(c->reqs);
     }
     for (int i = 0; i < MAX_UPSTREAMS; i++)
-        upstream_close(&run.ups[i]);
+        fake_upstream_close(&run.ups[i]);
     run.x.ops->destroy(&run.x);
+    upstream_destroy(run.x.upstream);
     CHECK(run.x.nclients == 0, "%zu clients left after destroy", run.x.nclients);
     reactor_destroy(run.r);
     config_free(run.cfg);
