@@ -148,6 +148,14 @@ struct config {
 int config_load(struct config *c, const char *yaml_path, char *const *env,
                 char *err, size_t errlen) PMX_WUR;
 
+/* config_load() with flags: CONFIG_LOAD_NO_DNS resolves address literals
+ * only and leaves names unresolved (addr_len 0), so that a reload on the
+ * event loop never blocks on DNS: the upstream layer resolves target names
+ * off the loop, and listeners keep their running addresses. */
+#define CONFIG_LOAD_NO_DNS 1
+int config_load_flags(struct config *c, const char *yaml_path, char *const *env, int flags,
+                      char *err, size_t errlen) PMX_WUR;
+
 /* Frees what config_load() allocated (services, targets); c is zeroed.
  * Harmless on a zeroed config. */
 void config_free(struct config *c);

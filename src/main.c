@@ -129,7 +129,10 @@ static void daemon_reload(struct daemon *d)
         log_error("reload: out of memory; keeping the running configuration");
         return;
     }
-    if (config_load(fresh, d->config->path[0] ? d->config->path : NULL, environ, err, sizeof(err)) != PMX_OK) {
+    /* No DNS here, on the loop: target names are resolved by the upstream
+     * layer's resolver thread, listeners keep their addresses. */
+    if (config_load_flags(fresh, d->config->path[0] ? d->config->path : NULL, environ, CONFIG_LOAD_NO_DNS,
+                          err, sizeof(err)) != PMX_OK) {
         log_error("reload: %s; keeping the running configuration", err);
         free(fresh);
         return;

@@ -613,7 +613,7 @@ int config_load_set_item(struct load *l, struct inst *i, const struct setting *l
 
 /* Resolves host:port (first result) into ss/len. Returns PMX_OK, or PMX_ERR
  * with the reason in *why. */
-static int resolve(const char *host, int port, bool passive,
+static int resolve(const char *host, int port, bool passive, bool no_dns,
                    struct sockaddr_storage *ss, socklen_t *len, const char **why)
 {
     struct addrinfo hints, *res;
@@ -622,9 +622,16 @@ static int resolve(const char *host, int port, bool passive,
     memset(&hints, 0, sizeof hints);
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_NUMERICSERV | (passive ? AI_PASSIVE : 0);
+    hints.ai_flags = AI_NUMERICSERV | (passive ? AI_PASSIVE : 0) | (no_dns ? AI_NUMERICHOST : 0);
     snprintf(service, sizeof service, "%d", port);
     int rc = getaddrinfo(host, service, &hints, &res);
+    if (rc == EAI_NONAME && no_dns) {
+        /* A name: left unresolved (addr_len 0) for the caller to resolve
+         * off the loop. */
+        memset(ss, 0, sizeof *ss);
+        *len = 0;
+        return PMX_OK;
+    }
     if (rc != 0) {
         *why = rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc);
         return PMX_ERR;
@@ -983,7 +990,7 @@ static int finish_resolve(struct load *l, struct inst *svc, char *err, size_t er
             unix_addr(lc->where.path, &lc->addr, &lc->addr_len);
             continue;
         }
-        if (resolve(lc->where.host, lc->where.port, true, &lc->addr, &lc->addr_len, &why) == PMX_OK)
+        if (resolve(lc->where.host, lc->where.port, true, l->no_dns, &lc->addr, &lc->addr_len, &why) == PMX_OK)
             continue;
         listen_name(l, svc, k, "local.host", true, name, sizeof name);
         return resolve_error(name, lc->where.host, why, err, errlen);
@@ -994,7 +1001,7 @@ static int finish_resolve(struct load *l, struct inst *svc, char *err, size_t er
             unix_addr(t->unix_path, &t->addr, &t->addr_len);
             continue;
         }
-        if (resolve(t->host, t->port, false, &t->addr, &t->addr_len, &why) == PMX_OK)
+        if (resolve(t->host, t->port, false, l->no_dns, &t->addr, &t->addr_len, &why) == PMX_OK)
             continue;
         name_of(l, list_of(svc, ts)->items[k], setting_of(&config_target_scope, "host"), 0, true,
                 name, sizeof name);
@@ -1021,7 +1028,10 @@ static int finish_service(struct load *l, struct inst *svc, char *err, size_t er
  * "[::1]:80", "unix:/path". */
 static void listen_key(const struct listen_config *lc, char *out, size_t n)
 {
-    net_format_addr((const struct sockaddr *)&lc->addr, lc->addr_len, out, n);
+    if (lc->addr_len == 0)
+        snprintf(out, n, "%s", lc->spec);   /* a name not resolved (CONFIG_LOAD_NO_DNS) */
+    else
+        net_format_addr((const struct sockaddr *)&lc->addr, lc->addr_len, out, n);
 }
 
 /* No two listen addresses (of any services) are the same. */
@@ -1107,6 +1117,12 @@ static int load_finish(struct load *l, char *err, size_t errlen)
 int config_load(struct config *c, const char *yaml_path, char *const *env,
                 char *err, size_t errlen)
 {
+    return config_load_flags(c, yaml_path, env, 0, err, errlen);
+}
+
+int config_load_flags(struct config *c, const char *yaml_path, char *const *env, int flags,
+                      char *err, size_t errlen)
+{
     struct load *l = calloc(1, sizeof *l);
     int rc = PMX_ERR;
 
@@ -1118,6 +1134,7 @@ int config_load(struct config *c, const char *yaml_path, char *const *env,
         return PMX_ERR;
     }
     l->c = c;
+    l->no_dns = flags & CONFIG_LOAD_NO_DNS;
     l->root.base = (char *)c;
     l->top.base = (char *)&l->top_svc;
     if (inst_init(&l->root, &config_global_scope) != PMX_OK ||

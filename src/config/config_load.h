@@ -47,6 +47,7 @@ struct inst {
 
 struct load {
     struct config *c;
+    bool no_dns;                /* CONFIG_LOAD_NO_DNS: resolve address literals only */
     const char *file;           /* the YAML file, NULL when env only */
     struct inst root;           /* config_global_scope, filling c */
     struct inst top;            /* config_service_scope, filling top_svc */
