@@ -1,0 +1,250 @@
+/* The FIFO/funnel exchange's own header, shared by its four files and by
+ * nothing else:
+ *   exchange_mux.c   the mode: start, janitor, shutdown, before-sleep flushes
+ *   mux_client.c     the client side: reading and framing requests, delivering
+ *                    responses in client order, back-pressure and limits
+ *   mux_request.c    requests: where each goes (answered here, queued, sent)
+ *   mux_upstream.c   the upstream side: picking a connection, sending,
+ *                    framing responses, failures
+ */
+#ifndef MUX_H
+#define MUX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "buf.h"
+#include "codec.h"
+#include "config.h"
+#include "conn.h"
+#include "exchange.h"
+#include "upstream.h"
+
+/* Most bytes read from one socket per event. */
+#define MUX_CHUNK (64 * 1024)
+/* A client with this many requests outstanding is not read until some are
+ * answered: bounds what one pipelining client can queue. */
+#define MUX_CLIENT_PIPELINE 1024
+/* Room for a locally generated error reply. */
+#define MUX_REPLY_MAX 512
+
+/*
+ *   clients                      requests                     upstreams
+ *
+ *   client A --in--> [parser] --> req A1 --+                 +-- wait queue --+
+ *                                          +-> pick upstream-+                +--> conn.out ==> upstream 1
+ *   client B --in--> [parser] --> req B1 --+   (affinity,    +-- sent queue <-+
+ *                                              fewest        |   A1, B1, ...  |
+ *                                              outstanding)  |                |
+ *   client A <--out-- in client order <---- response of head of sent queue <--+ <== in
+ *
+ * Every request is in its client's list (the order responses must go back
+ * in) and in one upstream queue: "wait" until its bytes are written to the
+ * connection's out buffer, then "sent" until its response is read. The
+ * response read from an upstream always answers the head of that
+ * upstream's sent queue. A request is freed once it has left both lists.
+ *
+ * A client's requests all go to the same upstream while any of them is
+ * outstanding, so that one client's pipelined commands are executed in the
+ * order it sent them (a write is seen by its following read); a client with
+ * nothing outstanding goes to the upstream with the fewest outstanding
+ * requests. Responses are still delivered strictly in client order, since
+ * errors generated here (queue full, timeout) may be known before earlier
+ * responses arrive.
+ *
+ * Requests and responses are buffered whole (bounded by max_message) before
+ * they are passed on, so a failure never leaves half a message on a client
+ * connection: the client gets an error reply in its protocol instead.
+ */
+
+struct mux_client;
+struct mux_upstream;
+
+struct mux_request {
+    struct mux_client *client;      /* NULL once the client has left: swallow */
+    struct mux_upstream *up;        /* queued or in flight there; NULL if not */
+    char *data;                     /* bytes to send, while waiting (owned) */
+    size_t len;
+    uint32_t info;                  /* CODEC_INFO_* from the request parser */
+    bool done;                      /* response known: in resp, or a close */
+    bool close_client;              /* close the client after this response */
+    struct buf resp;                /* response held for earlier requests */
+    uint64_t queued_at;
+    uint64_t sent_at;
+    uint64_t sent_us;               /* for least_latency samples only */
+    uint64_t seq;                   /* its place among the requests written to its upstream */
+    struct mux_request *next;       /* in the upstream's wait or sent queue */
+    struct mux_request *cnext;      /* in the client's list */
+};
+
+struct mux_queue {
+    struct mux_request *head;
+    struct mux_request *tail;
+    size_t len;
+};
+
+struct mux_client {
+    uint64_t id;
+    char peer[NET_ADDR_MAX];
+    struct conn conn;               /* conn.out: responses to write */
+    struct buf in;                  /* request bytes not yet framed */
+    size_t counted;                 /* in.cap as counted in m->partial_bytes */
+    bool mem_paused;                /* not read: the request memory budget is spent */
+    struct codec_parser parser;
+    size_t scanned;                 /* bytes of in the parser has consumed */
+    struct mux_request *head;       /* outstanding requests, in order */
+    struct mux_request *tail;
+    size_t npending;                /* requests in the list */
+    size_t held;                    /* response bytes held in requests */
+    struct mux_upstream *affinity;  /* where its requests go while any is out */
+    size_t nupstream;               /* its requests in upstream queues */
+    /* Its last noreply request, written to noreply_up (while that
+     * connection's generation is noreply_gen) as request noreply_seq: until
+     * a later request there is answered, it may not have run yet, so the
+     * client's next request must follow it on that connection. */
+    struct mux_upstream *noreply_up;
+    uint64_t noreply_seq;
+    uint64_t noreply_gen;
+    bool closing;                   /* read no more; close once flushed */
+    bool closed;                    /* gone; freed before the loop sleeps */
+    bool dirty;                     /* out has bytes to flush before sleep */
+    struct mux *m;
+    struct mux_client *prev;
+    struct mux_client *next;
+    struct mux_client *dirty_next;
+};
+
+struct mux_upstream {
+    struct upstream_conn uc;        /* the connection, owned by the upstream layer */
+    struct buf in;                  /* response bytes read, not yet handled */
+    uint64_t last_active;           /* last byte in or out (ms) */
+    struct mux *m;
+    struct mux_queue wait;
+    struct mux_queue sent;
+    struct codec_parser parser;     /* response to the head of sent */
+    bool parsing;                   /* parser holds a response in progress */
+    bool draining;                  /* ... larger than max_message: dropped as parsed */
+    size_t scanned;                 /* bytes of in the parser consumed */
+    bool retiring;                  /* upstream will close: send no more */
+    bool dirty;
+    uint64_t written;               /* requests written so far (each gets the next seq) */
+    uint64_t answered;              /* seq of the latest request answered: all before it ran */
+    uint64_t generation;            /* incremented each time the connection closes */
+};
+
+struct mux {
+    struct exchange *x;
+    struct mux_upstream *ups;
+    int nups;
+    struct mux_client *clients;
+    struct mux_client *dirty_clients;
+    struct mux_client *graveyard;   /* closed clients, freed before sleep */
+    size_t queued;                  /* requests waiting, all upstreams */
+    size_t active;                  /* requests sent and not answered, all upstreams */
+    bool active_full;               /* a send waited for limits.max_active */
+    bool kick;                      /* ... and a response freed a place: dispatch every upstream */
+    size_t partial_bytes;           /* memory of all clients' partial requests (their in) */
+    size_t mem_paused;              /* clients not read because of it */
+    unsigned next_pick;
+    uint64_t started;
+    char *scratch;                  /* reads land here first: see mux_read */
+};
+
+static inline const struct service_config *mux_config(const struct mux *m)
+{
+    return m->x->config;
+}
+
+/* ---- queues and request lifetime (mux_request.c) ---- */
+
+static inline void mux_queue_push(struct mux_queue *q, struct mux_request *req)
+{
+    req->next = NULL;
+    if (q->tail)
+        q->tail->next = req;
+    else
+        q->head = req;
+    q->tail = req;
+    q->len++;
+}
+
+static inline struct mux_request *mux_queue_pop(struct mux_queue *q)
+{
+    struct mux_request *req = q->head;
+
+    if (req == NULL)
+        return NULL;
+    q->head = req->next;
+    if (q->head == NULL)
+        q->tail = NULL;
+    q->len--;
+    req->next = NULL;
+    return req;
+}
+
+void mux_request_free(struct mux_request *req);
+
+/* Frees req once neither its client nor an upstream holds it. */
+static inline void mux_request_release(struct mux_request *req)
+{
+    if (req->client == NULL && req->up == NULL)
+        mux_request_free(req);
+}
+
+/* req has left its upstream queue (popped by the caller). The caller then
+ * answers it (mux_respond) or releases it. */
+void mux_request_leave_upstream(struct mux_request *req);
+
+/* A whole request of client c: answer it here, or queue it for an
+ * upstream, or (fast path) write it straight to one. */
+void mux_submit(struct mux *m, struct mux_client *c, const char *data, size_t len, uint32_t info);
+
+/* Fails the requests of up's wait queue older than queue_timeout. */
+void mux_expire_queue(struct mux *m, struct mux_upstream *up, uint64_t now);
+
+/* ---- clients (mux_client.c) ---- */
+
+void mux_accept(struct exchange *x, int fd, const char *peer, const struct sockaddr *addr, socklen_t addr_len);
+void mux_client_close(struct mux_client *c, const char *reason);
+/* Decides whether c is finished, and whether to read from it. */
+void mux_client_update(struct mux_client *c);
+void mux_client_flush(struct mux_client *c);
+/* The response to req is data[0..len), or with close_client nothing more:
+ * the client is closed after the responses before it. */
+void mux_respond(struct mux_request *req, const char *data, size_t len, bool close_client);
+/* Answers req with a reply made here (error, quit). Codecs without such a
+ * reply (line, raw) close the client instead. */
+void mux_reply(struct mux *m, struct mux_request *req, enum codec_reply kind, const char *reason);
+/* limits.request_memory: refuses the clients holding the largest partial
+ * requests until the budget is no longer spent. */
+void mux_enforce_request_memory(struct mux *m);
+
+/* ---- upstream connections (mux_upstream.c) ---- */
+
+void mux_upstream_init(struct mux *m, struct mux_upstream *up);
+void mux_upstream_release(struct mux_upstream *up);
+size_t mux_outstanding(const struct mux_upstream *up);
+/* Picks the upstream for a new request of client c. */
+struct mux_upstream *mux_pick(struct mux *m, struct mux_client *c);
+/* Whether up can take one more request onto its connection now. */
+bool mux_can_send(const struct mux *m, const struct mux_upstream *up);
+/* Writes req's bytes to the connection's out buffer: it is sent. */
+int mux_send(struct mux *m, struct mux_upstream *up, struct mux_request *req, const char *data, size_t len);
+/* Sends what waits on up while it can. */
+void mux_dispatch(struct mux *m, struct mux_upstream *up);
+void mux_upstream_open(struct mux *m, struct mux_upstream *up);
+/* Before the loop sleeps: writes what handlers queued on every connection. */
+void mux_upstreams_flush(struct mux *m);
+/* Janitor: response and inactivity timeouts. */
+void mux_upstreams_tick(struct mux *m, uint64_t now);
+/* A target came back: reopen the connections something waits for. */
+void mux_upstreams_reopen(struct mux *m);
+
+/* ---- reading (exchange_mux.c) ---- */
+
+ssize_t mux_read(struct mux *m, struct conn *conn, struct buf *in, struct buf *view, struct buf **cur);
+int mux_keep(struct buf *in, const struct buf *cur);
+
+#endif

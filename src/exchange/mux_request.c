@@ -1,0 +1,127 @@
+/* FIFO/funnel requests: where each framed request goes (answered here,
+ * refused, queued for a connection or written at once), and their
+ * lifetime between the client's list and an upstream queue. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "mux.h"
+#include "reactor.h"
+
+void mux_request_free(struct mux_request *req)
+{
+    free(req->data);
+    buf_free(&req->resp);
+    free(req);
+}
+
+/* req has left its upstream queue (popped by the caller). The caller then
+ * answers it (mux_respond) or releases it. */
+void mux_request_leave_upstream(struct mux_request *req)
+{
+    struct mux_client *c = req->client;
+
+    req->up = NULL;
+    if (c != NULL && --c->nupstream == 0)
+        c->affinity = NULL;
+}
+
+/* A whole request of client c: answer it here, or queue it for an
+ * upstream, or (fast path) write it straight to one. */
+void mux_submit(struct mux *m, struct mux_client *c, const char *data, size_t len, uint32_t info)
+{
+    const struct service_config *cfg = mux_config(m);
+    struct mux_request *req = calloc(1, sizeof(*req));
+
+    if (req == NULL) {
+        mux_client_close(c, "out of memory");
+        return;
+    }
+    buf_init(&req->resp);
+    req->client = c;
+    req->info = info;
+    req->queued_at = reactor_now(m->x->reactor);
+    if (c->tail)
+        c->tail->cnext = req;
+    else
+        c->head = req;
+    c->tail = req;
+    c->npending++;
+
+    if (info & CODEC_INFO_QUIT) {
+        /* Nothing the client sent after QUIT may run. */
+        c->closing = true;
+        mux_reply(m, req, CODEC_REPLY_QUIT, "quit");
+        return;
+    }
+    if (info & CODEC_INFO_UNSUPPORTED) {
+        req->close_client = false;
+        char reply[MUX_REPLY_MAX];
+        size_t n = m->x->codec->reply(CODEC_REPLY_CLIENT_ERROR,
+                                      "command not supported through a shared connection", reply, sizeof(reply));
+        /* An unsupported command is refused; the client may go on. */
+        mux_respond(req, reply, n, n == 0);
+        return;
+    }
+    if (info & CODEC_INFO_CLOSE) {
+        /* Last request of this client: read nothing after it. */
+        req->close_client = true;
+        c->closing = true;
+    }
+    struct mux_upstream *up = mux_pick(m, c);
+    req->up = up;
+    c->affinity = up;
+    c->nupstream++;
+    if (up->wait.head == NULL && mux_can_send(m, up)) {
+        if (mux_send(m, up, req, data, len) != PMX_OK) {
+            mux_request_leave_upstream(req);
+            mux_reply(m, req, CODEC_REPLY_SERVER_ERROR, "out of memory");
+        }
+        return;
+    }
+    if (up->uc.state == UPSTREAM_CLOSED && !upstream_available(m->x->upstream)) {
+        mux_request_leave_upstream(req);
+        mux_reply(m, req, CODEC_REPLY_BUSY, UPSTREAM_NONE_USABLE);
+        return;
+    }
+    if (m->queued >= (size_t)cfg->queue_limit) {
+        mux_request_leave_upstream(req);
+        mux_reply(m, req, CODEC_REPLY_BUSY, "queue limit reached");
+        return;
+    }
+    if (cfg->max_queued >= 0 && m->queued >= (size_t)cfg->max_queued) {
+        mux_request_leave_upstream(req);
+        mux_reply(m, req, CODEC_REPLY_BUSY, "limits.max_queued reached");
+        return;
+    }
+    req->data = malloc(len ? len : 1);
+    if (req->data == NULL) {
+        mux_request_leave_upstream(req);
+        mux_reply(m, req, CODEC_REPLY_SERVER_ERROR, "out of memory");
+        return;
+    }
+    memcpy(req->data, data, len);
+    req->len = len;
+    mux_queue_push(&up->wait, req);
+    m->queued++;
+    mux_dispatch(m, up);
+}
+
+/* Fails waiting requests older than queue_timeout; the queue is in
+ * arrival order, so only its head needs looking at. */
+void mux_expire_queue(struct mux *m, struct mux_upstream *up, uint64_t now)
+{
+    const struct service_config *cfg = mux_config(m);
+
+    while (cfg->queue_timeout > 0 && up->wait.head &&
+           now - up->wait.head->queued_at >= (uint64_t)cfg->queue_timeout) {
+        struct mux_request *req = mux_queue_pop(&up->wait);
+        m->queued--;
+        free(req->data);
+        req->data = NULL;
+        mux_request_leave_upstream(req);
+        mux_reply(m, req, CODEC_REPLY_BUSY, "queue timeout: no upstream connection free in time");
+    }
+}
