@@ -175,6 +175,11 @@ void upstream_conn_observe(struct upstream_conn *uc, uint32_t us);
  * clock read). */
 bool upstream_wants_latency(const struct upstream *u);
 
+/* Whether a READY connection should be replaced by a new one the balancer
+ * places: its target was removed by a reload, or it is on a backup target
+ * while a non-backup target is usable again (fail-back). */
+bool upstream_conn_misplaced(const struct upstream_conn *uc);
+
 /* Sets the events a READY connection is watched for (REACTOR_* mask). */
 void upstream_conn_watch(struct upstream_conn *uc, int mask);
 

@@ -13,37 +13,6 @@
 #include "mux.h"
 #include "reactor.h"
 
-/* Reads from conn. When in holds nothing, the bytes land in the shared
- * scratch buffer, seen through *view, so that the usual case (whole
- * messages in one read) allocates and copies nothing; otherwise they are
- * appended to in. *cur tells which buffer holds them. Returns as
- * conn_read(). */
-ssize_t mux_read(struct mux *m, struct conn *conn, struct buf *in, struct buf *view,
-                 struct buf **cur)
-{
-    if (buf_len(in) > 0) {
-        *cur = in;
-        return conn_read_buf(conn, in, MUX_CHUNK);
-    }
-    view->data = m->scratch;
-    view->head = view->tail = 0;
-    view->cap = MUX_CHUNK;
-    *cur = view;
-    ssize_t n = conn_read(conn, m->scratch, MUX_CHUNK);
-    if (n > 0)
-        view->tail = (size_t)n;
-    return n;
-}
-
-/* Moves what the parser left in the scratch view (the start of a message)
- * into in, before the next read reuses the scratch buffer. */
-int mux_keep(struct buf *in, const struct buf *cur)
-{
-    if (cur == in || buf_len(cur) == 0)
-        return PMX_OK;
-    return buf_append(in, buf_start(cur), buf_len(cur));
-}
-
 /* Before the loop sleeps: write what handlers queued (many clients'
  * requests go out in one write per upstream), and free closed clients. */
 static void mux_before_sleep(struct reactor *r, void *data)

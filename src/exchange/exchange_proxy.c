@@ -46,6 +46,7 @@ struct session {
     struct conn client;
     struct upstream_conn up;        /* the upstream connection, owned by the upstream layer */
     struct conn *upstream;          /* its socket: upstream_conn_socket(&up) */
+    int up_mask;                    /* what the upstream socket is watched for */
     bool active;                    /* counts in limits.max_active */
     bool waiting;                   /* in proxy.waiting for a free max_active place */
     bool draining;                  /* fast shutdown: read no more requests */
@@ -306,7 +307,10 @@ static void session_update(struct session *s)
             want_up |= REACTOR_READABLE;
         if (buf_len(&up->out) > 0 && !up->failed)
             want_up |= REACTOR_WRITABLE;
-        upstream_conn_watch(&s->up, want_up);
+        if (want_up != s->up_mask) {
+            upstream_conn_watch(&s->up, want_up);
+            s->up_mask = want_up;
+        }
     }
     if (cl->fd >= 0 && reactor_set(r, cl->fd, want_cl, proxy_client_event, s) != PMX_OK) {
         log_error_errno("#%llu epoll", (unsigned long long)s->id);
@@ -345,6 +349,7 @@ static void session_upstream_connected(struct upstream_conn *uc)
     struct session *s = uc->data;
 
     upstream_conn_ok(uc);
+    s->up_mask = REACTOR_NONE;      /* the upstream layer watches nothing once connected */
     log_debug("#%llu client %s: connected to %s", (unsigned long long)s->id, s->peer, uc->peer);
     session_flush(s, s->upstream);
     session_update(s);
@@ -550,13 +555,23 @@ static int proxy_start(struct exchange *x)
     return PMX_OK;
 }
 
+/* A target came up (or a reload changed them): spares closed for lack of a
+ * target reopen, and idle spares on a removed or backup target are
+ * replaced so that the next clients go to the primaries (fail-back).
+ * Sessions keep their connection. */
 static void proxy_target_up(struct exchange *x)
 {
     struct proxy *px = x->priv;
 
-    for (int i = 0; i < px->nspares; i++)
-        if (px->spares[i].up.state == UPSTREAM_CLOSED)
-            proxy_spare_open(&px->spares[i]);
+    for (int i = 0; i < px->nspares; i++) {
+        struct proxy_spare *sp = &px->spares[i];
+        if (upstream_conn_misplaced(&sp->up)) {
+            upstream_conn_close(&sp->up, UPSTREAM_CLOSE_OK, "replaced: target removed, or backup while a primary is up");
+            buf_free(&sp->early);
+        }
+        if (sp->up.state == UPSTREAM_CLOSED)
+            proxy_spare_open(sp);
+    }
 }
 
 static void proxy_tick(struct exchange *x)
@@ -567,6 +582,7 @@ static void proxy_tick(struct exchange *x)
     struct list_node *n, *next;
 
     proxy_warmup_check(px);
+    proxy_target_up(x);
     list_for_each_safe(n, next, &px->sessions) {
         struct session *s = list_entry(n, struct session, link);
         if (s->waiting && c->queue_timeout > 0 && now - s->queued_at >= (uint64_t)c->queue_timeout) {

@@ -120,6 +120,7 @@ struct mux_upstream {
     struct upstream_conn uc;        /* the connection, owned by the upstream layer */
     struct buf in;                  /* response bytes read, not yet handled */
     uint64_t last_active;           /* last byte in or out (ms) */
+    bool proved;                    /* a response came on this connection */
     struct mux *m;
     struct mux_queue wait;
     struct mux_queue sent;
@@ -242,9 +243,37 @@ void mux_upstreams_tick(struct mux *m, uint64_t now);
 /* A target came back: reopen the connections something waits for. */
 void mux_upstreams_reopen(struct mux *m);
 
-/* ---- reading (exchange_mux.c) ---- */
+/* ---- reading, for both sides ---- */
 
-ssize_t mux_read(struct mux *m, struct conn *conn, struct buf *in, struct buf *view, struct buf **cur);
-int mux_keep(struct buf *in, const struct buf *cur);
+/* Reads from conn. When in holds nothing, the bytes land in the shared
+ * scratch buffer, seen through *view, so that the usual case (whole
+ * messages in one read) allocates and copies nothing; otherwise they are
+ * appended to in. *cur tells which buffer holds them. Returns as
+ * conn_read(). */
+static inline ssize_t mux_read(struct mux *m, struct conn *conn, struct buf *in, struct buf *view,
+                               struct buf **cur)
+{
+    if (buf_len(in) > 0) {
+        *cur = in;
+        return conn_read_buf(conn, in, MUX_CHUNK);
+    }
+    view->data = m->scratch;
+    view->head = view->tail = 0;
+    view->cap = MUX_CHUNK;
+    *cur = view;
+    ssize_t n = conn_read(conn, m->scratch, MUX_CHUNK);
+    if (n > 0)
+        view->tail = (size_t)n;
+    return n;
+}
+
+/* Moves what the parser left in the scratch view (the start of a message)
+ * into in, before the next read reuses the scratch buffer. */
+static inline int mux_keep(struct buf *in, const struct buf *cur)
+{
+    if (cur == in || buf_len(cur) == 0)
+        return PMX_OK;
+    return buf_append(in, buf_start(cur), buf_len(cur));
+}
 
 #endif

@@ -223,7 +223,11 @@ void mux_reply(struct mux *m, struct mux_request *req, enum codec_reply kind, co
     size_t len = m->x->codec->reply(kind, reason, reply, sizeof(reply));
     bool close = len == 0 || kind == CODEC_REPLY_QUIT || kind == CODEC_REPLY_CLIENT_ERROR;
 
-    if (req->client && kind != CODEC_REPLY_QUIT)
+    /* Busy replies come by the thousand in an outage or under a limit;
+     * what caused them is logged once where it happened. */
+    if (req->client && kind == CODEC_REPLY_BUSY)
+        log_debug("#%llu client %s: %s", (unsigned long long)req->client->id, req->client->peer, reason);
+    else if (req->client && kind != CODEC_REPLY_QUIT)
         log_info("#%llu client %s: %s", (unsigned long long)req->client->id, req->client->peer, reason);
     mux_respond(req, reply, len, close);
 }

@@ -215,7 +215,12 @@ static void mux_upstream_parse(struct mux *m, struct mux_upstream *up, struct bu
             m->kick = true;
         up->answered = req->seq;
         up->parsing = false;
-        upstream_conn_ok(&up->uc);
+        if (!up->proved) {
+            /* The first response proves the connection: the target's
+             * failure count and the backoff start over. */
+            up->proved = true;
+            upstream_conn_ok(&up->uc);
+        }
         if (req->sent_us != 0) {
             uint64_t us = upstream_clock_us() - req->sent_us;
             upstream_conn_observe(&up->uc, (uint32_t)PMX_MIN(us, UINT32_MAX));
@@ -296,7 +301,7 @@ static void mux_upstream_io(struct upstream_conn *uc, int mask)
         return;
     }
     if (up->retiring && up->sent.len == 0) {
-        mux_upstream_fail(m, up, "upstream asked to close", CODEC_REPLY_SERVER_ERROR, false);
+        mux_upstream_fail(m, up, "retired", CODEC_REPLY_SERVER_ERROR, false);
         return;
     }
 dispatch:
@@ -308,6 +313,7 @@ static void mux_upstream_connected(struct upstream_conn *uc)
     struct mux_upstream *up = uc->data;
 
     up->last_active = reactor_now(up->m->x->reactor);
+    up->proved = false;
     upstream_conn_watch(uc, REACTOR_READABLE);
     mux_dispatch(up->m, up);
 }
@@ -406,6 +412,22 @@ void mux_upstreams_flush(struct mux *m)
     }
 }
 
+/* A connection whose target was removed, or that is on a backup target
+ * while a primary is usable again, is replaced: it takes no more requests,
+ * closes once its responses are in, and the next one goes where the
+ * balancer says. */
+static void mux_upstream_replace_misplaced(struct mux *m, struct mux_upstream *up)
+{
+    if (up->retiring || !upstream_conn_misplaced(&up->uc))
+        return;
+    log_info("upstream #%llu %s: %s; replacing it", (unsigned long long)up->uc.id, up->uc.peer,
+             up->uc.target < 0 ? "its target was removed" : "on a backup target while a primary is up");
+    if (up->sent.len == 0 && buf_len(&up->uc.conn.out) == 0)
+        mux_upstream_fail(m, up, "replaced", CODEC_REPLY_SERVER_ERROR, false);
+    else
+        up->retiring = true;
+}
+
 void mux_upstreams_tick(struct mux *m, uint64_t now)
 {
     const struct service_config *cfg = mux_config(m);
@@ -413,6 +435,7 @@ void mux_upstreams_tick(struct mux *m, uint64_t now)
     for (int i = 0; i < m->nups; i++) {
         struct mux_upstream *up = &m->ups[i];
         mux_expire_queue(m, up, now);
+        mux_upstream_replace_misplaced(m, up);
         if (up->uc.state != UPSTREAM_READY)
             continue;
         if (cfg->response_timeout > 0 && up->sent.head &&
@@ -432,6 +455,7 @@ void mux_upstreams_reopen(struct mux *m)
 {
     for (int i = 0; i < m->nups; i++) {
         struct mux_upstream *up = &m->ups[i];
+        mux_upstream_replace_misplaced(m, up);
         if (up->uc.state == UPSTREAM_CLOSED && (up->wait.len > 0 || mux_config(m)->warmup) &&
             !m->x->shutting_down)
             mux_upstream_open(m, up);

@@ -377,6 +377,9 @@ int upstream_reload(struct upstream *u, const struct service_config *c)
     free(map);
     if (upstream_set_balancer(u, c->balance) != PMX_OK)
         log_error("service %s: reload: out of memory for the balancer", upstream_name(u));
+    /* New targets may be usable: connections closed for lack of one may
+     * open, and those on removed or backup targets move. */
+    target_notify_up(u);
     return PMX_OK;
 }
 
@@ -660,6 +663,22 @@ void upstream_conn_observe(struct upstream_conn *uc, uint32_t us)
 
     if (u->strategy == BALANCE_LEAST_LATENCY && uc->target >= 0)
         balancer_observe(&u->bt[uc->target], us);
+}
+
+bool upstream_conn_misplaced(const struct upstream_conn *uc)
+{
+    const struct upstream *u = uc->u;
+
+    if (uc->state != UPSTREAM_READY)
+        return false;
+    if (uc->target < 0)
+        return true;
+    if (!u->targets[uc->target].config->backup)
+        return false;
+    for (int i = 0; i < u->ntargets; i++)
+        if (!u->targets[i].config->backup && target_usable(&u->targets[i]))
+            return true;
+    return false;
 }
 
 void upstream_conn_watch(struct upstream_conn *uc, int mask)
