@@ -117,12 +117,16 @@ static void target_notify_up(struct upstream *u)
         u->owner.target_up(u->owner.data);
 }
 
-/* Probes run for down targets, and for up ones with check_up. */
+/* Probes run for down targets, for up ones with check_up, and for up ones
+ * with failures not yet cleared: traffic may have moved away from such a
+ * target (to another one, or a backup), so only a probe can clear or
+ * confirm them. */
 static bool target_wants_probes(const struct upstream_target *t)
 {
     const struct service_config *c = t->u->config;
 
-    return t->health.state == HEALTH_DOWN || (t->health.state == HEALTH_UP && c->health.check_up);
+    return t->health.state == HEALTH_DOWN ||
+           (t->health.state == HEALTH_UP && (c->health.check_up || t->health.fails > 0));
 }
 
 /* A failure seen by traffic or a probe. */
@@ -130,11 +134,11 @@ static void target_failure(struct upstream_target *t, const char *reason)
 {
     struct upstream *u = t->u;
 
-    if (health_failure(&t->health, u->config->health.fail_after, reason, reactor_now(u->r))) {
+    if (health_failure(&t->health, u->config->health.fail_after, reason, reactor_now(u->r)))
         log_error("service %s: target %s (%s) is down: %s", upstream_name(u), t->config->name, t->address,
                   t->health.reason);
+    if (target_wants_probes(t))
         target_probe_schedule(t, u->config->health.interval);
-    }
 }
 
 static void target_probe_done(void *data, bool ok, const char *reason)
@@ -145,6 +149,7 @@ static void target_probe_done(void *data, bool ok, const char *reason)
 
     t->probe = NULL;
     if (ok) {
+        int fails_before = t->health.fails;
         if (health_probe_ok(&t->health, c->health.rise_after, reactor_now(u->r))) {
             log_error("service %s: target %s (%s) is up: %s", upstream_name(u), t->config->name, t->address,
                       t->health.reason);
@@ -156,6 +161,10 @@ static void target_probe_done(void *data, bool ok, const char *reason)
                      t->health.rises, c->health.rise_after);
             target_probe_schedule(t, 0);
             return;
+        } else if (fails_before > 0) {
+            /* Its failures are cleared: it may take back what moved away
+             * (fail-back from a backup). */
+            target_notify_up(u);
         }
     } else {
         log_debug("service %s: target %s: probe failed: %s", upstream_name(u), t->config->name, reason);
@@ -675,8 +684,10 @@ bool upstream_conn_misplaced(const struct upstream_conn *uc)
         return true;
     if (!u->targets[uc->target].config->backup)
         return false;
+    /* A primary counts once it is up without failures to clear (after its
+     * probes), so a connection does not flap between it and the backup. */
     for (int i = 0; i < u->ntargets; i++)
-        if (!u->targets[i].config->backup && target_usable(&u->targets[i]))
+        if (!u->targets[i].config->backup && target_usable(&u->targets[i]) && u->targets[i].health.fails == 0)
             return true;
     return false;
 }

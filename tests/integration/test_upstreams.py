@@ -8,6 +8,7 @@ fifo and proxy mode; a target down at start that comes up later.
 A unix-socket redis target in fifo mode is covered by
 test_services.py (test_unix_socket_redis_behind_unix_listener)."""
 
+import signal
 import socket
 import sys
 import threading
@@ -544,4 +545,85 @@ class OutageTest(UpstreamTestCase):
         traffic.stop()
         pmx.wait_log(r"target %s \(.*\) is up: 2 successful probes" % used)
         self.assertGreater(int(redis_cli(first.port, "DBSIZE")), 0)
+        self.assert_proximux_ok(pmx)
+
+
+# ---------------------------------------------------------------- fail-back, reload
+
+class FailBackTest(UpstreamTestCase):
+
+    def _fifo_yaml(self, port, targets, extra=""):
+        return ("log_level: 2\n"
+                "services:\n"
+                "  - name: cache\n"
+                "    listen: [\"127.0.0.1:%d\"]\n"
+                "    exchange: { mode: fifo, codec: resp, funnel_async: true }\n"
+                "    pool: { connections: 1 }\n"
+                "    health: { interval: 200 }\n"
+                "%s"
+                "    targets:\n%s" % (port, extra, targets))
+
+    def test_fifo_fails_back_to_the_primary(self):
+        """fifo with a primary and a backup target: while the primary is
+        killed, requests go to the backup; once it is back (up after its
+        probes), the connection on the backup is replaced and requests go
+        to the primary again, with no request failing on the way back."""
+        primary, backup = self.redis(), self.redis()
+        port = free_port()
+        targets = ("      - { name: primary, host: 127.0.0.1, port: %d }\n"
+                   "      - { name: standby, host: 127.0.0.1, port: %d, backup: true }\n"
+                   % (primary.port, backup.port))
+        pmx = self.start_proximux(yaml=self._fifo_yaml(port, targets), port=port)
+        c = Resp(port, timeout=10 * TF)
+        self.addCleanup(c.close)
+        self.assertEqual(c.command("SET", "where", "1"), "OK")
+        self.assertEqual(redis_cli(primary.port, "GET", "where").strip(), "1")
+        primary.kill()
+        deadline = time.monotonic() + 5 * TF
+        while c.command("SET", "where", "2") != "OK":
+            self.assertLess(time.monotonic(), deadline, "never served by the backup")
+            time.sleep(0.02)
+        self.assertEqual(redis_cli(backup.port, "GET", "where").strip(), "2")
+        # Its failures are probed until it is down (fail_after 3).
+        pmx.wait_log(r"target primary \(127\.0\.0\.1:%d\) is down" % primary.port, timeout=5 * TF)
+        self.assertEqual(c.command("SET", "where", "2b"), "OK")
+        self.assertEqual(redis_cli(backup.port, "GET", "where").strip(), "2b")
+        primary.start()
+        pmx.wait_log(r"target primary \(127\.0\.0\.1:%d\) is up" % primary.port, timeout=5 * TF)
+        pmx.wait_log(r"on a backup target while a primary is up; replacing it", timeout=2 * TF)
+        # Every request succeeds on the way back, and lands on the primary.
+        deadline = time.monotonic() + 3 * TF
+        while True:
+            self.assertEqual(c.command("SET", "where", "3"), "OK")
+            if redis_cli(primary.port, "GET", "where").strip() == "3":
+                break
+            self.assertLess(time.monotonic(), deadline, "never back on the primary")
+            time.sleep(0.05)
+        self.assert_proximux_ok(pmx)
+
+    def test_reload_removes_and_adds_targets(self):
+        """SIGHUP with the fifo connection's target removed and another
+        added: the connection is replaced once idle, the next requests go to
+        the new target, and nothing fails."""
+        old, new = self.redis(), self.redis()
+        port = free_port()
+        targets_old = "      - { name: old, host: 127.0.0.1, port: %d }\n" % old.port
+        targets_new = "      - { name: new, host: localhost, port: %d }\n" % new.port
+        pmx = self.start_proximux(yaml=self._fifo_yaml(port, targets_old), port=port)
+        c = Resp(port, timeout=10 * TF)
+        self.addCleanup(c.close)
+        self.assertEqual(c.command("SET", "k", "old"), "OK")
+        self.assertEqual(redis_cli(old.port, "GET", "k").strip(), "old")
+        pmx.write_yaml(self._fifo_yaml(port, targets_new))
+        pmx.send_signal(signal.SIGHUP)
+        pmx.wait_log(r"its target was removed; replacing it", timeout=2 * TF)
+        # "localhost" was not resolved on the loop: the resolver thread did.
+        pmx.wait_log(r"target new: localhost now resolves to", timeout=2 * TF)
+        deadline = time.monotonic() + 3 * TF
+        while True:
+            self.assertEqual(c.command("SET", "k", "new"), "OK")
+            if redis_cli(new.port, "GET", "k").strip() == "new":
+                break
+            self.assertLess(time.monotonic(), deadline, "never on the new target")
+            time.sleep(0.05)
         self.assert_proximux_ok(pmx)
