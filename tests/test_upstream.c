@@ -778,6 +778,34 @@ START_TEST(test_upstream_every_immediate_failure)
 }
 END_TEST
 
+START_TEST(test_upstream_retries_each_target_once)
+{
+    struct fx f;
+    struct rec c;
+    char yaml[2048], line[128];
+    int o;
+
+    /* Twelve targets, retries 30: each tried once (not only the first
+     * eight), then no untried target is left. */
+    fx_init(&f);
+    o = snprintf(yaml, sizeof(yaml), "local: { port: 1 }\npool: { connections: 1 }\nretries: 30\n"
+                 "health: { fail_after: 1000 }\ntargets:\n");
+    for (int i = 0; i < 12; i++)
+        o += snprintf(yaml + o, sizeof(yaml) - (size_t)o, "  - { name: t%d, unix: %s/t%d.sock }\n", i, f.dir, i);
+    fx_load(&f, &f.cfg, "%s", yaml);
+    fx_start(&f);
+    rec_init(&f, &c);
+    ck_assert_int_eq(rec_open(&c), PMX_ERR);
+    ck_assert_int_eq(fx_log_count(&f, "failed: connect: No such file or directory"), 12);
+    for (int i = 0; i < 12; i++) {
+        snprintf(line, sizeof(line), "connect to t%d (unix:", i);
+        ck_assert_msg(fx_log_count(&f, line) == 1, "t%d tried %d times", i, fx_log_count(&f, line));
+    }
+    upstream_conn_release(&c.uc);
+    fx_finish(&f);
+}
+END_TEST
+
 START_TEST(test_upstream_retries_zero)
 {
     struct fx f;
@@ -1565,6 +1593,7 @@ Suite *upstream_suite(void)
     tcase_add_test(tc, test_upstream_retry_after_immediate_failure);
     tcase_add_test(tc, test_upstream_every_immediate_failure);
     tcase_add_test(tc, test_upstream_retries_zero);
+    tcase_add_test(tc, test_upstream_retries_each_target_once);
     tcase_add_test(tc, test_upstream_retry_prefers_primary);
     suite_add_tcase(s, tc);
 
