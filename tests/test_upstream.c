@@ -122,12 +122,43 @@ static int port_last_conn(const struct port *p)
 
 /* ---- the upstream layer under test ---- */
 
+/* Where the tests write configurations and logs: made and removed in the
+ * parent (unchecked fixture), so that a failing test leaves nothing. */
+static char scratch[64];
+
+static void scratch_setup(void)
+{
+    snprintf(scratch, sizeof(scratch), "/tmp/pmx-test-upstream-XXXXXX");
+    if (mkdtemp(scratch) == NULL) {
+        perror("mkdtemp");
+        abort();
+    }
+}
+
+static void scratch_teardown(void)
+{
+    DIR *d = opendir(scratch);
+
+    if (d == NULL)
+        return;
+    for (const struct dirent *e; (e = readdir(d)) != NULL;) {
+        char path[512];
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", scratch, e->d_name);
+        unlink(path);
+    }
+    closedir(d);
+    rmdir(scratch);
+}
+
 /* A reactor, a log file, one service's configuration and its upstream
  * layer, with the janitor (upstream_tick) every 10 ms. */
 struct fx {
     struct reactor *r;
-    char dir[64];
+    const char *dir;            /* scratch: unix paths of targets that do not exist */
     char log_path[128];
+    char config_path[128];
     struct config cfg;
     struct upstream *u;
     int ups;                    /* target_up calls */
@@ -154,9 +185,10 @@ static void fx_init(struct fx *f)
     memset(f, 0, sizeof(*f));
     f->r = reactor_create(64);
     ck_assert_ptr_nonnull(f->r);
-    snprintf(f->dir, sizeof(f->dir), "/tmp/pmx-test-upstream-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(f->dir));
-    snprintf(f->log_path, sizeof(f->log_path), "%s/log", f->dir);
+    f->dir = scratch;
+    snprintf(f->log_path, sizeof(f->log_path), "%s/log-%d", scratch, (int)getpid());
+    snprintf(f->config_path, sizeof(f->config_path), "%s/config-%d.yaml", scratch, (int)getpid());
+    unlink(f->log_path);
     ck_assert_int_eq(log_open(f->log_path), PMX_OK);
     log_set_level(LOG_INFO);
 }
@@ -164,20 +196,19 @@ static void fx_init(struct fx *f)
 /* Loads YAML text (printf format) into c. */
 static void PMX_PRINTF(3, 4) fx_load(struct fx *f, struct config *c, const char *fmt, ...)
 {
-    char yaml[4096], path[128], err[CONFIG_ERR_MAX];
+    char yaml[4096], err[CONFIG_ERR_MAX];
     va_list ap;
 
     va_start(ap, fmt);
     int n = vsnprintf(yaml, sizeof(yaml), fmt, ap);
     va_end(ap);
     ck_assert(n > 0 && (size_t)n < sizeof(yaml));
-    snprintf(path, sizeof(path), "%s/config.yaml", f->dir);
-    FILE *fp = fopen(path, "w");
+    FILE *fp = fopen(f->config_path, "w");
     ck_assert_ptr_nonnull(fp);
     ck_assert_int_ge(fputs(yaml, fp), 0);
     ck_assert_int_eq(fclose(fp), 0);
     memset(c, 0, sizeof(*c));
-    ck_assert_msg(config_load(c, path, NULL, err, sizeof(err)) == PMX_OK, "%s", err);
+    ck_assert_msg(config_load(c, f->config_path, NULL, err, sizeof(err)) == PMX_OK, "%s", err);
     ck_assert_int_eq(c->nservices, 1);
 }
 
@@ -201,17 +232,8 @@ static void fx_finish(struct fx *f)
     config_free(&f->cfg);
     reactor_destroy(f->r);
     ck_assert_int_eq(log_open(NULL), PMX_OK);
-    DIR *d = opendir(f->dir);
-    ck_assert_ptr_nonnull(d);
-    for (const struct dirent *e; (e = readdir(d)) != NULL;) {
-        char path[512];
-        if (e->d_name[0] == '.')
-            continue;
-        snprintf(path, sizeof(path), "%s/%s", f->dir, e->d_name);
-        unlink(path);
-    }
-    closedir(d);
-    rmdir(f->dir);
+    unlink(f->log_path);
+    unlink(f->config_path);
 }
 
 /* How many lines of the log so far hold needle, after prefix when prefix
@@ -1582,6 +1604,10 @@ Suite *upstream_suite(void)
     Suite *s = suite_create("upstream");
     TCase *tc = tcase_create("balance");
 
+    /* Each test takes at most a few seconds; the margin is for a loaded
+     * machine and sanitizer builds. */
+    tcase_add_unchecked_fixture(tc, scratch_setup, scratch_teardown);
+    tcase_set_timeout(tc, 30);
     tcase_add_test(tc, test_upstream_round_robin_alternates);
     tcase_add_test(tc, test_upstream_round_robin_weights);
     tcase_add_test(tc, test_upstream_least_conn);
@@ -1589,6 +1615,8 @@ Suite *upstream_suite(void)
     suite_add_tcase(s, tc);
 
     tc = tcase_create("retries");
+    tcase_add_unchecked_fixture(tc, scratch_setup, scratch_teardown);
+    tcase_set_timeout(tc, 30);
     tcase_add_test(tc, test_upstream_retry_other_target);
     tcase_add_test(tc, test_upstream_retry_after_immediate_failure);
     tcase_add_test(tc, test_upstream_every_immediate_failure);
@@ -1598,6 +1626,7 @@ Suite *upstream_suite(void)
     suite_add_tcase(s, tc);
 
     tc = tcase_create("health");
+    tcase_add_unchecked_fixture(tc, scratch_setup, scratch_teardown);
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, test_upstream_fail_after_then_none_usable);
     tcase_add_test(tc, test_upstream_down_target_not_picked);
@@ -1608,6 +1637,7 @@ Suite *upstream_suite(void)
     suite_add_tcase(s, tc);
 
     tc = tcase_create("timeouts");
+    tcase_add_unchecked_fixture(tc, scratch_setup, scratch_teardown);
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, test_upstream_connect_timeout_then_retry);
     tcase_add_test(tc, test_upstream_connect_timeout_gives_up);
@@ -1615,6 +1645,7 @@ Suite *upstream_suite(void)
     suite_add_tcase(s, tc);
 
     tc = tcase_create("handover");
+    tcase_add_unchecked_fixture(tc, scratch_setup, scratch_teardown);
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, test_upstream_conn_move);
     tcase_add_test(tc, test_upstream_reload);
