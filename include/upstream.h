@@ -40,6 +40,10 @@ struct upstream_conn;
  * get (resp "-ERR proximux: no upstream available"). */
 #define UPSTREAM_NONE_USABLE "no upstream available"
 
+/* Targets one open may try: the first and up to `retries` others (the
+ * configuration allows at most 100). */
+#define UPSTREAM_MAX_TRIES 101
+
 enum upstream_conn_state {
     UPSTREAM_CLOSED,            /* no socket */
     UPSTREAM_CONNECTING,        /* connect() in progress, under connect_timeout */
@@ -72,7 +76,7 @@ struct upstream_conn {
     struct upstream *u;
     const struct upstream_conn_events *events;
     int tries;                  /* targets tried in this open */
-    int tried[8];               /* those tried, not picked again in this open */
+    int tried[UPSTREAM_MAX_TRIES];  /* those tried, not picked again in this open */
     int giveups;                /* opens in a row that gave up: backoff */
     uint64_t deadline;          /* connect timeout or end of backoff (ms) */
     uint64_t not_before;        /* no connect before this (ms): backoff */

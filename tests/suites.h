@@ -18,5 +18,6 @@ Suite *codec_memcache_suite(void);
 Suite *codec_http_suite(void);
 Suite *balancer_suite(void);
 Suite *health_suite(void);
+Suite *upstream_suite(void);
 
 #endif

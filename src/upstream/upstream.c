@@ -511,7 +511,7 @@ static int conn_try(struct upstream_conn *uc, const char **reason)
     static char why[HEALTH_REASON_MAX];
 
     errno = 0;
-    while (uc->tries <= c->retries) {
+    while (uc->tries <= c->retries && uc->tries < UPSTREAM_MAX_TRIES) {
         int t = conn_pick(uc);
         if (t < 0)
             return PMX_ERR;
