@@ -635,7 +635,8 @@ void upstream_conn_close(struct upstream_conn *uc, enum upstream_close how, cons
         log_info("service %s: upstream #%llu close %s: %s (in %llu, out %llu bytes)", upstream_name(u),
                  (unsigned long long)uc->id, uc->peer, reason, (unsigned long long)uc->conn.bytes_in,
                  (unsigned long long)uc->conn.bytes_out);
-    if (how == UPSTREAM_CLOSE_FAILED && uc->target >= 0 && uc->state != UPSTREAM_BACKOFF)
+    if (how == UPSTREAM_CLOSE_FAILED && uc->target >= 0 &&
+        (uc->state == UPSTREAM_READY || uc->state == UPSTREAM_CONNECTING))
         target_failure(&u->targets[uc->target], reason);
     conn_drop_socket(uc, false);
     uc->state = UPSTREAM_CLOSED;
