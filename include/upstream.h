@@ -141,6 +141,16 @@ void upstream_target_info(const struct upstream *u, int i, struct upstream_targe
 /* Marks target i down for maintenance (skipped until marked up) or up. */
 void upstream_target_set_maint(struct upstream *u, int i, bool down);
 
+/* The target the balancer would give a client at addr now (ip_hash: the
+ * target its address hashes to), or -1 when none is usable. For handing
+ * such a client a warm spare on that target. Round robin and the other
+ * stateful strategies advance as if a connection had been opened. */
+int upstream_pick(struct upstream *u, const struct sockaddr *client, socklen_t client_len);
+
+/* Whether the balancer keeps a client on a target of its own (ip_hash):
+ * then a warm spare may only go to a client whose target it is on. */
+bool upstream_sticky(const struct upstream *u);
+
 /* Makes uc a CLOSED connection of u that reports to events with data. */
 void upstream_conn_init(struct upstream *u, struct upstream_conn *uc,
                         const struct upstream_conn_events *events, void *data);

@@ -370,12 +370,22 @@ static const struct upstream_conn_events session_upstream_events = {
     .failed = session_upstream_failed,
 };
 
-/* A warm spare ready for a client, or NULL. */
-static struct proxy_spare *proxy_ready_spare(struct proxy *px)
+/* A warm spare ready for client s, or NULL. With ip_hash only one on the
+ * target the client's address hashes to will do. */
+static struct proxy_spare *proxy_ready_spare(struct proxy *px, const struct session *s)
 {
+    int want = -1;
+
+    if (px->nspares == 0)
+        return NULL;
+    if (upstream_sticky(px->x->upstream)) {
+        want = upstream_pick(px->x->upstream, (const struct sockaddr *)&s->addr, s->addr_len);
+        if (want < 0)
+            return NULL;
+    }
     for (int i = 0; i < px->nspares; i++) {
         struct proxy_spare *sp = &px->spares[(px->next_spare + i) % px->nspares];
-        if (sp->up.state == UPSTREAM_READY) {
+        if (sp->up.state == UPSTREAM_READY && (want < 0 || sp->up.target == want)) {
             px->next_spare = (px->next_spare + i + 1) % px->nspares;
             return sp;
         }
@@ -434,7 +444,7 @@ static void proxy_accept(struct exchange *x, int fd, const char *peer, const str
         session_update(s);
         return;
     }
-    struct proxy_spare *spare = proxy_ready_spare(px);
+    struct proxy_spare *spare = proxy_ready_spare(px, s);
     if (spare != NULL) {
         s->active = true;
         px->active++;

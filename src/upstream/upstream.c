@@ -662,6 +662,18 @@ void upstream_conn_ok(struct upstream_conn *uc)
         health_traffic_ok(&u->targets[uc->target].health);
 }
 
+int upstream_pick(struct upstream *u, const struct sockaddr *client, socklen_t client_len)
+{
+    for (int i = 0; i < u->ntargets; i++)
+        u->bt[i].usable = target_usable(&u->targets[i]);
+    return balancer_pick(u->balancer, u->bt, (size_t)u->ntargets, client_len > 0 ? client : NULL);
+}
+
+bool upstream_sticky(const struct upstream *u)
+{
+    return u->strategy == BALANCE_IP_HASH;
+}
+
 bool upstream_wants_latency(const struct upstream *u)
 {
     return u->strategy == BALANCE_LEAST_LATENCY;

@@ -119,6 +119,15 @@ class ProxyBalancingTest(UpstreamTestCase):
         """ip_hash, three tagged targets: clients from 127.0.0.2 .. 127.0.0.20
         connect three times each; an address always lands on the same
         target, and more than one target is used."""
+        self._ip_hash(warmup=False)
+
+    def test_ip_hash_with_warm_spares(self):
+        """The same with pool.warmup: a client takes a warm spare only if it
+        is on the target its address hashes to, so it lands there whether
+        it gets a spare or a new connection."""
+        self._ip_hash(warmup=True)
+
+    def _ip_hash(self, warmup):
         ups = [self.upstream(tagged(b"t%d:" % i)) for i in range(3)]
         port = free_port()
         yaml = ("log_level: 1\n"
@@ -126,9 +135,9 @@ class ProxyBalancingTest(UpstreamTestCase):
                 "  - name: hashed\n"
                 "    listen: [\"127.0.0.1:%d\"]\n"
                 "    exchange: { mode: proxy }\n"
-                "    pool: { connections: 8 }\n"
+                "    pool: { connections: 6, warmup: %s }\n"
                 "    balance: ip_hash\n"
-                "    targets:\n" % port
+                "    targets:\n" % (port, "true" if warmup else "false")
                 + "".join("      - { name: t%d, host: 127.0.0.1, port: %d }\n" % (i, u.port)
                           for i, u in enumerate(ups)))
         pmx = self.start_proximux(yaml=yaml, port=port)
@@ -144,11 +153,12 @@ class ProxyBalancingTest(UpstreamTestCase):
             self.assertEqual(len(tags), 1, "%s landed on %r" % (src, sorted(tags)))
         used = set().union(*placed.values())
         self.assertGreater(len(used), 1, "every address hashed to %r" % used)
-        # The upstreams saw the client's connections from proximux, each
-        # as many as the addresses hashed to it times three rounds.
-        counts = {b"t%d:" % i: len(u.records) for i, u in enumerate(ups)}
-        for tag, n in counts.items():
-            self.assertEqual(n, 3 * sum(1 for t in placed.values() if tag in t), counts)
+        if not warmup:
+            # The upstreams saw the client's connections from proximux, each
+            # as many as the addresses hashed to it times three rounds.
+            counts = {b"t%d:" % i: len(u.records) for i, u in enumerate(ups)}
+            for tag, n in counts.items():
+                self.assertEqual(n, 3 * sum(1 for t in placed.values() if tag in t), counts)
         self.assert_proximux_ok(pmx)
 
     def test_proxy_max_active_max_queued(self):
