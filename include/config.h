@@ -95,6 +95,7 @@ struct service_config {
     long queue_limit;
     long queue_timeout;
     long max_message;
+    long client_inflight;           /* exchange.client_inflight: one client's requests in flight upstream (1-100000, 128) */
 
     /* pool */
     int connections;

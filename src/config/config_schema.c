@@ -82,6 +82,7 @@ static const struct setting service_settings[] = {
     { "exchange.response_timeout", "EXCHANGE_RESPONSE_TIMEOUT", "", T_LONG,    SF(response_timeout),   "30000",       1,     86400000,      "ms",    S_INHERIT | S_OFF | S_RELOAD, 0, NULL },
     { "exchange.queue_limit",      "EXCHANGE_QUEUE_LIMIT", "",      T_LONG,    SF(queue_limit),        "10000",       1,     10000000,      "",      S_INHERIT | S_RELOAD, 0, NULL },
     { "exchange.queue_timeout",    "EXCHANGE_QUEUE_TIMEOUT", "",    T_LONG,    SF(queue_timeout),      "-1",          1,     86400000,      "ms",    S_INHERIT | S_OFF | S_RELOAD, 0, NULL },
+    { "exchange.client_inflight",  "EXCHANGE_CLIENT_INFLIGHT", "",  T_LONG,    SF(client_inflight),    "128",         1,     100000,        "",      S_INHERIT | S_RELOAD, 0, NULL },
     { "exchange.max_message",      "EXCHANGE_MAX_MESSAGE", "",      T_LONG,    SF(max_message),        "67108864",    1024,  1073741824,    "bytes", S_INHERIT | S_RELOAD, 0, NULL },
     { "pool.connections",          "PROXY_CONNECTIONS_CNT", "",     T_INT,     SF(connections),        NULL,          1,     100000,        "",      S_INHERIT | S_REQUIRED, 0, NULL },
     { "pool.inactive_timeout",     "PROXY_INACTIVE_TIMEOUT", "",    T_LONG,    SF(inactive_timeout),   "-1",          1,     86400000,      "ms",    S_INHERIT | S_OFF | S_RELOAD, 0, NULL },

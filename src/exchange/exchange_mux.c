@@ -123,6 +123,12 @@ static void mux_shutdown(struct exchange *x, bool fast)
 
 static void mux_reload(struct exchange *x)
 {
+    struct mux *m = x->priv;
+
+    for (int i = 0; i < m->nups; i++)
+        sched_relimit(&m->ups[i].sched, (size_t)x->config->client_inflight);
+    for (int i = 0; i < m->nups; i++)
+        mux_dispatch(m, &m->ups[i]);
 }
 
 static void mux_destroy(struct exchange *x)
@@ -137,7 +143,10 @@ static void mux_destroy(struct exchange *x)
     for (int i = 0; i < m->nups; i++) {
         struct mux_upstream *up = &m->ups[i];
         struct mux_request *req;
-        while ((req = mux_queue_pop(&up->wait)) != NULL) {
+        struct sched_client *owner;
+        struct sched_item *it;
+        while ((it = sched_pop_any(&up->sched, &owner)) != NULL) {
+            req = list_entry(it, struct mux_request, item);
             mux_request_leave_upstream(req);
             mux_request_release(req);
         }

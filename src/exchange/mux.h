@@ -20,6 +20,7 @@
 #include "config.h"
 #include "conn.h"
 #include "exchange.h"
+#include "mux_sched.h"
 #include "upstream.h"
 
 /* Most bytes read from one socket per event. */
@@ -68,6 +69,8 @@ struct mux_request {
     char *data;                     /* bytes to send, while waiting (owned) */
     size_t len;
     uint32_t info;                  /* CODEC_INFO_* from the request parser */
+    bool in_flight;                 /* written upstream: counts in its client's client_inflight */
+    struct sched_item item;         /* in its client's waiting queue (mux_sched) */
     bool done;                      /* response known: in resp, or a close */
     bool close_client;              /* close the client after this response */
     struct buf resp;                /* response held for earlier requests */
@@ -75,7 +78,7 @@ struct mux_request {
     uint64_t sent_at;
     uint64_t sent_us;               /* for least_latency samples only */
     uint64_t seq;                   /* its place among the requests written to its upstream */
-    struct mux_request *next;       /* in the upstream's wait or sent queue */
+    struct mux_request *next;       /* in the upstream's sent queue */
     struct mux_request *cnext;      /* in the client's list */
 };
 
@@ -100,6 +103,7 @@ struct mux_client {
     size_t held;                    /* response bytes held in requests */
     struct mux_upstream *affinity;  /* where its requests go while any is out */
     size_t nupstream;               /* its requests in upstream queues */
+    struct sched_client sched;      /* its requests waiting for its connection, and in flight */
     /* Its last noreply request, written to noreply_up (while that
      * connection's generation is noreply_gen) as request noreply_seq: until
      * a later request there is answered, it may not have run yet, so the
@@ -122,7 +126,7 @@ struct mux_upstream {
     uint64_t last_active;           /* last byte in or out (ms) */
     bool proved;                    /* a response came on this connection */
     struct mux *m;
-    struct mux_queue wait;
+    struct sched_upstream sched;    /* requests waiting for this connection, per client */
     struct mux_queue sent;
     struct codec_parser parser;     /* response to the head of sent */
     bool parsing;                   /* parser holds a response in progress */

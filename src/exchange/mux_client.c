@@ -56,6 +56,16 @@ static bool mux_client_within_budget(const struct mux_client *c)
 static void mux_client_drop_requests(struct mux_client *c)
 {
     struct mux_request *next;
+    struct sched_item *it;
+
+    /* Requests not yet written are dropped: nobody wants their answer. */
+    while ((it = sched_pop(&c->sched)) != NULL) {
+        struct mux_request *req = list_entry(it, struct mux_request, item);
+        c->m->queued--;
+        free(req->data);
+        req->data = NULL;
+        mux_request_leave_upstream(req);
+    }
 
     for (struct mux_request *req = c->head; req; req = next) {
         next = req->cnext;
@@ -407,6 +417,7 @@ void mux_accept(struct exchange *x, int fd, const char *peer, const struct socka
     c->m = m;
     snprintf(c->peer, sizeof(c->peer), "%s", peer);
     conn_init(&c->conn, fd);
+    sched_client_init(&c->sched);
     buf_init(&c->in);
     x->codec->request_begin(&c->parser);
     c->next = m->clients;

@@ -24,8 +24,14 @@ void mux_request_leave_upstream(struct mux_request *req)
     struct mux_client *c = req->client;
 
     req->up = NULL;
-    if (c != NULL && --c->nupstream == 0)
-        c->affinity = NULL;
+    if (c != NULL) {
+        /* A place in its client_inflight frees: it may take turns again. */
+        if (req->in_flight)
+            sched_done(&c->sched, (size_t)mux_config(c->m)->client_inflight);
+        if (--c->nupstream == 0)
+            c->affinity = NULL;
+    }
+    req->in_flight = false;
 }
 
 /* A whole request of client c: answer it here, or queue it for an
@@ -74,8 +80,13 @@ void mux_submit(struct mux *m, struct mux_client *c, const char *data, size_t le
     req->up = up;
     c->affinity = up;
     c->nupstream++;
-    if (up->wait.head == NULL && mux_can_send(m, up)) {
+    /* Nothing waits on up and the client is under its client_inflight:
+     * straight onto the connection. */
+    if (up->sched.nwaiting == 0 && sched_may_send(&c->sched, (size_t)cfg->client_inflight) &&
+        mux_can_send(m, up)) {
+        sched_taken(&c->sched);
         if (mux_send(m, up, req, data, len) != PMX_OK) {
+            sched_done(&c->sched, (size_t)cfg->client_inflight);
             mux_request_leave_upstream(req);
             mux_reply(m, req, CODEC_REPLY_SERVER_ERROR, "out of memory");
         }
@@ -104,20 +115,41 @@ void mux_submit(struct mux *m, struct mux_client *c, const char *data, size_t le
     }
     memcpy(req->data, data, len);
     req->len = len;
-    mux_queue_push(&up->wait, req);
+    sched_push(&up->sched, &c->sched, &req->item, (size_t)cfg->client_inflight);
     m->queued++;
     mux_dispatch(m, up);
 }
 
-/* Fails waiting requests older than queue_timeout; the queue is in
- * arrival order, so only its head needs looking at. */
+/* A client waiting on u whose oldest request has waited timeout ms, or
+ * NULL. */
+static struct sched_client *mux_sched_expired(struct sched_upstream *u, uint64_t now, uint64_t timeout)
+{
+    struct list_node *lists[] = { &u->ring, &u->parked };
+
+    for (int i = 0; i < 2; i++) {
+        for (struct list_node *n = lists[i]->next; n != lists[i]; n = n->next) {
+            struct sched_client *sc = list_entry(n, struct sched_client, turn);
+            struct mux_request *req = list_entry(sc->head, struct mux_request, item);
+            if (now - req->queued_at >= timeout)
+                return sc;
+        }
+    }
+    return NULL;
+}
+
+/* Fails waiting requests older than queue_timeout. */
 void mux_expire_queue(struct mux *m, struct mux_upstream *up, uint64_t now)
 {
     const struct service_config *cfg = mux_config(m);
+    struct sched_client *sc;
 
-    while (cfg->queue_timeout > 0 && up->wait.head &&
-           now - up->wait.head->queued_at >= (uint64_t)cfg->queue_timeout) {
-        struct mux_request *req = mux_queue_pop(&up->wait);
+    if (cfg->queue_timeout <= 0)
+        return;
+    /* Each client's queue is in arrival order: only heads need looking at.
+     * One at a time, from the start: a reply may close a client, which
+     * drops its other requests from the lists being walked. */
+    while ((sc = mux_sched_expired(&up->sched, now, (uint64_t)cfg->queue_timeout)) != NULL) {
+        struct mux_request *req = list_entry(sched_pop(sc), struct mux_request, item);
         m->queued--;
         free(req->data);
         req->data = NULL;

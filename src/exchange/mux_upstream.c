@@ -14,7 +14,7 @@
 
 size_t mux_outstanding(const struct mux_upstream *up)
 {
-    return up->wait.len + up->sent.len;
+    return up->sched.nwaiting + up->sent.len;
 }
 
 /* Connections in backoff or retiring come last in the pick; so do closed
@@ -82,6 +82,7 @@ int mux_send(struct mux *m, struct mux_upstream *up, struct mux_request *req,
          * "Connection: close"): pipeline nothing behind it. */
         up->retiring = true;
     }
+    req->in_flight = true;
     req->seq = ++up->written;
     if (req->info & CODEC_INFO_NOREPLY) {
         /* Nothing will come back: answered now with nothing. The client's
@@ -100,25 +101,25 @@ int mux_send(struct mux *m, struct mux_upstream *up, struct mux_request *req,
     return PMX_OK;
 }
 
+/* Writes waiting requests while the connection takes them, one per client
+ * in turn (mux_sched); a client with client_inflight requests in flight
+ * sits out. Requests of clients that left were dropped when they left. */
 void mux_dispatch(struct mux *m, struct mux_upstream *up)
 {
-    while (up->wait.head) {
-        struct mux_request *req = up->wait.head;
-        if (req->client == NULL) {
-            /* Its client left before it was sent: no need to send it. */
-            mux_queue_pop(&up->wait);
-            m->queued--;
-            mux_request_leave_upstream(req);
-            mux_request_release(req);
-            continue;
-        }
+    size_t limit = (size_t)mux_config(m)->client_inflight;
+
+    while (up->sched.nwaiting > 0) {
         if (!mux_can_send(m, up)) {
             if (up->uc.state == UPSTREAM_READY && mux_config(m)->max_active >= 0 &&
                 m->active >= (size_t)mux_config(m)->max_active)
                 m->active_full = true;
             break;
         }
-        mux_queue_pop(&up->wait);
+        struct sched_client *owner;
+        struct sched_item *it = sched_next(&up->sched, limit, &owner);
+        if (it == NULL)
+            break;              /* every waiting client is at its limit */
+        struct mux_request *req = list_entry(it, struct mux_request, item);
         m->queued--;
         /* mux_send may answer and free req (noreply): take its bytes first. */
         char *data = req->data;
@@ -126,11 +127,12 @@ void mux_dispatch(struct mux *m, struct mux_upstream *up)
         int rc = mux_send(m, up, req, data, req->len);
         free(data);
         if (rc != PMX_OK) {
+            sched_done(owner, limit);
             mux_request_leave_upstream(req);
             mux_reply(m, req, CODEC_REPLY_SERVER_ERROR, "out of memory");
         }
     }
-    if (up->wait.head && up->uc.state == UPSTREAM_CLOSED && !up->retiring)
+    if (up->sched.nwaiting > 0 && up->uc.state == UPSTREAM_CLOSED && !up->retiring)
         mux_upstream_open(m, up);
 }
 
@@ -162,7 +164,7 @@ static void mux_upstream_fail(struct mux *m, struct mux_upstream *up, const char
     upstream_conn_close(&up->uc, failure ? UPSTREAM_CLOSE_FAILED : UPSTREAM_CLOSE_OK, reason);
     /* Requests not yet written go out on a new connection, to whichever
      * target the balancer picks now. */
-    if (up->wait.len > 0 || (mux_config(m)->warmup && !m->x->shutting_down))
+    if (up->sched.nwaiting > 0 || (mux_config(m)->warmup && !m->x->shutting_down))
         mux_upstream_open(m, up);
 }
 
@@ -325,10 +327,14 @@ static void mux_fail_waiting(struct mux *m, struct mux_upstream *up, const char 
 {
     struct mux_request *req;
 
-    if (up->wait.len > 0)
+    struct sched_client *owner;
+    struct sched_item *it;
+
+    if (up->sched.nwaiting > 0)
         log_error("service %s: no upstream connection (%s); failing %zu requests not yet sent",
-                  mux_config(m)->name, reason, up->wait.len);
-    while ((req = mux_queue_pop(&up->wait)) != NULL) {
+                  mux_config(m)->name, reason, up->sched.nwaiting);
+    while ((it = sched_pop_any(&up->sched, &owner)) != NULL) {
+        req = list_entry(it, struct mux_request, item);
         m->queued--;
         free(req->data);
         req->data = NULL;
@@ -370,6 +376,7 @@ void mux_upstream_init(struct mux *m, struct mux_upstream *up)
 {
     up->m = m;
     buf_init(&up->in);
+    sched_upstream_init(&up->sched);
     upstream_conn_init(m->x->upstream, &up->uc, &mux_upstream_events, up);
 }
 
@@ -456,7 +463,7 @@ void mux_upstreams_reopen(struct mux *m)
     for (int i = 0; i < m->nups; i++) {
         struct mux_upstream *up = &m->ups[i];
         mux_upstream_replace_misplaced(m, up);
-        if (up->uc.state == UPSTREAM_CLOSED && (up->wait.len > 0 || mux_config(m)->warmup) &&
+        if (up->uc.state == UPSTREAM_CLOSED && (up->sched.nwaiting > 0 || mux_config(m)->warmup) &&
             !m->x->shutting_down)
             mux_upstream_open(m, up);
     }

@@ -613,6 +613,7 @@ static void make_config(struct config *cfg, uint8_t h0, uint8_t h1, bool adversa
     ENV("EXCHANGE_QUEUE_TIMEOUT=%d", (h1 & 8) ? 200 : -1);
     ENV("PROXY_INACTIVE_TIMEOUT=%d", (h1 & 16) ? 500 : -1);
     ENV("PROXY_CONNECT_TIMEOUT=%d", (h1 & 32) ? 50 : 1000);
+    ENV("EXCHANGE_CLIENT_INFLIGHT=%d", (h1 & 64) ? 2 : 128);
     ENV("PROXY_BACKOFF_MIN=10");
     ENV("PROXY_BACKOFF_MAX=40");
     /* Targets stay up: a probe would connect to the harness listener,

@@ -493,8 +493,14 @@ class MuxFaultsTest(ProximuxTestCase):
             return True
 
         self.assertEqual(run_threads(client, 5, timeout=30), [True] * 5)
-        wait_for(lambda: len(up.seen()) >= 200 + 200, timeout=10, what="all requests at the upstream")
+        pmx.wait_log(r"output limit", timeout=5)      # the slow client was let go
         time.sleep(0.5)
+        # Its requests not yet written when it was let go were dropped
+        # (exchange.client_inflight keeps most of them waiting in its own
+        # queue): far fewer than 200 reached the upstream.
+        repeats = sum(1 for r in up.seen() if r[:1] and r[0].upper() == b"REPEAT")
+        self.assertGreater(repeats, 0)
+        self.assertLess(repeats, 200, "every request of the departed client was sent")
         rss.append(proc_rss_mb(pmx.proc.pid))
         self.assertLess(max(rss), 256, "proximux RSS (MB) grew: %r" % rss)
         pmx.wait_log(r"output limit", timeout=5)      # the slow client was let go
