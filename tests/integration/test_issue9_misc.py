@@ -1,0 +1,185 @@
+"""Issue 9, codec items: memcached quiet meta commands and the binary
+protocol through funnel/FIFO to a real memcached 1.6.18."""
+
+import random
+import socket
+import struct
+import time
+
+from harness import TIME_FACTOR, ProximuxTestCase, closed_by_peer, connect, free_port, run_threads
+from muxlib import McClient, MemcachedServer, config_env
+
+
+def mc_read_until_mn(c):
+    """Meta replies (VA lines with their data blocks) up to and including
+    MN, as raw bytes."""
+    out = []
+    while True:
+        line = c.read_line_reply()
+        out.append(line)
+        if line.startswith(b"VA "):
+            out.append(c._exact(int(line.split()[1]) + 2))
+        elif line == b"MN\r\n":
+            return b"".join(out)
+
+
+def quiet_batch(rng, cid, n):
+    """n pipelined meta commands, most quiet, on the client's own keys and
+    a few shared missing ones, ended by mn: hits, misses, stores, deletes,
+    arithmetic, data blocks that hold "MN\\r\\n"."""
+    parts = []
+    for i in range(n):
+        key = b"q%d:%d" % (cid, rng.randrange(8))
+        r = rng.randrange(7)
+        if r == 0:
+            val = rng.choice([b"MN\r\n", b"", b"x" * rng.randrange(2000), b"EN\r\nHD\r\n"])
+            parts.append(b"ms %s %d q T0 F%d\r\n%s\r\n" % (key, len(val), i, val))
+        elif r == 1:
+            parts.append(b"md %s q\r\n" % key)
+        elif r == 2:
+            parts.append(b"ma c%d q N0 J5\r\n" % cid)
+        elif r == 3:
+            parts.append(b"mg %s v k f\r\n" % key)          # not quiet: always answered
+        else:
+            parts.append(b"mg %s q v k O%d\r\n" % (key if r < 6 else b"missing%d" % i, i))
+    return b"".join(parts) + b"mn\r\n"
+
+
+class _QuietMeta:
+    CONFIG = "funnel4_async"
+
+    @classmethod
+    def setUpClass(cls):
+        cls.mc = MemcachedServer()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.mc.stop()
+
+    def setUp(self):
+        with McClient(self.mc.port) as direct:
+            self.assertEqual(direct.command(b"flush_all\r\n"), b"OK\r\n")
+        self.port = free_port()
+        self.pmx = self.start_proximux(config_env(self.port, [("127.0.0.1", self.mc.port)],
+                                                  "memcache", self.CONFIG))
+
+    def tearDown(self):
+        self.assert_proximux_ok(self.pmx)
+
+    def client(self, port=None):
+        c = McClient(port or self.port)
+        self.addCleanup(c.close)
+        return c
+
+    def test_quiet_group_replies_as_memcached(self):
+        """Quiet hits come back, quiet misses and stores do not, MN ends the
+        chain; the bytes match memcached's own for the same commands."""
+        c = self.client()
+        direct = self.client(self.mc.port)
+        c.sock.sendall(b"ms k1 2 q\r\nhi\r\nms k2 4 q\r\nMN\r\n\r\nmn\r\n")
+        self.assertEqual(c.read_line_reply(), b"MN\r\n")
+        batch = b"mg k1 q v k\r\nmg nokey q v\r\nmg k2 q v O7\r\nmd nokey q\r\nmd k1 q\r\nmg k1 q v\r\nmn\r\n"
+        c.sock.sendall(batch)
+        got = mc_read_until_mn(c)
+        self.assertEqual(got, b"VA 2 kk1\r\nhi\r\nVA 4 O7\r\nMN\r\n\r\nNF\r\nMN\r\n")
+        # the same state through memcached directly gives the same bytes
+        direct.sock.sendall(b"ms k1 2 q\r\nhi\r\nmn\r\n")
+        self.assertEqual(direct.read_line_reply(), b"MN\r\n")
+        direct.sock.sendall(batch)
+        self.assertEqual(mc_read_until_mn(direct), got)
+        # a plain command afterwards is answered alone
+        self.assertEqual(c.command(b"mn\r\n"), b"MN\r\n")
+        self.assertEqual(c.command(b"mg k2 v\r\n"), b"VA 4\r\n")
+
+    def test_quiet_group_waits_for_mn(self):
+        """A chain of quiet commands is forwarded when its mn comes, across
+        writes."""
+        c = self.client()
+        self.assertEqual(c.command(b"ms w 1\r\nx\r\n"), b"HD\r\n")
+        c.sock.sendall(b"mg w q v\r\nmg nokey q v\r\n")
+        time.sleep(0.2 * TIME_FACTOR)
+        c.sock.sendall(b"mg w q ")
+        time.sleep(0.1 * TIME_FACTOR)
+        c.sock.sendall(b"k v\r\nm")
+        time.sleep(0.1 * TIME_FACTOR)
+        c.sock.sendall(b"n\r\n")
+        self.assertEqual(mc_read_until_mn(c), b"VA 1\r\nx\r\nVA 1 kw\r\nx\r\nMN\r\n")
+
+    def test_concurrent_quiet_pipelines(self):
+        """12 clients pipeline chains of quiet commands on their own keys
+        (some with shared misses); each gets exactly what memcached sends a
+        single client running the same chains alone (its own memcached
+        state, replayed on a private key space)."""
+        def work(cid):
+            rng = random.Random(cid)
+            batches = [quiet_batch(rng, cid, rng.randint(1, 40)) for _ in range(25)]
+            with McClient(self.port, timeout=20 * TIME_FACTOR) as c:
+                got = []
+                for i in range(0, len(batches), 3):
+                    c.sock.sendall(b"".join(batches[i:i + 3]))
+                    got += [mc_read_until_mn(c) for _ in batches[i:i + 3]]
+            return batches, got
+        results = run_threads(work, 12, timeout=120 * TIME_FACTOR)
+        # Replay each client's chains on memcached directly, one client at
+        # a time after a flush: the keys are the client's own, so the
+        # replies must be identical.
+        for cid, (batches, got) in enumerate(results):
+            with McClient(self.mc.port, timeout=20) as d:
+                for k in range(8):
+                    d.sock.sendall(b"md q%d:%d q\r\n" % (cid, k))
+                d.sock.sendall(b"md c%d q\r\nmn\r\n" % cid)
+                mc_read_until_mn(d)     # NF for the keys that were not there
+                want = []
+                for b in batches:
+                    d.sock.sendall(b)
+                    want.append(mc_read_until_mn(d))
+            self.assertEqual(got, want, "client %d" % cid)
+
+    def test_classic_command_in_quiet_group_refused(self):
+        """A classic command between a quiet one and mn: refused, naming
+        the command, and the client closed; nothing of it runs."""
+        c = self.client()
+        c.sock.sendall(b"set g 0 0 1\r\n1\r\nmd g q\r\nset g 0 0 1 noreply\r\n2\r\nmn\r\n")
+        self.assertEqual(c.read_line_reply(), b"STORED\r\n")
+        line = c.read_line_reply()
+        self.assertTrue(line.startswith(b"CLIENT_ERROR "), line)
+        self.assertIn(b'"set"', line)
+        self.assertTrue(closed_by_peer(c.sock, 3 * TIME_FACTOR))
+        other = self.client()
+        self.assertEqual(other.get(b"get g\r\n"), b"VALUE g 0 1\r\n1\r\nEND\r\n")
+        self.assertIn('"set"', self.pmx.log())
+
+    def test_binary_protocol_refused_and_closed(self):
+        """A binary-protocol set (magic 0x80) is refused at its first byte
+        and the client closed at once, whatever follows; other clients go
+        on. Before: the client waited for a newline."""
+        key, val, extras = b"bk", b"v" * 10, struct.pack(">II", 0, 0)
+        body = extras + key + val
+        header = struct.pack(">BBHBBHIIQ", 0x80, 0x01, len(key), len(extras), 0, 0, len(body), 7, 0)
+        for data in (header + body, header[:1], struct.pack(">BBHBBHIIQ", 0x80, 0x00, 2, 0, 0, 0, 2, 1, 0) + b"bk"):
+            with connect(self.port, 5) as s:
+                t0 = time.monotonic()
+                s.sendall(data)
+                s.settimeout(3 * TIME_FACTOR)
+                got = b""
+                while True:
+                    try:
+                        b = s.recv(4096)
+                    except ConnectionResetError:
+                        break
+                    if not b:
+                        break
+                    got += b
+                self.assertLess(time.monotonic() - t0, 2 * TIME_FACTOR)
+                self.assertTrue(got.startswith(b"CLIENT_ERROR ") and b"binary protocol" in got, got)
+        self.assertIn("binary protocol", self.pmx.log())
+        c = self.client()
+        self.assertEqual(c.command(b"mn\r\n"), b"MN\r\n")
+
+
+class TestQuietMetaFunnelAsync(_QuietMeta, ProximuxTestCase):
+    CONFIG = "funnel4_async"
+
+
+class TestQuietMetaFifoSync(_QuietMeta, ProximuxTestCase):
+    CONFIG = "fifo_sync"
