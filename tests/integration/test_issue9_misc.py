@@ -1,13 +1,24 @@
 """Issue 9, codec items: memcached quiet meta commands and the binary
 protocol through funnel/FIFO to a real memcached 1.6.18."""
 
+import json
+import os
 import random
+import shutil
 import socket
 import struct
+import subprocess
+import sys
 import time
+import unittest
 
 from harness import TIME_FACTOR, ProximuxTestCase, closed_by_peer, connect, free_port, run_threads
 from muxlib import McClient, MemcachedServer, config_env
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "peers"))
+from security_peers import NginxServer  # noqa: E402
+
+PEERS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "peers")
 
 
 def mc_read_until_mn(c):
@@ -183,3 +194,60 @@ class TestQuietMetaFunnelAsync(_QuietMeta, ProximuxTestCase):
 
 class TestQuietMetaFifoSync(_QuietMeta, ProximuxTestCase):
     CONFIG = "fifo_sync"
+
+
+class TestExpectContinueNginx(ProximuxTestCase):
+    """HTTP Expect: 100-continue through funnel to a real nginx (which sends
+    its own 100 Continue): Proximux answers 100 itself (requests are
+    forwarded whole) and drops the upstream's, so a client hears exactly
+    one. Before: two, and Node's http client threw "write after end"."""
+
+    def setUp(self):
+        self.nginx = NginxServer()
+        self.addCleanup(self.nginx.stop)
+        self.port = free_port()
+        self.pmx = self.start_proximux(config_env(self.port, [self.nginx.address], "http", "funnel2_async"))
+
+    def tearDown(self):
+        self.assert_proximux_ok(self.pmx)
+
+    def raw_exchange(self, port, first, then, end):
+        """Sends first, waits for "100 Continue", sends then; returns all
+        bytes up to end (the end of the final response's body)."""
+        with connect(port, 5 * TIME_FACTOR) as s:
+            s.sendall(first)
+            got = b""
+            while b"\r\n\r\n" not in got:
+                b = s.recv(65536)
+                self.assertTrue(b, got)
+                got += b
+            self.assertTrue(got.startswith(b"HTTP/1.1 100 Continue\r\n\r\n"), got)
+            s.sendall(then)
+            while not got.endswith(end):
+                b = s.recv(65536)
+                self.assertTrue(b, got)
+                got += b
+            return got
+
+    def test_one_continue_raw(self):
+        req = b"POST /raw HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n"
+        # nginx alone sends its 100 (what Proximux must not pass on)
+        direct = self.raw_exchange(self.nginx.port, req, b"body", b"\r\n\r\n/raw\n")
+        self.assertEqual(direct.count(b"100 Continue"), 1, direct)
+        for _ in range(3):
+            got = self.raw_exchange(self.port, req, b"body", b"\r\n\r\n/raw\n")
+            self.assertEqual(got.count(b"HTTP/1.1 100 Continue"), 1, got)
+        self.assertIn('200 "POST /raw HTTP/1.1"', self.nginx.access())
+
+    def test_node_http_client(self):
+        node = shutil.which("node")
+        if node is None:
+            raise unittest.SkipTest("node not installed")
+        out = subprocess.run([node, os.path.join(PEERS, "node_expect.js"), str(self.port), "6"],
+                             capture_output=True, timeout=60 * TIME_FACTOR, stdin=subprocess.DEVNULL)
+        self.assertEqual(out.returncode, 0, out.stderr.decode(errors="replace"))
+        results = json.loads(out.stdout)
+        self.assertEqual(len(results), 12)
+        for r in results:
+            self.assertEqual((r["status"], r["body"], r["cont"], r["error"]),
+                             (200, "/p%d\n" % r["i"], 1, None), r)
