@@ -7,12 +7,15 @@ import random
 import shutil
 import socket
 import struct
+import signal
 import subprocess
 import sys
+import threading
 import time
 import unittest
 
-from harness import TIME_FACTOR, ProximuxTestCase, closed_by_peer, connect, free_port, run_threads
+from harness import (TIME_FACTOR, MariaDB, ProximuxTestCase, closed_by_peer, connect, free_port, proxy_env,
+                     run_threads)
 from muxlib import McClient, MemcachedServer, config_env
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "peers"))
@@ -251,3 +254,219 @@ class TestExpectContinueNginx(ProximuxTestCase):
         for r in results:
             self.assertEqual((r["status"], r["body"], r["cont"], r["error"]),
                              (200, "/p%d\n" % r["i"], 1, None), r)
+
+
+class GreetingUpstream:
+    """A scripted server-speaks-first upstream (like MySQL): sends
+    "HELLO <n>\\n" on connect, answers each line "ECHO <line>"; closes a
+    connection on which nothing came within idle_close seconds of its
+    accept (MySQL's connect_timeout), if set. close_idle() closes every
+    connection that has not received a byte yet."""
+
+    def __init__(self, idle_close=None):
+        self.idle_close = idle_close
+        self.lock = threading.Lock()
+        self.conns = []             # [socket, accepted_at, got_bytes]
+        self.accepted = 0
+        self.stopping = False
+        self.srv = socket.socket()
+        self.srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.srv.bind(("127.0.0.1", 0))
+        self.srv.listen(64)
+        self.port = self.srv.getsockname()[1]
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+        if idle_close:
+            threading.Thread(target=self._reaper, daemon=True).start()
+
+    def _accept(self):
+        while not self.stopping:
+            try:
+                c, _ = self.srv.accept()
+            except OSError:
+                return
+            with self.lock:
+                self.accepted += 1
+                n = self.accepted
+                entry = [c, time.monotonic(), False]
+                self.conns.append(entry)
+            try:
+                c.sendall(b"HELLO %d\n" % n)
+            except OSError:
+                continue
+            threading.Thread(target=self._serve, args=(entry,), daemon=True).start()
+
+    def _serve(self, entry):
+        c = entry[0]
+        buf = b""
+        try:
+            while True:
+                b = c.recv(4096)
+                if not b:
+                    break
+                entry[2] = True
+                buf += b
+                while b"\n" in buf:
+                    line, buf = buf.split(b"\n", 1)
+                    c.sendall(b"ECHO " + line + b"\n")
+        except OSError:
+            pass
+        finally:
+            c.close()
+
+    def _reaper(self):
+        while not self.stopping:
+            time.sleep(0.01)
+            now = time.monotonic()
+            with self.lock:
+                for e in self.conns:
+                    if not e[2] and e[0].fileno() >= 0 and now - e[1] >= self.idle_close:
+                        e[0].shutdown(socket.SHUT_RDWR)
+                self.conns = [e for e in self.conns if e[0].fileno() >= 0 and (e[2] or now - e[1] < self.idle_close)]
+
+    def idle_count(self):
+        with self.lock:
+            return sum(1 for e in self.conns if not e[2] and e[0].fileno() >= 0)
+
+    def close_idle(self):
+        with self.lock:
+            for e in self.conns:
+                if not e[2] and e[0].fileno() >= 0:
+                    e[0].shutdown(socket.SHUT_RDWR)
+
+    def stop(self):
+        self.stopping = True
+        self.srv.close()
+        with self.lock:
+            for e in self.conns:
+                try:
+                    e[0].close()
+                except OSError:
+                    pass
+
+
+def greeting_session(port, word, timeout=5.0):
+    """A client of GreetingUpstream through Proximux: returns the greeting
+    and the echo of word ("" parts where the connection closed)."""
+    with connect(port, timeout * TIME_FACTOR) as s:
+        s.sendall(word + b"\n")
+        got = b""
+        try:
+            while got.count(b"\n") < 2:
+                b = s.recv(4096)
+                if not b:
+                    break
+                got += b
+        except (ConnectionResetError, socket.timeout):
+            pass
+        return got
+
+
+class TestWarmSpares(ProximuxTestCase):
+    """Proxy mode with warm spares (issue 9): a spare is replaced once it
+    reaches pool.spare_max_age, before the target's idle close, and a spare
+    found closed when a client arrives is never handed over."""
+
+    def start(self, up_port, **settings):
+        self.port = free_port()
+        kw = dict(PROXY_WARMUP=1, PROXY_CONNECTIONS_CNT=2, LOCAL_MAX_CONNECTIONS=16)
+        kw.update(settings)
+        return self.start_proximux(proxy_env(self.port, [("127.0.0.1", up_port)], **kw))
+
+    def test_spare_closed_as_client_arrives_not_handed_over(self):
+        """The client is accepted in the same event batch as the spares'
+        close (Proximux stopped meanwhile, client first): it must get a new,
+        working connection. Before: it got a dead spare and was closed."""
+        up = GreetingUpstream()
+        self.addCleanup(up.stop)
+        pmx = self.start(up.port, PROXY_SPARE_MAX_AGE=-1)
+        deadline = time.monotonic() + 5 * TIME_FACTOR
+        while up.idle_count() < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        self.assertEqual(up.idle_count(), 2)
+        time.sleep(0.1)
+        for round_ in range(2):
+            os.kill(pmx.proc.pid, signal.SIGSTOP)
+            try:
+                s = connect(self.port, 5 * TIME_FACTOR)
+                s.sendall(b"ping%d\n" % round_)
+                time.sleep(0.1)
+                up.close_idle()
+                time.sleep(0.2)
+            finally:
+                os.kill(pmx.proc.pid, signal.SIGCONT)
+            got = b""
+            try:
+                while got.count(b"\n") < 2:
+                    b = s.recv(4096)
+                    if not b:
+                        break
+                    got += b
+            except (ConnectionResetError, socket.timeout):
+                pass
+            s.close()
+            self.assertRegex(got, rb"^HELLO \d+\nECHO ping%d\n$" % round_, got)
+            deadline = time.monotonic() + 5 * TIME_FACTOR
+            while up.idle_count() < 2 and time.monotonic() < deadline:
+                time.sleep(0.02)
+        self.assertIn("found closed when client", pmx.log())
+        self.assert_proximux_ok(pmx)
+
+    def test_spares_replaced_before_target_idle_close(self):
+        """The upstream closes connections that say nothing for 1 s (as
+        MySQL's connect_timeout); one spare, spare_max_age 700: clients
+        arriving after gaps around and past 1 s all get a working
+        connection, the spare having been replaced before the upstream's
+        close (not a failure: no backoff, no failure logged)."""
+        up = GreetingUpstream(idle_close=1.0)
+        self.addCleanup(up.stop)
+        pmx = self.start(up.port, PROXY_CONNECTIONS_CNT=1, PROXY_SPARE_MAX_AGE=700)
+        results = []
+        for i, gap in enumerate([0.3, 0.95, 1.0, 1.05, 1.3, 0.75, 1.6]):
+            time.sleep(gap)
+            results.append(greeting_session(self.port, b"w%d" % i))
+        bad = [(i, r) for i, r in enumerate(results) if not r.endswith(b"ECHO w%d\n" % i)]
+        self.assertEqual(bad, [])
+        log = pmx.log()
+        self.assertIn("replaced: warm spare reached pool.spare_max_age", log)
+        self.assertNotIn("target closed the spare connection", log)
+        self.assertNotIn("backoff", log)
+        self.assert_proximux_ok(pmx)
+
+
+class TestWarmSparesMariaDB(ProximuxTestCase):
+    """MariaDB with connect_timeout and wait_timeout of 2 s, warm spares
+    with pool.spare_max_age 1500: clients arriving around and past the 2 s
+    mark all complete their query (no "Lost connection")."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.db = MariaDB()
+        cls.db.root("SET GLOBAL connect_timeout = 2; SET GLOBAL wait_timeout = 2;")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.db.stop()
+
+    def test_clients_around_connect_timeout(self):
+        port = free_port()
+        pmx = self.start_proximux(proxy_env(port, [("127.0.0.1", self.db.port)], PROXY_WARMUP=1,
+                                            PROXY_CONNECTIONS_CNT=4, LOCAL_MAX_CONNECTIONS=32,
+                                            PROXY_SPARE_MAX_AGE=1500))
+        t0 = time.monotonic()
+        # arrivals every 100 ms from 1.6 s to 4.6 s after the spares
+        # connected, then a few after pauses of about 2 s (spares left idle
+        # past the server's connect_timeout but for their renewal)
+        offsets = [1.6 + 0.1 * i for i in range(31)] + [6.5, 6.55, 6.6, 8.6, 8.65]
+
+        def client(i):
+            delay = offsets[i] - (time.monotonic() - t0)
+            if delay > 0:
+                time.sleep(delay)
+            r = self.db.run_client("SELECT %d" % i, port=port, timeout=30)
+            return (r.returncode, r.stdout.strip(), r.stderr.strip())
+        results = run_threads(client, len(offsets), timeout=120 * TIME_FACTOR)
+        self.assertEqual([r for r in results if r[0] != 0], [])
+        self.assertEqual([r[1] for r in results], [str(i) for i in range(len(offsets))])
+        self.assertIn("pool.spare_max_age", pmx.log())
+        self.assert_proximux_ok(pmx)
