@@ -77,6 +77,13 @@ static const struct sample http_responses[] = {
 };
 
 static const struct bad http_bad_requests[] = {
+    /* refusals name the method once the request line is in */
+    { S("PATCH / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n"), 0,
+      "\"PATCH\": both content-length and transfer-encoding" },
+    { S("GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\r\n"), 0, "\"GET\": protocol upgrade not supported" },
+    { S("CONNECT a:1 HTTP/1.1\r\nHost: a\r\n\r\n"), 0, "\"CONNECT\": CONNECT not supported" },
+    { S("G@T / HTTP/1.1\r\n\r\n"), 0, "\"G@T\": bad method" },
+    { S("ABCDEFGHIJKLMNOPQRSTUVWXYZ / HTTP/1.1\r\n\r\n"), 0, "\"ABCDEFGHIJKLMNOP...\": missing host" },
     /* RFC 9112 6.1: HTTP/1.0 with Transfer-Encoding has faulty framing */
     { S("POST /old HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"), 0,
       "transfer-encoding in an HTTP/1.0 request" },

@@ -54,6 +54,8 @@
 #define HTTP_NGX_LARGE 6
 #define HTTP_MSG_START 7    /* response: offset of the current start line in the response */
 #define HTTP_INTERIM   8    /* response: status of the interim head just read, else 0 */
+#define HTTP_METHOD    9    /* request: counts[9..10] hold the method's first 16 bytes, for refusals */
+#define HTTP_METHOD_MAX 16
 
 #define HF_CLEN      0x01   /* Content-Length seen */
 #define HF_TE        0x02   /* Transfer-Encoding seen */
@@ -193,10 +195,46 @@ static bool http_header_split(const char *s, const char *e, const char **ne,
     return true;
 }
 
+/*
+ * A refusal of a request names its method once the request line is in
+ * (`"PATCH": both content-length and transfer-encoding`), in the client's
+ * error and the log (level 2). The reason is built in this buffer, which
+ * p->error points to until the next refusal: the exchange copies it at
+ * once, on its one thread. Bytes outside printable ASCII show as '?'.
+ */
+static char http_error_buf[HTTP_METHOD_MAX + 160];
+
 static int http_fail(struct codec_parser *p, const char *why)
 {
+    char method[HTTP_METHOD_MAX + 4];
+    size_t n = 0;
+
     p->error = why;
+    if (p->counts[HTTP_METHOD] == 0)
+        return CODEC_ERROR;
+    memcpy(method, &p->counts[HTTP_METHOD], HTTP_METHOD_MAX);
+    while (n < HTTP_METHOD_MAX && method[n] != '\0') {
+        if (method[n] < 0x20 || method[n] >= 0x7f || method[n] == '"')
+            method[n] = '?';
+        n++;
+    }
+    if (n == HTTP_METHOD_MAX) {
+        memcpy(method + n, "...", 3);
+        n += 3;
+    }
+    method[n] = '\0';
+    snprintf(http_error_buf, sizeof(http_error_buf), "\"%s\": %s", method, why);
+    p->error = http_error_buf;
     return CODEC_ERROR;
+}
+
+/* Keeps the method of the request line for http_fail. */
+static void http_keep_method(struct codec_parser *p, const char *s, size_t n)
+{
+    char m[HTTP_METHOD_MAX] = { 0 };
+
+    memcpy(m, s, PMX_MIN(n, sizeof(m)));
+    memcpy(&p->counts[HTTP_METHOD], m, sizeof(m));
 }
 
 /* Reads one header line [s, e) into the head's flags. */
@@ -318,6 +356,8 @@ static int http_request_line(struct codec_parser *p, const char *s, const char *
 
     if (sp1 == NULL)
         return http_fail(p, "bad request line");
+    if (sp1 > s)
+        http_keep_method(p, s, (size_t)(sp1 - s));
     if (!http_span(s, sp1, http_method_char))
         return http_fail(p, "bad method");
     const char *sp2 = memrchr(sp1 + 1, ' ', (size_t)(e - (sp1 + 1)));

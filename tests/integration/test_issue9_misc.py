@@ -15,7 +15,7 @@ import time
 import unittest
 
 from harness import (TIME_FACTOR, MariaDB, ProximuxTestCase, closed_by_peer, connect, free_port, proxy_env,
-                     run_threads)
+                     recv_until_eof, run_threads)
 from muxlib import McClient, MemcachedServer, config_env
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "peers"))
@@ -241,6 +241,17 @@ class TestExpectContinueNginx(ProximuxTestCase):
             got = self.raw_exchange(self.port, req, b"body", b"\r\n\r\n/raw\n")
             self.assertEqual(got.count(b"HTTP/1.1 100 Continue"), 1, got)
         self.assertIn('200 "POST /raw HTTP/1.1"', self.nginx.access())
+
+    def test_refusal_names_method(self):
+        """A refused request names its method in the 4xx body and in the
+        log (level 2)."""
+        with connect(self.port, 5 * TIME_FACTOR) as s:
+            s.sendall(b"PATCH /x HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n"
+                      b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+            got = recv_until_eof(s)
+        self.assertTrue(got.startswith(b"HTTP/1.1 400 "), got)
+        self.assertIn(b'proximux: malformed request ("PATCH": both content-length and transfer-encoding)', got)
+        self.assertIn('"PATCH": both content-length', self.pmx.log())
 
     def test_node_http_client(self):
         node = shutil.which("node")
