@@ -59,6 +59,10 @@ struct codec_parser {
      * response (Connection: close, HTTP/1.0 without keep-alive, or a request
      * that asked for close); send nothing more on that connection. */
     bool close_after;
+    /* Responses: the first skip bytes of the response are not for the
+     * client (HTTP: the upstream's "100 Continue" to a client Proximux
+     * already answered one); the exchange passes on the rest. */
+    uint64_t skip;
 };
 
 /* Kinds of reply the exchange asks a codec to write for a client. */

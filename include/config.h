@@ -101,6 +101,7 @@ struct service_config {
     int connections;
     long inactive_timeout;
     bool warmup;
+    long spare_max_age;             /* pool.spare_max_age: ms a warm spare is kept, -1 forever (1-86400000, default 8000) */
     long connect_timeout;
     long backoff_min;
     long backoff_max;

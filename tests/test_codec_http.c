@@ -10,6 +10,10 @@
 #include "codec_check.h"
 #include "suites.h"
 
+/* Same value as HTTP_PRIV_EXPECT in codec_http.c: the request asked for
+ * "100 Continue". */
+#define HTTP_EXPECT CODEC_INFO_PRIVATE(2)
+
 /* -------------------------------------------------------------------- http */
 
 static const struct sample http_requests[] = {
@@ -24,7 +28,7 @@ static const struct sample http_requests[] = {
     { S("PUT /z HTTP/1.1\r\nHost: x\r\ntransfer-encoding:  CHUNKED  \r\n\r\n"
         "2 \t; ext\r\n\r\n\r\n0\r\n\r\n"), 0, false, false },
     { S("POST /e HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\ncontent-length: 4\r\n\r\n0\r\n\r"),
-      CODEC_INFO_CONTINUE, false, false },
+      CODEC_INFO_CONTINUE | HTTP_EXPECT, false, false },
     { S("POST /z HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"), 0, false, false },
     { S("POST /lead HTTP/1.1\r\nHost: x\r\nContent-Length: 007\r\n\r\nabcdefg"), 0, false, false },
     { S("HEAD /file HTTP/1.1\r\nHost: x\r\n\r\n"), HTTP_HEAD, false, false },
@@ -73,6 +77,13 @@ static const struct sample http_responses[] = {
 };
 
 static const struct bad http_bad_requests[] = {
+    /* refusals name the method once the request line is in */
+    { S("PATCH / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n"), 0,
+      "\"PATCH\": both content-length and transfer-encoding" },
+    { S("GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\r\n"), 0, "\"GET\": protocol upgrade not supported" },
+    { S("CONNECT a:1 HTTP/1.1\r\nHost: a\r\n\r\n"), 0, "\"CONNECT\": CONNECT not supported" },
+    { S("G@T / HTTP/1.1\r\n\r\n"), 0, "\"G@T\": bad method" },
+    { S("ABCDEFGHIJKLMNOPQRSTUVWXYZ / HTTP/1.1\r\n\r\n"), 0, "\"ABCDEFGHIJKLMNOP...\": missing host" },
     /* RFC 9112 6.1: HTTP/1.0 with Transfer-Encoding has faulty framing */
     { S("POST /old HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"), 0,
       "transfer-encoding in an HTTP/1.0 request" },
@@ -475,6 +486,57 @@ START_TEST(test_http_expect_continue)
 }
 END_TEST
 
+/* The skip parse_response finds for a response with the request's info,
+ * fed whole and one byte at a time. */
+static uint64_t http_skip(const char *resp, uint32_t info)
+{
+    struct codec_parser p;
+    size_t used, len = strlen(resp), pos = 0, have = 0;
+    int rc = CODEC_MORE;
+
+    codec_http.response_begin(&p, info);
+    ck_assert_int_eq(codec_http.parse_response(&p, resp, len, &used), CODEC_DONE);
+    ck_assert_uint_eq(used, len);
+    uint64_t whole = p.skip;
+    codec_http.response_begin(&p, info);
+    while (rc == CODEC_MORE && have < len) {
+        have++;
+        rc = codec_http.parse_response(&p, resp + pos, have - pos, &used);
+        pos += used;
+    }
+    ck_assert_int_eq(rc, CODEC_DONE);
+    ck_assert_uint_eq(pos, len);
+    ck_assert_uint_eq(p.skip, whole);
+    return whole;
+}
+
+START_TEST(test_http_continue_skip)
+{
+    static const char c100[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    static const char c100x[] = "HTTP/1.1 100 Continue\r\nX-A: b\r\n\r\n";
+    static const char e103[] = "HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n";
+    static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+    char r[512];
+    /* Proximux answered 100 (EXPECT, CONTINUE cleared): the upstream's
+     * 100s at the front are skipped... */
+    snprintf(r, sizeof(r), "%s%s%s", c100, c100x, ok);
+    ck_assert_uint_eq(http_skip(r, HTTP_EXPECT), strlen(c100) + strlen(c100x));
+    ck_assert_uint_eq(http_skip(ok, HTTP_EXPECT), 0);
+    /* ...up to anything else: a 103 is passed on, and what follows it */
+    snprintf(r, sizeof(r), "%s%s%s%s", c100, e103, c100, ok);
+    ck_assert_uint_eq(http_skip(r, HTTP_EXPECT), strlen(c100));
+    snprintf(r, sizeof(r), "%s%s%s", e103, c100, ok);
+    ck_assert_uint_eq(http_skip(r, HTTP_EXPECT), 0);
+    /* not answered here (CONTINUE still set), or no Expect: passed on */
+    snprintf(r, sizeof(r), "%s%s", c100, ok);
+    ck_assert_uint_eq(http_skip(r, HTTP_EXPECT | CODEC_INFO_CONTINUE), 0);
+    ck_assert_uint_eq(http_skip(r, 0), 0);
+    /* the request head sets EXPECT with CONTINUE */
+    ck_assert_uint_eq(http_head_info("POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n",
+                                     CODEC_MORE) & HTTP_EXPECT, HTTP_EXPECT);
+}
+END_TEST
+
 /* Checks an HTTP reply: status line, headers, Content-Length matching the
  * body, and the body. */
 static void expect_http_reply(enum codec_reply kind, const char *reason, size_t cap,
@@ -546,6 +608,7 @@ Suite *codec_http_suite(void)
     tcase_add_test(tc, test_http_skip);
     tcase_add_test(tc, test_http_flags);
     tcase_add_test(tc, test_http_expect_continue);
+    tcase_add_test(tc, test_http_continue_skip);
     tcase_add_test(tc, test_http_reply);
     suite_add_tcase(s, tc);
 

@@ -16,6 +16,9 @@
 #define K251 K250 "k"
 /* 16 distinct meta flags memcached 1.6.18 accepts on ms and mg */
 #define FLAGS16 "T0 I k c s t f v h u l O1 P L R0 N0"
+/* A quiet group: a quiet meta command up to and including "mn" (same
+ * value as MC_SHAPE_QUIET in codec_memcache.c). */
+#define MC_QUIET CODEC_INFO_PRIVATE(5)
 
 static const struct sample mc_requests[] = {
     { S("get foo\r\n"), MC_VALUES, false, false },
@@ -48,11 +51,15 @@ static const struct sample mc_requests[] = {
     { S("stats slabs\r\n"), MC_STATS, false, false },
     { S("quit\r\n"), CODEC_INFO_QUIT, false, false },
     { S("mg foo v f t\r\n"), MC_META, false, false },
-    { S("mg foo v q\r\n"), MC_META | CODEC_INFO_UNSUPPORTED, false, false },
+    /* quiet commands: one request up to the client's mn, meta commands
+     * quiet or not in between, data blocks holding "mn\r\n" */
+    { S("mg foo v q\r\nmn\r\n"), MC_QUIET, false, false },
+    { S("mg a v q\r\nmg b v qx k O1\r\nmg c v\r\nme d\r\nmn\r\n"), MC_QUIET, false, false },
+    { S("ms foo 4 q\r\nmn\r\n\r\nms bar 2 T0\r\nxy\r\nmd foo q\r\nma n q\r\nmn\r\n"), MC_QUIET, false, false },
+    { S("md foo q\nmn\n"), MC_QUIET, false, false },
     { S("ms foo 5 T60 F3\r\nhello\r\n"), MC_META, false, false },
-    { S("ms foo 7 q\r\n\r\nEND\r\n\r\n"), MC_META | CODEC_INFO_UNSUPPORTED, false, false },
+    { S("ms foo 7 q\r\n\r\nEND\r\n\r\nmn\r\n"), MC_QUIET, false, false },
     { S("md foo\r\n"), MC_META, false, false },
-    { S("md foo q\r\n"), MC_META | CODEC_INFO_UNSUPPORTED, false, false },
     { S("ma foo v D5\r\n"), MC_META, false, false },
     { S("mn\r\n"), MC_META, false, false },
     { S("me foo\r\n"), MC_META, false, false },
@@ -139,10 +146,22 @@ static const struct sample mc_responses[] = {
     { S("VA 7 c1\r\n\r\nEND\r\n\r\n"), MC_META, false, false },
     { S("VA 0\r\n\r\n"), MC_META, false, false },
     { S("CLIENT_ERROR bad data chunk\r\n"), MC_META, false, false },
+    /* a quiet group: hits, errors, data blocks holding "MN\r\n", then MN */
+    { S("MN\r\n"), MC_QUIET, false, false },
+    { S("VA 4 kb\r\nMN\r\n\r\nHD\r\nEN\r\nNS\r\nCLIENT_ERROR bad data chunk\r\nSERVER_ERROR x\r\nVA 0\r\n\r\nMN\r\n"), MC_QUIET, false, false },
 };
 
 static const struct bad mc_bad_requests[] = {
-    { S("bogus\r\n"), 0, "unknown command" },
+    { S("bogus\r\n"), 0, "\"bogus\": unknown command" },
+    { S("b\x01\"gus x\r\n"), 0, "\"b??gus\": unknown command" },
+    { S("kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk\r\n"), 0, "\"kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk...\": unknown command" },
+    { S("mg " K251 " v\r\n"), 0, "\"mg\": key too long" },
+    /* a quiet group holds meta commands only, each checked as alone */
+    { S("mg a q v\r\nget a\r\nmn\r\n"), 0, "\"get\": not a meta command inside a quiet meta group" },
+    { S("md a q\r\nset a 0 0 1 noreply\r\nx\r\nmn\r\n"), 0, "\"set\": not a meta command inside a quiet meta group" },
+    { S("mg a q v\r\nmg " K251 " v\r\nmn\r\n"), 0, "key too long" },
+    { S("ms a 1 q\r\nxy\r\nmn\r\n"), 0, "bad data chunk" },
+    { S("mg a q\r\n\x80"), 0, "binary protocol" },
     { S("GET foo\r\n"), 0, "unknown command" },
     { S("\r\n"), 0, "empty command" },
     { S("get\r\n"), 0, "bad command line" },
@@ -245,6 +264,7 @@ static const struct bad mc_bad_responses[] = {
     { S("VA x\r\n"), MC_META, "bad VA line" },
     { S("VA\r\n"), MC_META, "bad VA line" },
     { S("VA 3\r\nabc\n\n"), MC_META, "bad data chunk" },
+    { S("HD\r\nVA x\r\n"), MC_QUIET, "bad VA line" },
 };
 
 START_TEST(test_mc_requests)
@@ -287,6 +307,9 @@ START_TEST(test_mc_bad)
     expect_whole(&codec_memcache, false, 0, S("get a\rb"), CODEC_ERROR, 0);
     expect_whole(&codec_memcache, false, 0, S("get a\r"), CODEC_MORE, 0);
     expect_whole(&codec_memcache, false, 0, S("\r"), CODEC_MORE, 0);
+    /* a quiet group's lines are consumed as they come; it ends with mn */
+    expect_whole(&codec_memcache, false, 0, S("mg a q v\r\nmg b q v\r\nm"), CODEC_MORE, 20);
+    expect_whole(&codec_memcache, false, 0, S("mg a q v\r\nmn\r\nmn\r\n"), CODEC_DONE, 14);
 }
 END_TEST
 
@@ -395,14 +418,14 @@ START_TEST(test_mc_reply)
     const struct codec_ops *c = &codec_memcache;
 
     expect_reply(c, CODEC_REPLY_CLIENT_ERROR, "bad command line format", 512,
-                 "CLIENT_ERROR bad command line format\r\n");
+                 "CLIENT_ERROR proximux: bad command line format\r\n");
     expect_reply(c, CODEC_REPLY_SERVER_ERROR, "upstream closed", 512,
                  "SERVER_ERROR proximux: upstream closed\r\n");
     expect_reply(c, CODEC_REPLY_TIMEOUT, "timed out", 512, "SERVER_ERROR proximux: timed out\r\n");
     expect_reply(c, CODEC_REPLY_BUSY, "queue full", 512, "SERVER_ERROR proximux: queue full\r\n");
-    expect_reply(c, CODEC_REPLY_CLIENT_ERROR, "a\r\nb", 512, "CLIENT_ERROR ab\r\n");
+    expect_reply(c, CODEC_REPLY_CLIENT_ERROR, "a\r\nb", 512, "CLIENT_ERROR proximux: ab\r\n");
     expect_reply(c, CODEC_REPLY_QUIT, "bye", 512, "");
-    expect_reply(c, CODEC_REPLY_CLIENT_ERROR, "too long", 18, "CLIENT_ERROR too\r\n");
+    expect_reply(c, CODEC_REPLY_CLIENT_ERROR, "too long", 28, "CLIENT_ERROR proximux: too\r\n");
     expect_reply(c, CODEC_REPLY_SERVER_ERROR, "upstream", 25, "SERVER_ERROR proximux: \r\n");
     expect_reply(c, CODEC_REPLY_SERVER_ERROR, "upstream", 24, "");
 }

@@ -451,7 +451,7 @@ static const struct {
     { "bogus: 1\n",
       "bogus (@FILE@ line 1): unknown setting (the top level takes log_level, log_file, shutdown_timeout, services, listen, listen_mode, local, exchange, pool, balance, retries, health, limits, targets)", 0 },
     { "pool: {connection: 2}\n",
-      "pool.connection (@FILE@ line 1): unknown setting (pool takes connections, inactive_timeout, warmup, connect_timeout, backoff_min, backoff_max, resolve_interval)", 0 },
+      "pool.connection (@FILE@ line 1): unknown setting (pool takes connections, inactive_timeout, warmup, spare_max_age, connect_timeout, backoff_min, backoff_max, resolve_interval)", 0 },
     { "log_level: 1\nlocal: 5\n", "local (@FILE@ line 2): expected a mapping", 0 },
     { "local: [1, 2]\n", "local (@FILE@ line 1): expected a mapping", 0 },
     { "local:\n  port: {a: 1}\n", "local.port (@FILE@ line 2): expected a port (1-65535), not a mapping", 0 },

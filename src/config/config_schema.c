@@ -87,6 +87,7 @@ static const struct setting service_settings[] = {
     { "pool.connections",          "PROXY_CONNECTIONS_CNT", "",     T_INT,     SF(connections),        NULL,          1,     100000,        "",      S_INHERIT | S_REQUIRED, 0, NULL },
     { "pool.inactive_timeout",     "PROXY_INACTIVE_TIMEOUT", "",    T_LONG,    SF(inactive_timeout),   "-1",          1,     86400000,      "ms",    S_INHERIT | S_OFF | S_RELOAD, 0, NULL },
     { "pool.warmup",               "PROXY_WARMUP", "",              T_BOOL,    SF(warmup),             "false",       0,     0,             "",      S_INHERIT, 0, NULL },
+    { "pool.spare_max_age",        "PROXY_SPARE_MAX_AGE", "",       T_LONG,    SF(spare_max_age),      "8000",        1,     86400000,      "ms",    S_INHERIT | S_OFF | S_RELOAD, 0, NULL },
     { "pool.connect_timeout",      "PROXY_CONNECT_TIMEOUT", "",     T_LONG,    SF(connect_timeout),    "5000",        1,     600000,        "ms",    S_INHERIT | S_RELOAD, 0, NULL },
     { "pool.backoff_min",          "PROXY_BACKOFF_MIN", "",         T_LONG,    SF(backoff_min),        "100",         1,     600000,        "ms",    S_INHERIT | S_RELOAD, 0, NULL },
     { "pool.backoff_max",          "PROXY_BACKOFF_MAX", "",         T_LONG,    SF(backoff_max),        "5000",        1,     3600000,       "ms",    S_INHERIT | S_RELOAD, 0, NULL },

@@ -370,11 +370,68 @@ static const struct upstream_conn_events session_upstream_events = {
     .failed = session_upstream_failed,
 };
 
+static void proxy_spare_open(struct proxy_spare *sp);
+
+/* Reads what the target sent on spare sp into sp->early (at most
+ * buffer_size bytes in all). Returns false when the spare is dead: the
+ * target closed it or it failed (it is then closed, counted as a failure
+ * of the target only if it lived less than PROXY_SPARE_MIN_LIFE_MS, and
+ * reopened), true while it is open. */
+static bool proxy_spare_read(struct proxy_spare *sp)
+{
+    struct upstream_conn *uc = &sp->up;
+    struct proxy *px = sp->px;
+    size_t limit = proxy_limit(px);
+    ssize_t n;
+
+    do {
+        size_t room = limit - PMX_MIN(limit, buf_len(&sp->early));
+        if (room == 0) {
+            upstream_conn_watch(uc, REACTOR_NONE);
+            return true;
+        }
+        n = conn_read_buf(upstream_conn_socket(uc), &sp->early, PMX_MIN(room, (size_t)PROXY_CHUNK));
+    } while (n > 0);
+    if (n == PMX_AGAIN)
+        return true;
+    bool quick = reactor_now(px->x->reactor) - uc->ready_at < PROXY_SPARE_MIN_LIFE_MS;
+    upstream_conn_close(uc, n == 0 && !quick ? UPSTREAM_CLOSE_OK : UPSTREAM_CLOSE_FAILED,
+                        n == 0 ? "target closed the spare connection" : strerror(errno));
+    buf_free(&sp->early);
+    proxy_spare_open(sp);
+    return false;
+}
+
+/* True if spare sp (READY) has lived pool.spare_max_age or longer. */
+static bool proxy_spare_old(const struct proxy_spare *sp, uint64_t now)
+{
+    long max_age = sp->px->x->config->spare_max_age;
+
+    return max_age > 0 && now - sp->up.ready_at >= (uint64_t)max_age;
+}
+
+/* Closes a spare that has lived pool.spare_max_age and opens another: the
+ * target would close it soon (MySQL's connect_timeout, 10 s by default,
+ * counts from the connect, the greeting being unanswered), and one it
+ * closes just as a client takes it costs that client its session. Not a
+ * failure of the target. */
+static void proxy_spare_renew(struct proxy_spare *sp)
+{
+    upstream_conn_close(&sp->up, UPSTREAM_CLOSE_OK, "replaced: warm spare reached pool.spare_max_age");
+    buf_free(&sp->early);
+    proxy_spare_open(sp);
+}
+
 /* A warm spare ready for client s, or NULL. With ip_hash only one on the
- * target the client's address hashes to will do. */
+ * target the client's address hashes to will do. A spare is handed over
+ * only if it is younger than pool.spare_max_age and still open: what the
+ * target sent is read first (this event may come before the one that would
+ * have told its close), and one found closed or failed is replaced, not
+ * handed over; the next one is tried. */
 static struct proxy_spare *proxy_ready_spare(struct proxy *px, const struct session *s)
 {
     int want = -1;
+    uint64_t now = reactor_now(px->x->reactor);
 
     if (px->nspares == 0)
         return NULL;
@@ -385,10 +442,19 @@ static struct proxy_spare *proxy_ready_spare(struct proxy *px, const struct sess
     }
     for (int i = 0; i < px->nspares; i++) {
         struct proxy_spare *sp = &px->spares[(px->next_spare + i) % px->nspares];
-        if (sp->up.state == UPSTREAM_READY && (want < 0 || sp->up.target == want)) {
-            px->next_spare = (px->next_spare + i + 1) % px->nspares;
-            return sp;
+        if (sp->up.state != UPSTREAM_READY || (want >= 0 && sp->up.target != want))
+            continue;
+        if (proxy_spare_old(sp, now)) {
+            proxy_spare_renew(sp);
+            continue;
         }
+        if (!proxy_spare_read(sp)) {
+            log_info("warm spare on %s found closed when client %s arrived; not handed over",
+                     sp->up.peer, s->peer);
+            continue;
+        }
+        px->next_spare = (px->next_spare + i + 1) % px->nspares;
+        return sp;
     }
     return NULL;
 }
@@ -468,23 +534,7 @@ static void proxy_accept(struct exchange *x, int fd, const char *peer, const str
  * closes. */
 static void proxy_spare_io(struct upstream_conn *uc, int mask)
 {
-    struct proxy_spare *sp = uc->data;
-    struct proxy *px = sp->px;
-    size_t limit = proxy_limit(px);
-    size_t room = limit - PMX_MIN(limit, buf_len(&sp->early));
-
-    if (room == 0) {
-        upstream_conn_watch(uc, REACTOR_NONE);
-        return;
-    }
-    ssize_t n = conn_read_buf(upstream_conn_socket(uc), &sp->early, PMX_MIN(room, (size_t)PROXY_CHUNK));
-    if (n > 0 || n == PMX_AGAIN)
-        return;
-    bool quick = reactor_now(px->x->reactor) - uc->ready_at < PROXY_SPARE_MIN_LIFE_MS;
-    upstream_conn_close(uc, n == 0 && !quick ? UPSTREAM_CLOSE_OK : UPSTREAM_CLOSE_FAILED,
-                        n == 0 ? "target closed the spare connection" : strerror(errno));
-    buf_free(&sp->early);
-    proxy_spare_open(sp);
+    proxy_spare_read(uc->data);
 }
 
 static void proxy_spare_connected(struct upstream_conn *uc)
@@ -593,6 +643,11 @@ static void proxy_tick(struct exchange *x)
 
     proxy_warmup_check(px);
     proxy_target_up(x);
+    for (int i = 0; i < px->nspares && !x->shutting_down; i++) {
+        struct proxy_spare *sp = &px->spares[i];
+        if (sp->up.state == UPSTREAM_READY && proxy_spare_old(sp, now))
+            proxy_spare_renew(sp);
+    }
     list_for_each_safe(n, next, &px->sessions) {
         struct session *s = list_entry(n, struct session, link);
         if (s->waiting && c->queue_timeout > 0 && now - s->queued_at >= (uint64_t)c->queue_timeout) {

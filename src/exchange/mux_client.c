@@ -149,9 +149,11 @@ static int mux_client_output(struct mux_client *c, const char *data, size_t len)
 /* HTTP "Expect: 100-continue": the client holds back the body of the
  * request being framed until it is told to go on. Forwarding waits for the
  * whole request, so the go-ahead comes from here, once every earlier
- * response has been passed on (it must not overtake them). The upstream
- * may send its own "100 Continue" later, with the final response; clients
- * take any number of them. Returns PMX_ERR when the client was closed. */
+ * response has been passed on (it must not overtake them). Clearing
+ * CODEC_INFO_CONTINUE records that it was sent: the codec then drops the
+ * upstream's own "100 Continue" from the response (parser.skip), since
+ * some clients (Node's http) act on each one. Returns PMX_ERR when the
+ * client was closed. */
 static int mux_client_continue(struct mux_client *c)
 {
     char reply[MUX_REPLY_MAX];

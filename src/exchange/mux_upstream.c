@@ -232,7 +232,7 @@ static void mux_upstream_parse(struct mux *m, struct mux_upstream *up, struct bu
         if (up->draining)
             mux_reply(m, req, CODEC_REPLY_SERVER_ERROR, "response larger than max_message");
         else
-            mux_respond(req, buf_start(in), up->scanned, false);
+            mux_respond(req, buf_start(in) + up->parser.skip, up->scanned - up->parser.skip, false);
         buf_consume(in, up->scanned);
         up->scanned = 0;
         up->draining = false;
@@ -282,7 +282,7 @@ static void mux_upstream_io(struct upstream_conn *uc, int mask)
             if (up->draining)
                 mux_reply(m, req, CODEC_REPLY_SERVER_ERROR, "response larger than max_message");
             else
-                mux_respond(req, buf_start(&up->in), up->scanned, true);
+                mux_respond(req, buf_start(&up->in) + up->parser.skip, up->scanned - up->parser.skip, true);
             buf_consume(&up->in, up->scanned);
             up->scanned = 0;
         }

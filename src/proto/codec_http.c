@@ -27,8 +27,14 @@
 #define HTTP_NGX_LARGE_BUF  8192
 #define HTTP_NGX_LARGE_BUFS 4
 
-/* Private info bit of a request: HEAD, so its response has no body. */
-#define HTTP_PRIV_HEAD 0x1u
+/* Private info bits of a request: HEAD, so its response has no body;
+ * EXPECT, it asked for "100 Continue" before its body. An EXPECT request
+ * whose CODEC_INFO_CONTINUE the exchange has cleared was answered "100
+ * Continue" by Proximux: the upstream's own 100 is then not passed on (a
+ * second one makes Node's http client emit 'continue' twice and throw
+ * "write after end"). */
+#define HTTP_PRIV_HEAD   0x1u
+#define HTTP_PRIV_EXPECT 0x2u
 
 /*
  * Parser use: state is one of the states below; counts[HTTP_FLAGS] holds the
@@ -46,6 +52,10 @@
 #define HTTP_HEAD      4
 #define HTTP_NGX_ROOM  5
 #define HTTP_NGX_LARGE 6
+#define HTTP_MSG_START 7    /* response: offset of the current start line in the response */
+#define HTTP_INTERIM   8    /* response: status of the interim head just read, else 0 */
+#define HTTP_METHOD    9    /* request: counts[9..10] hold the method's first 16 bytes, for refusals */
+#define HTTP_METHOD_MAX 16
 
 #define HF_CLEN      0x01   /* Content-Length seen */
 #define HF_TE        0x02   /* Transfer-Encoding seen */
@@ -185,10 +195,46 @@ static bool http_header_split(const char *s, const char *e, const char **ne,
     return true;
 }
 
+/*
+ * A refusal of a request names its method once the request line is in
+ * (`"PATCH": both content-length and transfer-encoding`), in the client's
+ * error and the log (level 2). The reason is built in this buffer, which
+ * p->error points to until the next refusal: the exchange copies it at
+ * once, on its one thread. Bytes outside printable ASCII show as '?'.
+ */
+static char http_error_buf[HTTP_METHOD_MAX + 160];
+
 static int http_fail(struct codec_parser *p, const char *why)
 {
+    char method[HTTP_METHOD_MAX + 4];
+    size_t n = 0;
+
     p->error = why;
+    if (p->counts[HTTP_METHOD] == 0)
+        return CODEC_ERROR;
+    memcpy(method, &p->counts[HTTP_METHOD], HTTP_METHOD_MAX);
+    while (n < HTTP_METHOD_MAX && method[n] != '\0') {
+        if (method[n] < 0x20 || method[n] >= 0x7f || method[n] == '"')
+            method[n] = '?';
+        n++;
+    }
+    if (n == HTTP_METHOD_MAX) {
+        memcpy(method + n, "...", 3);
+        n += 3;
+    }
+    method[n] = '\0';
+    snprintf(http_error_buf, sizeof(http_error_buf), "\"%s\": %s", method, why);
+    p->error = http_error_buf;
     return CODEC_ERROR;
+}
+
+/* Keeps the method of the request line for http_fail. */
+static void http_keep_method(struct codec_parser *p, const char *s, size_t n)
+{
+    char m[HTTP_METHOD_MAX] = { 0 };
+
+    memcpy(m, s, PMX_MIN(n, sizeof(m)));
+    memcpy(&p->counts[HTTP_METHOD], m, sizeof(m));
 }
 
 /* Reads one header line [s, e) into the head's flags. */
@@ -310,6 +356,8 @@ static int http_request_line(struct codec_parser *p, const char *s, const char *
 
     if (sp1 == NULL)
         return http_fail(p, "bad request line");
+    if (sp1 > s)
+        http_keep_method(p, s, (size_t)(sp1 - s));
     if (!http_span(s, sp1, http_method_char))
         return http_fail(p, "bad method");
     const char *sp2 = memrchr(sp1 + 1, ' ', (size_t)(e - (sp1 + 1)));
@@ -398,7 +446,7 @@ static int http_request_head_done(struct codec_parser *p)
      * tires of waiting); HTTP/1.0 clients get no interim answer (RFC 9110
      * 10.1.1). */
     if (rc == CODEC_MORE && (flags & HF_EXPECT) && !(flags & HF_HTTP10))
-        p->info |= CODEC_INFO_CONTINUE;
+        p->info |= CODEC_INFO_CONTINUE | CODEC_INFO_PRIVATE(HTTP_PRIV_EXPECT);
     return rc;
 }
 
@@ -410,6 +458,7 @@ static int http_response_head_done(struct codec_parser *p)
     if (status == 101)
         return http_fail(p, "protocol upgrade not supported");
     if (status < 200) {     /* interim: the final response follows */
+        p->counts[HTTP_INTERIM] = status;
         p->counts[HTTP_FLAGS] = 0;
         p->counts[HTTP_CLEN] = 0;
         p->state = HS_START_LINE;
@@ -572,6 +621,19 @@ static int http_line(struct codec_parser *p, const char *s, const char *e, size_
     return http_fail(p, "bad parser state");
 }
 
+/* An interim response ended at offset end of the response: an upstream's
+ * "100 Continue" to a request Proximux answered one itself is skipped, if
+ * only skipped interim responses come before it (the skipped bytes are a
+ * prefix of the response). */
+static void http_interim_done(struct codec_parser *p, uint64_t end)
+{
+    bool local = (CODEC_INFO_PRIVATE_GET(p->info) & HTTP_PRIV_EXPECT) && !(p->info & CODEC_INFO_CONTINUE);
+
+    if (p->counts[HTTP_INTERIM] == 100 && local && p->skip == (uint64_t)p->counts[HTTP_MSG_START])
+        p->skip = end;
+    p->counts[HTTP_INTERIM] = 0;
+}
+
 static int http_parse(struct codec_parser *p, const char *data, size_t len, size_t *used, bool response)
 {
     size_t pos = 0, n;
@@ -613,10 +675,14 @@ static int http_parse(struct codec_parser *p, const char *data, size_t len, size
             return CODEC_ERROR;
         if (nl == NULL)
             goto out;
+        if (response && p->state == HS_START_LINE)
+            p->counts[HTTP_MSG_START] = (int64_t)(p->size + pos);
         pos += n + 1;
         rc = http_line(p, s, nl > s && nl[-1] == '\r' ? nl - 1 : nl, n + 1, response);
         if (rc == CODEC_ERROR)
             return rc;
+        if (response && p->counts[HTTP_INTERIM] != 0)
+            http_interim_done(p, p->size + pos);
     }
 out:
     *used = pos;

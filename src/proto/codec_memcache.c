@@ -1,6 +1,7 @@
 /* memcache codec: the memcached text protocol, classic and meta commands.
  * The request line tells which shape of response to expect; the shape
  * travels to response_begin in the private bits of the request's info. */
+#include <stdio.h>
 #include <string.h>
 
 #include "codec.h"
@@ -46,7 +47,27 @@ enum mc_shape {
     MC_SHAPE_VALUES,    /* VALUE <key> <flags> <bytes> [<cas>] + data block..., END */
     MC_SHAPE_STATS,     /* STAT/ITEM/PREFIX lines then END; RESET or OK alone */
     MC_SHAPE_META,      /* one line; "VA <size> ..." is followed by a data block */
+    MC_SHAPE_QUIET,     /* a quiet group (see below): meta lines and data blocks, up to "MN" */
 };
+
+/*
+ * Quiet meta commands. A meta command with the 'q' flag gets no reply when
+ * it does what was asked (memcached 1.6.18 skips mg's EN on a miss, ms's,
+ * md's and ma's HD) and its reply otherwise (an mg hit, NS, EX, NF, errors).
+ * Whether a reply comes is known only to memcached, so a quiet command
+ * cannot be framed alone. Clients end a chain of quiet commands with "mn",
+ * whose "MN" reply comes after every reply of the chain: the codec takes a
+ * quiet meta command and everything after it up to and including the next
+ * "mn" as one request (a quiet group), whose response is whatever lines
+ * and data blocks come up to "MN". A group holds meta commands only (mg,
+ * ms, md, ma, me, quiet or not): a classic command in it is refused, since
+ * a classic reply's shape is not a meta one. A group is forwarded once its
+ * "mn" is in, so a client that ends a quiet chain otherwise (with a
+ * non-quiet command) waits until it sends "mn"; the group is bounded by
+ * exchange.max_message like any request.
+ */
+#define MC_GROUP   1    /* p->counts[1]: inside a quiet group */
+
 
 enum mc_kind {
     MC_GET,         /* get/gets/gat/gats: keys without limit of number */
@@ -279,9 +300,11 @@ static size_t mc_key_len(const struct mc_command *cmd, const struct mc_line *l)
 }
 
 /* Checks the flags of a meta command, tokens from `first` on: the opaque
- * token's length, and the quiet flag ('q'), which is not supported. */
-static int mc_meta_flags(struct codec_parser *p, const struct mc_line *l, size_t first)
+ * token's length. Sets *quiet if the quiet flag is there (memcached looks
+ * at the first byte of each flag token only). */
+static int mc_meta_flags(struct codec_parser *p, const struct mc_line *l, size_t first, bool *quiet)
 {
+    *quiet = false;
     for (size_t i = first; i < l->n; i++) {
         struct mc_tok t = l->tok[i];
         if (t.s[0] == 'O' && t.n > MC_MAX_OPAQUE) {
@@ -289,7 +312,27 @@ static int mc_meta_flags(struct codec_parser *p, const struct mc_line *l, size_t
             return -1;
         }
         if (t.s[0] == 'q')
-            p->info |= CODEC_INFO_UNSUPPORTED;
+            *quiet = true;
+    }
+    return 0;
+}
+
+/* Starts a quiet group with this request line, or checks that a line
+ * inside one may be there: meta commands only. */
+static int mc_group_member(struct codec_parser *p, const struct mc_command *cmd, bool quiet)
+{
+    bool meta = cmd->kind == MC_META || cmd->kind == MC_META_SET || cmd->shape == MC_SHAPE_META;
+
+    if (p->counts[1] == MC_GROUP) {
+        if (!meta) {
+            p->error = "not a meta command inside a quiet meta group (before its mn)";
+            return -1;
+        }
+        return 0;
+    }
+    if (quiet) {
+        p->counts[1] = MC_GROUP;
+        p->info = CODEC_INFO_PRIVATE(MC_SHAPE_QUIET);
     }
     return 0;
 }
@@ -300,11 +343,12 @@ static int mc_meta_flags(struct codec_parser *p, const struct mc_line *l, size_t
  * follows, 0 when the request ends with the line, -1 with p->error set when
  * it is refused.
  */
-static int mc_request_line(struct codec_parser *p, const char *s, const char *e)
+static int mc_request_line_check(struct codec_parser *p, const char *s, const char *e)
 {
     struct mc_line l;
     const struct mc_command *cmd = NULL;
     int64_t v;
+    bool quiet = false;
 
     mc_split(s, e, &l);
     if (l.n == 0) {
@@ -332,7 +376,12 @@ static int mc_request_line(struct codec_parser *p, const char *s, const char *e)
         p->error = "key too long";
         return -1;
     }
-    p->info |= CODEC_INFO_PRIVATE(cmd->shape);
+    if (p->counts[1] == MC_GROUP) {
+        if (mc_group_member(p, cmd, false) < 0)
+            return -1;
+    } else {
+        p->info |= CODEC_INFO_PRIVATE(cmd->shape);
+    }
     if (cmd->noreply != 0 && l.n >= cmd->noreply && l.n <= MC_TOKENS &&
         mc_tok_is(l.tok[l.n - 1], "noreply"))
         p->info |= CODEC_INFO_NOREPLY;
@@ -359,22 +408,68 @@ static int mc_request_line(struct codec_parser *p, const char *s, const char *e)
             p->info |= CODEC_INFO_UNSUPPORTED;
         return 0;
     case MC_META:
-        return mc_meta_flags(p, &l, 2);
+        if (mc_meta_flags(p, &l, 2, &quiet) < 0 || mc_group_member(p, cmd, quiet) < 0)
+            return -1;
+        return 0;
     case MC_META_SET:
         if (!mc_number(l.tok[2], 0, MC_MAX_DATA, &v)) {
             p->error = "bad data chunk size";
             return -1;
         }
-        if (mc_meta_flags(p, &l, 3) < 0)
+        if (mc_meta_flags(p, &l, 3, &quiet) < 0 || mc_group_member(p, cmd, quiet) < 0)
             return -1;
         p->remaining = v;
         return 1;
+    case MC_PLAIN:
+        /* "mn" ends a quiet group. */
+        if (p->counts[1] == MC_GROUP && cmd->shape == MC_SHAPE_META)
+            p->counts[1] = 0;
+        return 0;
     case MC_QUIT:
         p->info |= CODEC_INFO_QUIT;
         return 0;
     default:
         return 0;
     }
+}
+
+/*
+ * A refusal names the command, so that the client's error and the log
+ * (level 2) say which: `"gat": key too long`. The reason is built in this
+ * buffer, which p->error points to until the next refusal: the exchange
+ * copies it at once, on its one thread. At most MC_NAME_MAX bytes of the
+ * command are shown, bytes outside printable ASCII as '?'.
+ */
+#define MC_NAME_MAX 32
+static char mc_error_buf[MC_NAME_MAX + 128];
+
+static void mc_name_error(struct codec_parser *p, const char *s, const char *e)
+{
+    const char *sp = memchr(s, ' ', (size_t)(e - s));
+    size_t n = (size_t)((sp != NULL ? sp : e) - s);
+    char name[MC_NAME_MAX + 4];
+    size_t k;
+
+    for (k = 0; k < n && k < MC_NAME_MAX; k++)
+        name[k] = s[k] >= 0x20 && s[k] < 0x7f && s[k] != '"' ? s[k] : '?';
+    if (n > MC_NAME_MAX) {
+        memcpy(name + k, "...", 3);
+        k += 3;
+    }
+    name[k] = '\0';
+    snprintf(mc_error_buf, sizeof(mc_error_buf), "\"%s\": %s", name, p->error ? p->error : "refused");
+    p->error = mc_error_buf;
+}
+
+/* Interprets a request line (mc_request_line_check); a refusal names the
+ * command. */
+static int mc_request_line(struct codec_parser *p, const char *s, const char *e)
+{
+    int rc = mc_request_line_check(p, s, e);
+
+    if (rc < 0 && e > s)
+        mc_name_error(p, s, e);
+    return rc;
 }
 
 /* The longest request line accepted, its CRLF included: memcached reads
@@ -416,60 +511,77 @@ static bool mc_check_line(struct codec_parser *p, const char *data, size_t from,
     return true;
 }
 
+/* Ends the request, or in a quiet group goes on with the next line. */
+static inline bool mc_request_ends(struct codec_parser *p)
+{
+    p->state = MC_LINE;
+    p->counts[0] = 0;
+    return p->counts[1] != MC_GROUP;
+}
+
 static int mc_parse_request(struct codec_parser *p, const char *data, size_t len, size_t *used)
 {
     size_t pos = 0, end, from;
-    const char *nl;
+    const char *nl, *line;
     int rc = CODEC_MORE;
 
-    switch (p->state) {
-    case MC_LINE:
-        if (len == 0)
-            goto out;
-        if ((unsigned char)data[0] == MC_BINARY_MAGIC) {
-            p->error = "binary protocol not supported";
-            return CODEC_ERROR;
+    for (;;) {
+        switch (p->state) {
+        case MC_LINE:
+            if (len == pos)
+                goto out;
+            line = data + pos;
+            if ((unsigned char)line[0] == MC_BINARY_MAGIC) {
+                p->error = "binary protocol not supported";
+                return CODEC_ERROR;
+            }
+            if (line[0] == ' ') {
+                p->error = "command line starts with a space";
+                return CODEC_ERROR;
+            }
+            /* p->counts[0]: bytes of this line checked by earlier calls, so
+             * that a long line is scanned once however it arrives. */
+            from = PMX_MIN((size_t)p->counts[0], len - pos);
+            nl = mc_newline(line, from, len - pos);
+            end = nl != NULL ? (size_t)(nl - line) : len - pos;
+            if (end + 1 > mc_line_max(line, end)) {
+                p->error = "line too long";
+                return CODEC_ERROR;
+            }
+            if (!mc_check_line(p, line, from, end, nl != NULL))
+                return CODEC_ERROR;
+            if (nl == NULL)
+                goto out;
+            pos += end + 1;
+            if (end > 0 && line[end - 1] == '\r')
+                end--;
+            switch (mc_request_line(p, line, line + end)) {
+            case -1:
+                return CODEC_ERROR;
+            case 0:
+                if (mc_request_ends(p)) {
+                    rc = CODEC_DONE;
+                    goto out;
+                }
+                continue;
+            }
+            p->state = MC_DATA;
+            /* fall through */
+        case MC_DATA:
+        case MC_DATA_CRLF:
+            switch (mc_data_block(p, data, len, &pos)) {
+            case 0:
+                goto out;
+            case -1:
+                p->error = "bad data chunk";
+                return CODEC_ERROR;
+            }
+            if (mc_request_ends(p)) {
+                rc = CODEC_DONE;
+                goto out;
+            }
+            continue;
         }
-        if (data[0] == ' ') {
-            p->error = "command line starts with a space";
-            return CODEC_ERROR;
-        }
-        /* p->counts[0]: bytes of this line checked by earlier calls, so
-         * that a long line is scanned once however it arrives. */
-        from = PMX_MIN((size_t)p->counts[0], len);
-        nl = mc_newline(data, from, len);
-        end = nl != NULL ? (size_t)(nl - data) : len;
-        if (end + 1 > mc_line_max(data, end)) {
-            p->error = "line too long";
-            return CODEC_ERROR;
-        }
-        if (!mc_check_line(p, data, from, end, nl != NULL))
-            return CODEC_ERROR;
-        if (nl == NULL)
-            goto out;
-        pos = end + 1;
-        if (end > 0 && data[end - 1] == '\r')
-            end--;
-        switch (mc_request_line(p, data, data + end)) {
-        case -1:
-            return CODEC_ERROR;
-        case 0:
-            rc = CODEC_DONE;
-            goto out;
-        }
-        p->state = MC_DATA;
-        /* fall through */
-    case MC_DATA:
-    case MC_DATA_CRLF:
-        switch (mc_data_block(p, data, len, &pos)) {
-        case 0:
-            goto out;
-        case -1:
-            p->error = "bad data chunk";
-            return CODEC_ERROR;
-        }
-        rc = CODEC_DONE;
-        break;
     }
 out:
     *used = pos;
@@ -499,6 +611,21 @@ static int mc_response_line(struct codec_parser *p, const char *s, const char *e
     struct mc_line l;
     int64_t v;
 
+    if (CODEC_INFO_PRIVATE_GET(p->info) == MC_SHAPE_QUIET) {
+        /* Any number of replies (errors too), then MN. */
+        if (mc_is(s, e, "MN", 2))
+            return CODEC_DONE;
+        if (!mc_is(s, e, "VA", 2))
+            return CODEC_MORE;
+        mc_split(s, e, &l);
+        if (l.n < 2 || !mc_number(l.tok[1], 0, MC_MAX_DATA, &v)) {
+            p->error = "bad VA line";
+            return CODEC_ERROR;
+        }
+        p->remaining = v;
+        p->state = MC_DATA;
+        return CODEC_MORE;
+    }
     if (e > s && (s[0] == 'E' || s[0] == 'C' || s[0] == 'S') &&
         (mc_is(s, e, "ERROR", 5) || mc_is(s, e, "CLIENT_ERROR", 12) || mc_is(s, e, "SERVER_ERROR", 12)))
         return CODEC_DONE;
@@ -570,7 +697,8 @@ static int mc_parse_response(struct codec_parser *p, const char *data, size_t le
                 p->error = "bad data chunk in reply";
                 return CODEC_ERROR;
             }
-            if (CODEC_INFO_PRIVATE_GET(p->info) != MC_SHAPE_VALUES) {
+            if (CODEC_INFO_PRIVATE_GET(p->info) != MC_SHAPE_VALUES &&
+                CODEC_INFO_PRIVATE_GET(p->info) != MC_SHAPE_QUIET) {
                 rc = CODEC_DONE;
                 goto out;
             }
@@ -584,15 +712,15 @@ out:
     return rc;
 }
 
-/* CLIENT_ERROR <reason>, SERVER_ERROR proximux: <reason>; nothing for
- * QUIT (memcached just closes). */
+/* CLIENT_ERROR proximux: <reason>, SERVER_ERROR proximux: <reason>;
+ * nothing for QUIT (memcached just closes). */
 static size_t mc_reply(enum codec_reply kind, const char *reason, char *out, size_t cap)
 {
     const char *prefix;
 
     switch (kind) {
     case CODEC_REPLY_CLIENT_ERROR:
-        prefix = "CLIENT_ERROR ";
+        prefix = "CLIENT_ERROR proximux: ";
         break;
     case CODEC_REPLY_SERVER_ERROR:
     case CODEC_REPLY_TIMEOUT:
