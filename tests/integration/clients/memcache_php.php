@@ -32,20 +32,40 @@ function f_basic() {
 }
 
 function f_noreply() {
-    // OPT_NOREPLY: each get right after its set must see the write.
-    global $P;
-    $m = client(true);
-    $misses = 0;
-    $first = null;
-    for ($i = 0; $i < 20; $i++) {
-        $m->set($P . "nr:$i", "w$i");
-        $got = $m->get($P . "nr:$i");
-        if ($got !== "w$i") {
-            $misses++;
-            if ($first === null) $first = "$i: " . var_export($got, true) . " (" . $m->getResultMessage() . ")";
+    // OPT_NOREPLY: each get right after its set must see the write
+    // (per-client order), for `clients` processes at once; 64 KiB values
+    // make a set take longer upstream than the get after it. A child's exit
+    // code is its number of misses (100: an exception).
+    global $CFG, $P;
+    $n = (int)$CFG["clients"];
+    $pids = [];
+    for ($c = 0; $c < $n; $c++) {
+        $pid = pcntl_fork();
+        if ($pid === 0) {
+            try {
+                $m = client(true);
+                $misses = 0;
+                for ($i = 0; $i < 20; $i++) {
+                    $v = "w$c:$i:" . str_repeat("x", 64 << 10);
+                    $m->set($P . "nr:$c:$i", $v);
+                    if ($m->get($P . "nr:$c:$i") !== $v) $misses++;
+                }
+                exit($misses);
+            } catch (Throwable $e) {
+                exit(100);
+            }
         }
+        $pids[] = $pid;
     }
-    if ($misses) throw new Exception("$misses of 20 gets missed the noreply set before them, first: $first");
+    $misses = 0;
+    $failed = 0;
+    foreach ($pids as $pid) {
+        pcntl_waitpid($pid, $status);
+        $code = pcntl_wifexited($status) ? pcntl_wexitstatus($status) : 100;
+        if ($code === 100) $failed++; else $misses += $code;
+    }
+    if ($failed) throw new Exception("$failed of $n clients failed");
+    if ($misses) throw new Exception("$misses of " . (20 * $n) . " gets missed the noreply set before them");
 }
 
 function f_multiget() {

@@ -34,19 +34,35 @@ def f_basic():
 
 def f_noreply():
     # pymemcache's default: sets with noreply. Each get right after its set
-    # must see the write (per-client order).
-    c = client(noreply=True)
-    misses = []
-    for i in range(20):
-        key = "%snr:%d" % (P, i)
-        c.set(key, b"w%d" % i)
-        got = c.get(key)
-        if got != b"w%d" % i:
-            misses.append((i, got))
-    c.close()
+    # must see the write (per-client order), for `clients` clients at once;
+    # 64 KiB values make a set take longer upstream than the get after it.
+    n = int(CFG["clients"])
+    misses, errors = [], []
+
+    def one(cid):
+        try:
+            c = client(noreply=True)
+            for i in range(20):
+                key = "%snr:%d:%d" % (P, cid, i)
+                value = b"w%d:%d:" % (cid, i) + b"x" * (64 << 10)
+                c.set(key, value)
+                got = c.get(key)
+                if got != value:
+                    misses.append((cid, i, got if got is None else got[:20]))
+            c.close()
+        except Exception as e:  # reported below
+            errors.append("client %d: %s" % (cid, e))
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise AssertionError("%d of %d clients failed, first: %s" % (len(errors), n, errors[0]))
     if misses:
-        raise AssertionError("%d of 20 gets missed the noreply set before them, first: %r"
-                             % (len(misses), misses[0]))
+        raise AssertionError("%d of %d gets missed the noreply set before them, first: %r"
+                             % (len(misses), 20 * n, misses[0]))
 
 
 def f_multiget():
