@@ -19,5 +19,6 @@ Suite *codec_http_suite(void);
 Suite *balancer_suite(void);
 Suite *health_suite(void);
 Suite *upstream_suite(void);
+Suite *session_suite(void);
 
 #endif

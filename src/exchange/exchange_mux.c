@@ -92,6 +92,7 @@ static int mux_start(struct exchange *x)
     }
     m->nups = cfg->connections;
     m->x = x;
+    m->resp = x->codec == &codec_resp;
     for (int i = 0; i < m->nups; i++)
         mux_upstream_init(m, &m->ups[i]);
     m->started = reactor_now(x->reactor);

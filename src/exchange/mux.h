@@ -19,6 +19,7 @@
 #include "codec.h"
 #include "config.h"
 #include "conn.h"
+#include "resp_session.h"
 #include "exchange.h"
 #include "upstream.h"
 
@@ -75,6 +76,14 @@ struct mux_request {
     uint64_t sent_at;
     uint64_t sent_us;               /* for least_latency samples only */
     uint64_t seq;                   /* its place among the requests written to its upstream */
+    /* resp: the client's session state when it sent this request: the
+     * connection is put in it before the request is written. */
+    int db;
+    bool resp3;
+    /* resp: a request Proximux sends itself (SELECT, HELLO, AUTH; client
+     * NULL): the reply it must get, else the connection fails.
+     * MUX_EXPECT_OK "+...", MUX_EXPECT_HELLO a map or an array; 0 none. */
+    uint8_t expect;
     struct mux_request *next;       /* in the upstream's wait or sent queue */
     struct mux_request *cnext;      /* in the client's list */
 };
@@ -107,6 +116,7 @@ struct mux_client {
     struct mux_upstream *noreply_up;
     uint64_t noreply_seq;
     uint64_t noreply_gen;
+    struct resp_session session;    /* resp: database, protocol, name, auth (all zero: a new client) */
     bool closing;                   /* read no more; close once flushed */
     bool closed;                    /* gone; freed before the loop sleeps */
     bool dirty;                     /* out has bytes to flush before sleep */
@@ -133,6 +143,10 @@ struct mux_upstream {
     uint64_t written;               /* requests written so far (each gets the next seq) */
     uint64_t answered;              /* seq of the latest request answered: all before it ran */
     uint64_t generation;            /* incremented each time the connection closes */
+    /* resp: the session state the connection is in once what was written
+     * to it has run (reset when it connects). */
+    int db;
+    bool resp3;
 };
 
 struct mux {
@@ -151,6 +165,8 @@ struct mux {
     unsigned next_pick;
     uint64_t started;
     char *scratch;                  /* reads land here first: see mux_read */
+    bool resp;                      /* the codec is resp: session state applies */
+    struct session_policy policy;   /* resp: credentials (session.auth, targets) */
 };
 
 static inline const struct service_config *mux_config(const struct mux *m)
@@ -204,6 +220,26 @@ void mux_submit(struct mux *m, struct mux_client *c, const char *data, size_t le
 
 /* Fails the requests of up's wait queue older than queue_timeout. */
 void mux_expire_queue(struct mux *m, struct mux_upstream *up, uint64_t now);
+
+/* ---- resp session state (mux_session.c) ---- */
+
+#define MUX_EXPECT_OK    1
+#define MUX_EXPECT_HELLO 2
+
+/* Decides about request req (bytes data[0..len), info) of client c of a
+ * resp service: returns true when it was answered or refused here, false
+ * when it goes upstream (req->db / resp3 then hold the state it runs in). */
+bool mux_session_submit(struct mux *m, struct mux_client *c, struct mux_request *req,
+                        const char *data, size_t len, uint32_t info);
+/* Before req is written to up: writes the SELECT / HELLO that put up in
+ * req's state, as requests of Proximux's own. */
+int mux_session_switch(struct mux *m, struct mux_upstream *up, const struct mux_request *req);
+/* up just connected: its state is the server's default; sends AUTH with the
+ * targets' credentials first if they have some. */
+int mux_session_connected(struct mux *m, struct mux_upstream *up);
+/* Whether the reply data[0..len) to a request of Proximux's own is the one
+ * it expects. */
+bool mux_session_reply_ok(uint8_t expect, const char *data, size_t len);
 
 /* ---- clients (mux_client.c) ---- */
 

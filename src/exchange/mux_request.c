@@ -56,6 +56,8 @@ void mux_submit(struct mux *m, struct mux_client *c, const char *data, size_t le
         mux_reply(m, req, CODEC_REPLY_QUIT, "quit");
         return;
     }
+    if (m->resp && mux_session_submit(m, c, req, data, len, info))
+        return;
     if (info & CODEC_INFO_UNSUPPORTED) {
         req->close_client = false;
         char reply[MUX_REPLY_MAX];

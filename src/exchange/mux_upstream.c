@@ -71,6 +71,8 @@ bool mux_can_send(const struct mux *m, const struct mux_upstream *up)
 int mux_send(struct mux *m, struct mux_upstream *up, struct mux_request *req,
              const char *data, size_t len)
 {
+    if (m->resp && (req->db != up->db || req->resp3 != up->resp3) && mux_session_switch(m, up, req) != PMX_OK)
+        return PMX_ERR;
     if (buf_append(&up->uc.conn.out, data, len) != PMX_OK)
         return PMX_ERR;
     up->dirty = true;               /* written before the loop sleeps */
@@ -208,6 +210,17 @@ static void mux_upstream_parse(struct mux *m, struct mux_upstream *up, struct bu
         }
         if (rc == CODEC_MORE)
             return;
+        if (req->expect != 0 && (up->draining || !mux_session_reply_ok(req->expect, buf_start(in), up->scanned))) {
+            /* The upstream refused to be put in a client's state (SELECT,
+             * HELLO, AUTH): nothing may run on it. */
+            char why[128];
+            size_t n = up->draining ? 0 : PMX_MIN(up->scanned, 80);
+            while (n > 0 && (buf_start(in)[n - 1] == '\n' || buf_start(in)[n - 1] == '\r'))
+                n--;
+            snprintf(why, sizeof(why), "session command refused: %.*s", (int)n, buf_start(in));
+            mux_upstream_fail(m, up, why, CODEC_REPLY_SERVER_ERROR, true);
+            return;
+        }
         /* A whole response: hand it to its client and move on. */
         mux_queue_pop(&up->sent);
         m->active--;
@@ -315,6 +328,10 @@ static void mux_upstream_connected(struct upstream_conn *uc)
     up->last_active = reactor_now(up->m->x->reactor);
     up->proved = false;
     upstream_conn_watch(uc, REACTOR_READABLE);
+    if (up->m->resp && mux_session_connected(up->m, up) != PMX_OK) {
+        mux_upstream_fail(up->m, up, "out of memory", CODEC_REPLY_SERVER_ERROR, false);
+        return;
+    }
     mux_dispatch(up->m, up);
 }
 

@@ -1,0 +1,164 @@
+"""resp session state through fifo and funnel (SPEC §13): SELECT, HELLO,
+CLIENT SETNAME/GETNAME/SETINFO/ID answered or tracked per client, shared
+upstream connections switched to each client's database and protocol,
+refusals naming the command. A real redis-server; redis-py where a client
+library is what is being tried."""
+
+import sys
+
+try:
+    import redis
+except ImportError:         # Debian's python3-redis, for another python3 than Debian's
+    sys.path.append("/usr/lib/python3/dist-packages")
+    import redis
+
+from harness import (ProximuxTestCase, RedisServer, Resp, RespError, free_port, resp_encode, run_threads)
+from muxlib import config_env
+
+
+def refused(cmd):
+    return RespError("ERR proximux: %s not supported through a shared connection" % cmd)
+
+
+class _Session:
+    CONFIG = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.redis = RedisServer()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.redis.stop()
+
+    def setUp(self):
+        self.redis.cli("FLUSHALL")
+        self.port = free_port()
+        self.pmx = self.start_proximux(config_env(self.port, [("127.0.0.1", self.redis.port)],
+                                                  "resp", self.CONFIG))
+
+    def tearDown(self):
+        self.assert_proximux_ok(self.pmx)
+
+    def test_a_select_per_client(self):
+        """Clients in databases 0..3 at once on the shared connections:
+        each writes and reads its own database, checked directly."""
+        def client(cid):
+            db = cid % 4
+            r = redis.Redis(host="127.0.0.1", port=self.port, db=db, socket_timeout=20)
+            for i in range(100):
+                key = "k%d:%d" % (cid, i)
+                pipe = r.pipeline(transaction=False)
+                pipe.set(key, "db%d" % db)
+                pipe.get(key)
+                got = pipe.execute()
+                if got != [True, b"db%d" % db]:
+                    raise AssertionError("client %d: %r" % (cid, got))
+            r.close()
+            return 1
+
+        self.assertEqual(sum(run_threads(client, 16, timeout=60)), 16)
+        for db in range(4):
+            direct = redis.Redis(port=self.redis.port, db=db)
+            self.assertEqual(direct.dbsize(), 4 * 100)
+            for key in direct.keys():
+                self.assertEqual(direct.get(key), b"db%d" % db)
+
+    def test_b_select_pipelined_and_errors(self):
+        with Resp(self.port) as r:
+            # SELECT in the middle of a pipeline applies to what follows only.
+            r.sock.sendall(resp_encode("SET", "x", "zero") + resp_encode("SELECT", "2") +
+                           resp_encode("SET", "x", "two") + resp_encode("GET", "x") +
+                           resp_encode("SELECT", "0") + resp_encode("GET", "x"))
+            self.assertEqual([r.read_reply() for _ in range(6)], ["OK", "OK", "OK", b"two", "OK", b"zero"])
+            self.assertEqual(r.command("SELECT", "16"), RespError("ERR DB index is out of range"))
+            self.assertEqual(r.command("SELECT", "x"), RespError("ERR value is not an integer or out of range"))
+            self.assertEqual(r.command("GET", "x"), b"zero")
+        self.assertEqual(redis.Redis(port=self.redis.port, db=2).get("x"), b"two")
+
+    def test_c_client_commands(self):
+        with Resp(self.port) as r, Resp(self.port) as r2:
+            self.assertEqual(r.command("CLIENT", "GETNAME"), None)
+            self.assertEqual(r.command("CLIENT", "SETNAME", "alice"), "OK")
+            self.assertEqual(r2.command("CLIENT", "SETNAME", "bob"), "OK")
+            self.assertEqual(r.command("CLIENT", "GETNAME"), b"alice")
+            self.assertEqual(r2.command("CLIENT", "GETNAME"), b"bob")
+            self.assertEqual(r.command("CLIENT", "SETNAME", "a b"),
+                             RespError("ERR Client names cannot contain spaces, newlines or special characters."))
+            self.assertEqual(r.command("CLIENT", "SETINFO", "lib-name", "redis-py"), "OK")
+            id1, id2 = r.command("CLIENT", "ID"), r2.command("CLIENT", "ID")
+            self.assertIsInstance(id1, int)
+            self.assertNotEqual(id1, id2)
+            self.assertEqual(r.command("CLIENT", "ID"), id1)
+            self.assertEqual(r.command("CLIENT", "TRACKING", "on"), refused("CLIENT TRACKING"))
+            self.assertEqual(r.command("CLIENT", "REPLY", "OFF"), refused("CLIENT REPLY"))
+            self.assertEqual(r.command("RESET"), refused("RESET"))
+            self.assertEqual(r.command("PING"), "PONG")
+        log = self.pmx.log()
+        self.assertIn("refused CLIENT TRACKING", log)
+        self.assertIn("refused RESET", log)
+
+    def test_d_hello(self):
+        # Byte level: the RESP3 map, then RESP3 replies from the shared connection.
+        with Resp(self.port) as r:
+            r.sock.sendall(resp_encode("HELLO", "3", "SETNAME", "n3"))
+            data = self.read_until(r, b"*0\r\n")
+            self.assertTrue(data.startswith(b"%7\r\n$6\r\nserver\r\n$5\r\nredis\r\n"), data)
+            self.assertIn(b"$5\r\nproto\r\n:3\r\n", data)
+            self.assertIn(b"$7\r\nmodules\r\n*0\r\n", data)
+            r.sock.sendall(resp_encode("HSET", "h", "f", "v") + resp_encode("HGETALL", "h") +
+                           resp_encode("CLIENT", "GETNAME") + resp_encode("GET", "missing"))
+            data = self.read_until(r, b"_\r\n")
+            self.assertEqual(data, b":1\r\n%1\r\n$1\r\nf\r\n$1\r\nv\r\n$2\r\nn3\r\n_\r\n")
+            # Back to RESP2 on the same client.
+            r.sock.sendall(resp_encode("HELLO", "2"))
+            data = self.read_until(r, b"*0\r\n")
+            self.assertTrue(data.startswith(b"*14\r\n"), data)
+            self.assertEqual(r.command("HGETALL", "h"), [b"f", b"v"])
+            self.assertEqual(r.command("HELLO", "4"), RespError("NOPROTO unsupported protocol version"))
+        # A RESP2 client next to RESP3 ones gets RESP2.
+        with Resp(self.port) as r2, Resp(self.port) as r3:
+            r3.sock.sendall(resp_encode("HELLO", "3"))
+            self.read_until(r3, b"*0\r\n")
+            for _ in range(20):
+                r3.sock.sendall(resp_encode("HGETALL", "h"))
+                r2.sock.sendall(resp_encode("HGETALL", "h"))
+                self.assertEqual(self.read_until(r3, b"$1\r\nv\r\n"), b"%1\r\n$1\r\nf\r\n$1\r\nv\r\n")
+                self.assertEqual(r2.read_reply(), [b"f", b"v"])
+
+    def test_e_redis_py_name_db(self):
+        """redis-py (4.3: RESP2) connecting with a database and a name:
+        SELECT and CLIENT SETNAME on connect, then pipelines."""
+        r = redis.Redis(host="127.0.0.1", port=self.port, db=3, client_name="py3", socket_timeout=20)
+        self.assertTrue(r.set("a", "1"))
+        self.assertEqual(r.hgetall("nothing"), {})
+        r.hset("h3", mapping={"x": "1", "y": "2"})
+        self.assertEqual(r.hgetall("h3"), {b"x": b"1", b"y": b"2"})
+        self.assertEqual(r.client_getname(), "py3")
+        self.assertEqual(redis.Redis(port=self.redis.port, db=3).get("a"), b"1")
+        self.assertIsNone(redis.Redis(port=self.redis.port, db=0).get("a"))
+        r.close()
+
+    @staticmethod
+    def read_until(r, end):
+        data = r.buf
+        r.buf = b""
+        while not data.endswith(end):
+            chunk = r.sock.recv(65536)
+            if not chunk:
+                raise AssertionError("closed after %r" % data)
+            data += chunk
+        return data
+
+
+class SessionFifoAsync(_Session, ProximuxTestCase):
+    CONFIG = "fifo_async"
+
+
+class SessionFunnelAsync(_Session, ProximuxTestCase):
+    CONFIG = "funnel4_async"
+
+
+class SessionFunnelSync(_Session, ProximuxTestCase):
+    CONFIG = "funnel4_sync"
+
