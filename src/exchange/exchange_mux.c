@@ -93,6 +93,7 @@ static int mux_start(struct exchange *x)
     m->nups = cfg->connections;
     m->x = x;
     m->resp = x->codec == &codec_resp;
+    mux_session_configure(m);
     for (int i = 0; i < m->nups; i++)
         mux_upstream_init(m, &m->ups[i]);
     m->started = reactor_now(x->reactor);
@@ -124,6 +125,7 @@ static void mux_shutdown(struct exchange *x, bool fast)
 
 static void mux_reload(struct exchange *x)
 {
+    mux_session_configure(x->priv);
 }
 
 static void mux_destroy(struct exchange *x)

@@ -167,6 +167,7 @@ struct mux {
     char *scratch;                  /* reads land here first: see mux_read */
     bool resp;                      /* the codec is resp: session state applies */
     struct session_policy policy;   /* resp: credentials (session.auth, targets) */
+    struct session_user users[CONFIG_MAX_AUTH_USERS];   /* policy.users: into the config */
 };
 
 static inline const struct service_config *mux_config(const struct mux *m)
@@ -240,6 +241,8 @@ int mux_session_connected(struct mux *m, struct mux_upstream *up);
 /* Whether the reply data[0..len) to a request of Proximux's own is the one
  * it expects. */
 bool mux_session_reply_ok(uint8_t expect, const char *data, size_t len);
+/* Reads the credentials from the configuration (at start and reload). */
+void mux_session_configure(struct mux *m);
 
 /* ---- clients (mux_client.c) ---- */
 

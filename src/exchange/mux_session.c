@@ -77,16 +77,41 @@ int mux_session_switch(struct mux *m, struct mux_upstream *up, const struct mux_
     return PMX_OK;
 }
 
+void mux_session_configure(struct mux *m)
+{
+    const struct service_config *cfg = mux_config(m);
+    struct session_policy *p = &m->policy;
+
+    memset(p, 0, sizeof(*p));
+    p->password = cfg->auth_password[0] != '\0' ? cfg->auth_password : NULL;
+    for (int i = 0; i < cfg->nauth_users && i < CONFIG_MAX_AUTH_USERS; i++) {
+        m->users[i].user = cfg->auth_users[i].user;
+        m->users[i].password = cfg->auth_users[i].password;
+    }
+    p->users = m->users;
+    p->nusers = cfg->nauth_users;
+    /* A client's AUTH without session.auth is checked against the first
+     * target's credentials (targets of one service share them). */
+    if (cfg->ntargets > 0 && cfg->targets[0].password[0] != '\0') {
+        p->target_password = cfg->targets[0].password;
+        p->target_user = cfg->targets[0].username[0] != '\0' ? cfg->targets[0].username : NULL;
+    }
+}
+
 int mux_session_connected(struct mux *m, struct mux_upstream *up)
 {
+    const struct service_config *cfg = mux_config(m);
     char cmd[MUX_SESSION_CMD];
 
     up->db = 0;
     up->resp3 = false;
-    if (m->policy.target_password == NULL)
+    if (up->uc.target < 0 || up->uc.target >= cfg->ntargets)
+        return PMX_OK;
+    const struct target_config *t = &cfg->targets[up->uc.target];
+    if (t->password[0] == '\0')
         return PMX_OK;
     return mux_session_internal(m, up, cmd,
-                                session_auth_cmd(m->policy.target_user, m->policy.target_password, cmd,
+                                session_auth_cmd(t->username[0] != '\0' ? t->username : NULL, t->password, cmd,
                                                  sizeof(cmd)),
                                 MUX_EXPECT_OK);
 }

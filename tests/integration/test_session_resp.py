@@ -5,6 +5,7 @@ refusals naming the command. A real redis-server; redis-py where a client
 library is what is being tried."""
 
 import sys
+import time
 
 try:
     import redis
@@ -149,6 +150,127 @@ class _Session:
                 raise AssertionError("closed after %r" % data)
             data += chunk
         return data
+
+
+class PasswordRedis(RedisServer):
+    """redis-server with requirepass tp (ready: PING answered NOAUTH)."""
+
+    def __init__(self):
+        super().__init__(extra_args=("--requirepass", "tp"))
+
+    def _wait_ready(self, timeout=15.0):
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with Resp(self.port, 1) as r:
+                    if r.command("AUTH", "tp") == "OK":
+                        return
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("redis-server not ready")
+            time.sleep(0.05)
+
+
+class _Auth:
+    """AUTH: upstream connections authenticate with targets[].password;
+    clients to Proximux with session.auth, or without it against the
+    targets' credentials."""
+    CONFIG = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.redis = PasswordRedis()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.redis.stop()
+
+    def start(self, **settings):
+        self.port = free_port()
+        self.pmx = self.start_proximux(config_env(self.port, [("127.0.0.1", self.redis.port)], "resp",
+                                                  self.CONFIG, **settings))
+
+    def tearDown(self):
+        self.assert_proximux_ok(self.pmx)
+
+    def test_a_target_password(self):
+        """No session.auth: clients need no AUTH (the connections are
+        authenticated); a client's AUTH is checked against the targets'."""
+        self.start(TARGET_PASSWORD_1="tp")
+        with Resp(self.port) as r:
+            self.assertEqual(r.command("SET", "k", "v"), "OK")
+            self.assertEqual(r.command("AUTH", "tp"), "OK")
+            self.assertEqual(r.command("AUTH", "default", "tp"), "OK")
+            self.assertEqual(r.command("AUTH", "nope"),
+                             RespError("WRONGPASS invalid username-password pair or user is disabled."))
+            self.assertEqual(r.command("GET", "k"), b"v")
+        # redis-py with a password and a database, pipelines.
+        r = redis.Redis(host="127.0.0.1", port=self.port, password="tp", db=1, socket_timeout=20)
+        pipe = r.pipeline(transaction=False)
+        for i in range(50):
+            pipe.set("p%d" % i, i)
+            pipe.incr("n")
+        self.assertEqual(pipe.execute(), [True, 1] + sum(([True, i] for i in range(2, 51)), []))
+        self.assertEqual(r.get("p49"), b"49")
+        direct = redis.Redis(port=self.redis.port, password="tp", db=1)
+        self.assertEqual(direct.get("n"), b"50")
+        r.close()
+        with self.assertRaisesRegex((redis.ResponseError, redis.AuthenticationError), "WRONGPASS"):
+            redis.Redis(host="127.0.0.1", port=self.port, password="bad").ping()
+
+    def test_b_session_auth(self):
+        """session.auth.password: nothing but AUTH/HELLO/QUIT before AUTH."""
+        self.start(TARGET_PASSWORD_1="tp", SESSION_AUTH_PASSWORD="pp")
+        with Resp(self.port) as r:
+            self.assertEqual(r.command("GET", "k"), RespError("NOAUTH Authentication required."))
+            self.assertEqual(r.command("SELECT", "1"), RespError("NOAUTH Authentication required."))
+            self.assertEqual(r.command("AUTH", "tp"),
+                             RespError("WRONGPASS invalid username-password pair or user is disabled."))
+            self.assertEqual(r.command("AUTH", "pp"), "OK")
+            self.assertEqual(r.command("SET", "k", "v"), "OK")
+        with Resp(self.port) as r:
+            r.sock.sendall(resp_encode("HELLO", "3", "AUTH", "default", "pp"))
+            data = _Session.read_until(r, b"*0\r\n")
+            self.assertTrue(data.startswith(b"%7\r\n"), data)
+            r.sock.sendall(resp_encode("GET", "k"))
+            self.assertEqual(_Session.read_until(r, b"v\r\n"), b"$1\r\nv\r\n")
+        r = redis.Redis(host="127.0.0.1", port=self.port, password="pp", db=2, socket_timeout=20)
+        self.assertTrue(r.set("x", "y"))
+        self.assertEqual(redis.Redis(port=self.redis.port, password="tp", db=2).get("x"), b"y")
+        r.close()
+
+    def test_c_wrong_target_password(self):
+        """Upstream AUTH refused: the connection fails, the client gets an
+        error naming the refusal; Proximux goes on."""
+        self.start(TARGET_PASSWORD_1="wrong")
+        with Resp(self.port) as r:
+            reply = r.command("GET", "k")
+            self.assertIsInstance(reply, RespError)
+            self.assertTrue(reply.args[0].startswith("ERR proximux: "), reply)
+        self.assertIn("session command refused: -WRONGPASS", self.pmx.log())
+
+    def test_d_no_target_password(self):
+        redis_nopass = RedisServer()
+        try:
+            self.port = free_port()
+            self.pmx = self.start_proximux(config_env(self.port, [("127.0.0.1", redis_nopass.port)], "resp",
+                                                      self.CONFIG))
+            with Resp(self.port) as r:
+                reply = r.command("AUTH", "x")
+                self.assertTrue(reply.args[0].startswith("ERR AUTH <password> called without any password"))
+                self.assertEqual(r.command("AUTH", "default", "x"), "OK")
+                self.assertEqual(r.command("PING"), "PONG")
+        finally:
+            redis_nopass.stop()
+
+
+class AuthFifoAsync(_Auth, ProximuxTestCase):
+    CONFIG = "fifo_async"
+
+
+class AuthFunnelSync(_Auth, ProximuxTestCase):
+    CONFIG = "funnel4_sync"
 
 
 class SessionFifoAsync(_Session, ProximuxTestCase):
