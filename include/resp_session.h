@@ -102,22 +102,63 @@ struct resp_session {
     /* Its MULTI was refused: every command up to EXEC or DISCARD is
      * refused too, so that no part of the transaction runs. */
     bool multi_refused;
+    /* Pinned to a dedicated upstream connection while any of these holds
+     * (session_pinned()). */
+    bool in_multi;          /* MULTI sent, no EXEC/DISCARD yet */
+    bool watching;          /* WATCH sent, no EXEC/DISCARD/UNWATCH yet */
+    bool subscribed;        /* a (P|S)(UN)SUBSCRIBE sent; cleared by the exchange when the
+                             * server says no subscription is left */
+    bool monitor;           /* MONITOR: for the rest of the connection */
+    /* A command inside MULTI was refused here (SELECT, CLIENT...): the
+     * server queued the others, so EXEC must not run them. */
+    bool multi_poisoned;
+    bool pin_by_multi;      /* the current pinning started with MULTI */
+    uint8_t kind;           /* SESSION_KIND_* of the last request given SESSION_PIN */
     char name[SESSION_NAME_MAX + 1];
 };
+
+/* What a request given SESSION_PIN does on its dedicated connection. */
+enum {
+    SESSION_KIND_PLAIN = 0, /* one request, one reply */
+    SESSION_KIND_SUB,       /* SUBSCRIBE, PSUBSCRIBE, SSUBSCRIBE: replies and messages come as they come */
+    SESSION_KIND_UNSUB,     /* their UNSUBSCRIBEs: the same; the last may end the subscriptions */
+    SESSION_KIND_MONITOR,   /* MONITOR: a stream of lines */
+    SESSION_KIND_BLOCK,     /* a blocking command: pinned for its duration only */
+};
+
+static inline bool session_pinned(const struct resp_session *s)
+{
+    return s->in_multi || s->watching || s->subscribed || s->monitor;
+}
+
+/* The client could not get a dedicated connection for the request just
+ * given SESSION_PIN (it was not pinned before): its state goes back to
+ * unpinned, and a refused MULTI refuses what follows up to EXEC/DISCARD. */
+void session_pin_failed(struct resp_session *s);
+
+/* The server said the client has no subscription left. */
+static inline void session_unsubscribed(struct resp_session *s)
+{
+    s->subscribed = false;
+}
 
 enum session_verdict {
     SESSION_FORWARD,    /* send it upstream, on a connection in the client's state */
     SESSION_ANSWER,     /* answered here: the reply is written */
     SESSION_REFUSE,     /* refused: the reply (an error naming the command) is written */
+    SESSION_PIN,        /* send it on the client's dedicated connection (s->kind says how) */
+    SESSION_ABORT,      /* EXEC of a transaction with a command refused here: send DISCARD
+                         * instead on the dedicated connection, and answer the client with the
+                         * reply written (-EXECABORT) */
 };
 
 /*
  * The verdict on a request of class cls (resp_class_of(info)) whose bytes
  * are data[0..len), for the client with session s and id id; updates s.
- * With SESSION_ANSWER / SESSION_REFUSE the reply is written to reply (at
- * most cap bytes, cap >= 1024) and its length stored in *reply_len; with
- * SESSION_REFUSE, what (at most 64 bytes) names the refused command for the
- * log ("MULTI", "CLIENT TRACKING").
+ * With SESSION_ANSWER / SESSION_REFUSE / SESSION_ABORT the reply is
+ * written to reply (at most cap bytes, cap >= 1024) and its length stored
+ * in *reply_len; what (at most 64 bytes) names the command for the log
+ * ("MULTI", "CLIENT TRACKING"), except for SESSION_FORWARD.
  */
 enum session_verdict session_request(struct resp_session *s, const struct session_policy *pol, uint64_t id,
                                      enum resp_class cls, const char *data, size_t len,

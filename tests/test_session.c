@@ -180,8 +180,8 @@ START_TEST(test_session_auth_targets)
 END_TEST
 
 /* MULTI, SET, INCR, EXEC in one write, as redis-py and ioredis send them:
- * with MULTI refused, none of the queued commands may run. */
-START_TEST(test_session_refused_multi)
+ * all pinned, then back to shared connections. */
+START_TEST(test_session_multi_pipelined)
 {
     struct resp_session s = { 0 };
     struct run r;
@@ -191,24 +191,132 @@ START_TEST(test_session_refused_multi)
           "*1\r\n$4\r\nEXEC\r\n*2\r\n$3\r\nGET\r\n$1\r\nk\r\n",
           &r);
     ck_assert_int_eq(r.n, 5);
-    ck_assert_int_eq(r.v[0], SESSION_REFUSE);
+    for (int i = 0; i < 4; i++)
+        ck_assert_int_eq(r.v[i], SESSION_PIN);
     ck_assert_str_eq(r.what[0], "MULTI");
-    ck_assert_str_eq(r.reply[0], "-ERR proximux: MULTI not supported through a shared connection\r\n");
-    ck_assert_int_eq(r.v[1], SESSION_REFUSE);
-    ck_assert_str_eq(r.reply[1], "-ERR proximux: SET refused: its transaction's MULTI was refused\r\n");
+    ck_assert_int_eq(r.v[4], SESSION_FORWARD);
+    ck_assert(!session_pinned(&s));
+
+    /* WATCH .. MULTI .. EXEC; UNWATCH alone; EXEC without MULTI */
+    DRIVE(&s, NULL, "WATCH k\r\nGET k\r\nMULTI\r\nSET k 1\r\nEXEC\r\nGET k\r\nUNWATCH\r\nEXEC\r\nDISCARD\r\n", &r);
+    ck_assert_int_eq(r.v[0], SESSION_PIN);
+    ck_assert(r.v[1] == SESSION_PIN && r.v[2] == SESSION_PIN && r.v[3] == SESSION_PIN && r.v[4] == SESSION_PIN);
+    ck_assert_int_eq(r.v[5], SESSION_FORWARD);
+    ck_assert_int_eq(r.v[6], SESSION_FORWARD);
+    ck_assert_int_eq(r.v[7], SESSION_FORWARD);
+    ck_assert_int_eq(r.v[8], SESSION_FORWARD);
+    DRIVE(&s, NULL, "WATCH a b\r\nUNWATCH\r\nGET a\r\nWATCH a\r\nMULTI\r\nUNWATCH\r\nDISCARD\r\nGET a\r\n", &r);
+    ck_assert(r.v[0] == SESSION_PIN && r.v[1] == SESSION_PIN);
+    ck_assert_int_eq(r.v[2], SESSION_FORWARD);
+    ck_assert(r.v[3] == SESSION_PIN && r.v[4] == SESSION_PIN && r.v[5] == SESSION_PIN && r.v[6] == SESSION_PIN);
+    ck_assert_int_eq(r.v[7], SESSION_FORWARD);
+}
+END_TEST
+
+/* A state command inside MULTI is refused, and EXEC then runs nothing. */
+START_TEST(test_session_multi_poisoned)
+{
+    struct resp_session s = { 0 };
+    struct run r;
+
+    DRIVE(&s, NULL, "MULTI\r\nSET k v\r\nSELECT 2\r\nCLIENT SETNAME x\r\nEXEC\r\nGET k\r\n", &r);
+    ck_assert_int_eq(r.v[0], SESSION_PIN);
+    ck_assert_int_eq(r.v[1], SESSION_PIN);
     ck_assert_int_eq(r.v[2], SESSION_REFUSE);
-    ck_assert_str_eq(r.what[2], "INCR");
+    ck_assert_str_eq(r.reply[2], "-ERR proximux: SELECT inside MULTI not supported\r\n");
+    ck_assert_int_eq(s.db, 0);
     ck_assert_int_eq(r.v[3], SESSION_REFUSE);
-    ck_assert_str_eq(r.reply[3], "-EXECABORT Transaction discarded because of previous errors.\r\n");
-    ck_assert_int_eq(r.v[4], SESSION_FORWARD);  /* after EXEC: back to normal */
+    ck_assert_str_eq(s.name, "");
+    ck_assert_int_eq(r.v[4], SESSION_ABORT);
+    ck_assert_str_eq(r.reply[4], "-EXECABORT Transaction discarded because of previous errors.\r\n");
+    ck_assert_int_eq(r.v[5], SESSION_FORWARD);
+    /* DISCARD of a poisoned transaction is an ordinary DISCARD */
+    DRIVE(&s, NULL, "MULTI\r\nRESET\r\nDISCARD\r\n", &r);
+    ck_assert_int_eq(r.v[1], SESSION_REFUSE);
+    ck_assert_int_eq(r.v[2], SESSION_PIN);
+    ck_assert(!session_pinned(&s));
+}
+END_TEST
+
+/* No dedicated connection for MULTI (session.dedicated_max): none of the
+ * queued commands may run. */
+START_TEST(test_session_refused_multi)
+{
+    struct resp_session s = { 0 };
+    struct run r;
+
+    DRIVE(&s, NULL, "*1\r\n$5\r\nMULTI\r\n", &r);
+    ck_assert_int_eq(r.v[0], SESSION_PIN);
+    session_pin_failed(&s);
+    ck_assert(!session_pinned(&s));
+    DRIVE(&s, NULL,
+          "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n*2\r\n$4\r\nINCR\r\n$1\r\nn\r\n"
+          "*1\r\n$4\r\nEXEC\r\n*2\r\n$3\r\nGET\r\n$1\r\nk\r\n",
+          &r);
+    ck_assert_int_eq(r.n, 4);
+    ck_assert_int_eq(r.v[0], SESSION_REFUSE);
+    ck_assert_str_eq(r.reply[0], "-ERR proximux: SET refused: its transaction's MULTI was refused\r\n");
+    ck_assert_int_eq(r.v[1], SESSION_REFUSE);
+    ck_assert_str_eq(r.what[1], "INCR");
+    ck_assert_int_eq(r.v[2], SESSION_REFUSE);
+    ck_assert_str_eq(r.reply[2], "-EXECABORT Transaction discarded because of previous errors.\r\n");
+    ck_assert_int_eq(r.v[3], SESSION_FORWARD);  /* after EXEC: back to normal */
     ck_assert(!s.multi_refused);
 
-    DRIVE(&s, NULL, "MULTI\r\nSELECT 2\r\nDISCARD\r\nGET k\r\n", &r);
-    ck_assert_int_eq(r.v[1], SESSION_REFUSE);   /* not even SELECT changes the state */
+    DRIVE(&s, NULL, "MULTI\r\n", &r);
+    session_pin_failed(&s);
+    DRIVE(&s, NULL, "SELECT 2\r\nDISCARD\r\nGET k\r\n", &r);
+    ck_assert_int_eq(r.v[0], SESSION_REFUSE);   /* not even SELECT changes the state */
     ck_assert_int_eq(s.db, 0);
-    ck_assert_int_eq(r.v[2], SESSION_ANSWER);
-    ck_assert_str_eq(r.reply[2], "+OK\r\n");
+    ck_assert_int_eq(r.v[1], SESSION_ANSWER);
+    ck_assert_str_eq(r.reply[1], "+OK\r\n");
+    ck_assert_int_eq(r.v[2], SESSION_FORWARD);
+    /* a refused WATCH (not MULTI) refuses nothing after it */
+    DRIVE(&s, NULL, "WATCH k\r\n", &r);
+    session_pin_failed(&s);
+    DRIVE(&s, NULL, "GET k\r\n", &r);
+    ck_assert_int_eq(r.v[0], SESSION_FORWARD);
+}
+END_TEST
+
+START_TEST(test_session_subscribe_block_monitor)
+{
+    struct resp_session s = { 0 };
+    struct run r;
+
+    DRIVE(&s, NULL, "SUBSCRIBE a b\r\nPING\r\nPSUBSCRIBE p*\r\nUNSUBSCRIBE\r\nPUNSUBSCRIBE\r\n", &r);
+    ck_assert_int_eq(r.v[0], SESSION_PIN);
+    ck_assert_int_eq(r.v[1], SESSION_PIN);
+    ck_assert_int_eq(r.v[2], SESSION_PIN);
+    ck_assert_int_eq(r.v[3], SESSION_PIN);
+    ck_assert_int_eq(s.kind, SESSION_KIND_UNSUB);
+    ck_assert(s.subscribed);     /* until the server says none is left */
+    session_unsubscribed(&s);
+    DRIVE(&s, NULL, "GET k\r\nSSUBSCRIBE s\r\n", &r);
+    ck_assert_int_eq(r.v[0], SESSION_FORWARD);
+    ck_assert_int_eq(r.v[1], SESSION_PIN);
+    ck_assert_int_eq(s.kind, SESSION_KIND_SUB);
+    session_unsubscribed(&s);
+
+    /* blocking: pinned for that request only */
+    DRIVE(&s, NULL, "BLPOP q 0\r\nGET k\r\nXREAD BLOCK 0 STREAMS s $\r\nXREAD STREAMS s 0\r\n", &r);
+    ck_assert_int_eq(r.v[0], SESSION_PIN);
+    ck_assert_int_eq(r.v[1], SESSION_FORWARD);
+    ck_assert_int_eq(r.v[2], SESSION_PIN);
+    ck_assert_int_eq(s.kind, SESSION_KIND_BLOCK);
     ck_assert_int_eq(r.v[3], SESSION_FORWARD);
+    /* inside MULTI a blocking command is queued like any other */
+    DRIVE(&s, NULL, "MULTI\r\nBLPOP q 0\r\nEXEC\r\n", &r);
+    ck_assert_int_eq(r.v[1], SESSION_PIN);
+    ck_assert_int_eq(s.kind, SESSION_KIND_PLAIN);
+
+    DRIVE(&s, NULL, "MONITOR\r\nGET k\r\n", &r);
+    ck_assert_int_eq(r.v[0], SESSION_PIN);
+    ck_assert_int_eq(r.v[1], SESSION_PIN);
+    ck_assert(s.monitor && session_pinned(&s));
+    struct resp_session t = { 0 };
+    DRIVE(&t, NULL, "SYNC\r\n", &r);
+    ck_assert_int_eq(r.v[0], SESSION_REFUSE);
 }
 END_TEST
 
@@ -257,7 +365,10 @@ Suite *session_suite(void)
     tcase_add_test(tc, test_session_client);
     tcase_add_test(tc, test_session_auth_proximux);
     tcase_add_test(tc, test_session_auth_targets);
+    tcase_add_test(tc, test_session_multi_pipelined);
+    tcase_add_test(tc, test_session_multi_poisoned);
     tcase_add_test(tc, test_session_refused_multi);
+    tcase_add_test(tc, test_session_subscribe_block_monitor);
     tcase_add_test(tc, test_session_args);
     suite_add_tcase(s, tc);
     return s;

@@ -151,6 +151,7 @@ static void mux_destroy(struct exchange *x)
     }
     m->dirty_clients = NULL;
     mux_before_sleep(x->reactor, m);
+    mux_session_destroy(m);
     reactor_remove_before_sleep(x->reactor, mux_before_sleep, m);
     for (int i = 0; i < m->nups; i++)
         mux_upstream_release(&m->ups[i]);

@@ -84,6 +84,8 @@ struct mux_request {
      * NULL): the reply it must get, else the connection fails.
      * MUX_EXPECT_OK "+...", MUX_EXPECT_HELLO a map or an array; 0 none. */
     uint8_t expect;
+    uint8_t kind;                   /* resp: SESSION_KIND_* on a dedicated connection */
+    bool abort_exec;                /* resp: DISCARD sent for a poisoned EXEC: answer -EXECABORT */
     struct mux_request *next;       /* in the upstream's wait or sent queue */
     struct mux_request *cnext;      /* in the client's list */
 };
@@ -117,6 +119,7 @@ struct mux_client {
     uint64_t noreply_seq;
     uint64_t noreply_gen;
     struct resp_session session;    /* resp: database, protocol, name, auth (all zero: a new client) */
+    struct mux_upstream *dedicated; /* resp: its dedicated connection while pinned or in use */
     bool closing;                   /* read no more; close once flushed */
     bool closed;                    /* gone; freed before the loop sleeps */
     bool dirty;                     /* out has bytes to flush before sleep */
@@ -147,6 +150,17 @@ struct mux_upstream {
      * to it has run (reset when it connects). */
     int db;
     bool resp3;
+    /* resp: a dedicated connection (not in ups[]): it carries the requests
+     * of owner only (MULTI, WATCH, subscriptions, MONITOR, blocking
+     * commands), or none while idle (owner NULL), kept for reuse. */
+    bool dedicated;
+    struct mux_client *owner;
+    /* Subscribed or MONITOR: the replies are not matched to requests;
+     * every value read is passed to owner in order. unsub_last: the last
+     * request written was an UNSUBSCRIBE of some kind. */
+    bool passthrough;
+    bool unsub_last;
+    struct mux_upstream *ded_next;  /* in mux.ded */
 };
 
 struct mux {
@@ -168,6 +182,8 @@ struct mux {
     bool resp;                      /* the codec is resp: session state applies */
     struct session_policy policy;   /* resp: credentials (session.auth, targets) */
     struct session_user users[CONFIG_MAX_AUTH_USERS];   /* policy.users: into the config */
+    struct mux_upstream *ded;       /* dedicated connections, in use or idle (session.dedicated_max) */
+    int nded;
 };
 
 static inline const struct service_config *mux_config(const struct mux *m)
@@ -226,12 +242,27 @@ void mux_expire_queue(struct mux *m, struct mux_upstream *up, uint64_t now);
 
 #define MUX_EXPECT_OK    1
 #define MUX_EXPECT_HELLO 2
+#define MUX_EXECABORT "-EXECABORT Transaction discarded because of previous errors.\r\n"
 
-/* Decides about request req (bytes data[0..len), info) of client c of a
- * resp service: returns true when it was answered or refused here, false
- * when it goes upstream (req->db / resp3 then hold the state it runs in). */
+/* Decides about request req (bytes *data[0..*len), *info) of client c of
+ * a resp service: returns true when it was answered or refused here, false
+ * when it goes upstream (req->db / resp3 then hold the state it runs in;
+ * *up is the client's dedicated connection, or NULL for a shared one;
+ * *data, *len and *info may be replaced). */
 bool mux_session_submit(struct mux *m, struct mux_client *c, struct mux_request *req,
-                        const char *data, size_t len, uint32_t info);
+                        const char **data, size_t *len, uint32_t *info, struct mux_upstream **up);
+/* A value read on a dedicated connection in passthrough: to its owner. */
+void mux_session_passthrough(struct mux *m, struct mux_upstream *up, const char *data, size_t len);
+/* Whether c has requests in queues of upstreams other than up. */
+bool mux_client_elsewhere(const struct mux_client *c, const struct mux_upstream *up);
+/* Before the loop sleeps: dedicated connections of clients that left or
+ * are no longer pinned go idle (or close), the others send and flush. */
+void mux_session_sweep(struct mux *m);
+/* Janitor for dedicated connections: queue timeouts, idle ones closed after
+ * pool.inactive_timeout. */
+void mux_session_tick(struct mux *m, uint64_t now);
+/* Frees every dedicated connection (the exchange ends). */
+void mux_session_destroy(struct mux *m);
 /* Before req is written to up: writes the SELECT / HELLO that put up in
  * req's state, as requests of Proximux's own. */
 int mux_session_switch(struct mux *m, struct mux_upstream *up, const struct mux_request *req);
@@ -272,6 +303,11 @@ struct mux_upstream *mux_pick(struct mux *m, struct mux_client *c);
 bool mux_can_send(const struct mux *m, const struct mux_upstream *up);
 /* Writes req's bytes to the connection's out buffer: it is sent. */
 int mux_send(struct mux *m, struct mux_upstream *up, struct mux_request *req, const char *data, size_t len);
+/* Fails every request in flight on up with an error reply of kind and
+ * closes the connection (failure: counts against the target); requests not
+ * yet sent stay queued for the next connection. */
+void mux_upstream_fail(struct mux *m, struct mux_upstream *up, const char *reason,
+                       enum codec_reply kind, bool failure);
 /* Sends what waits on up while it can. */
 void mux_dispatch(struct mux *m, struct mux_upstream *up);
 void mux_upstream_open(struct mux *m, struct mux_upstream *up);

@@ -56,7 +56,8 @@ void mux_submit(struct mux *m, struct mux_client *c, const char *data, size_t le
         mux_reply(m, req, CODEC_REPLY_QUIT, "quit");
         return;
     }
-    if (m->resp && mux_session_submit(m, c, req, data, len, info))
+    struct mux_upstream *up = NULL;
+    if (m->resp && mux_session_submit(m, c, req, &data, &len, &info, &up))
         return;
     if (info & CODEC_INFO_UNSUPPORTED) {
         req->close_client = false;
@@ -72,7 +73,8 @@ void mux_submit(struct mux *m, struct mux_client *c, const char *data, size_t le
         req->close_client = true;
         c->closing = true;
     }
-    struct mux_upstream *up = mux_pick(m, c);
+    if (up == NULL)
+        up = mux_pick(m, c);
     req->up = up;
     c->affinity = up;
     c->nupstream++;
@@ -83,25 +85,30 @@ void mux_submit(struct mux *m, struct mux_client *c, const char *data, size_t le
         }
         return;
     }
-    if (up->uc.state == UPSTREAM_CLOSED && !upstream_available(m->x->upstream)) {
+    const char *busy = NULL;
+    if (up->uc.state == UPSTREAM_CLOSED && !upstream_available(m->x->upstream))
+        busy = UPSTREAM_NONE_USABLE;
+    else if (m->queued >= (size_t)cfg->queue_limit)
+        busy = "queue limit reached";
+    else if (cfg->max_queued >= 0 && m->queued >= (size_t)cfg->max_queued)
+        busy = "limits.max_queued reached";
+    if (busy != NULL) {
         mux_request_leave_upstream(req);
-        mux_reply(m, req, CODEC_REPLY_BUSY, UPSTREAM_NONE_USABLE);
-        return;
-    }
-    if (m->queued >= (size_t)cfg->queue_limit) {
-        mux_request_leave_upstream(req);
-        mux_reply(m, req, CODEC_REPLY_BUSY, "queue limit reached");
-        return;
-    }
-    if (cfg->max_queued >= 0 && m->queued >= (size_t)cfg->max_queued) {
-        mux_request_leave_upstream(req);
-        mux_reply(m, req, CODEC_REPLY_BUSY, "limits.max_queued reached");
+        mux_reply(m, req, CODEC_REPLY_BUSY, busy);
+        if (up->dedicated) {
+            /* A request of a transaction or subscription that cannot
+             * run: the client's session on its dedicated connection can no
+             * longer be kept whole. */
+            mux_client_close(c, busy);
+        }
         return;
     }
     req->data = malloc(len ? len : 1);
     if (req->data == NULL) {
         mux_request_leave_upstream(req);
         mux_reply(m, req, CODEC_REPLY_SERVER_ERROR, "out of memory");
+        if (up->dedicated)
+            mux_client_close(c, "out of memory");
         return;
     }
     memcpy(req->data, data, len);

@@ -60,6 +60,10 @@ bool mux_can_send(const struct mux *m, const struct mux_upstream *up)
 
     if (up->uc.state != UPSTREAM_READY || up->retiring)
         return false;
+    /* A dedicated connection starts on its client's requests once those
+     * on shared connections are answered: they ran first. */
+    if (up->owner != NULL && mux_client_elsewhere(up->owner, up))
+        return false;
     if (cfg->max_active >= 0 && m->active >= (size_t)cfg->max_active)
         return false;
     if (!cfg->funnel_async || m->x->codec->one_in_flight)
@@ -85,6 +89,16 @@ int mux_send(struct mux *m, struct mux_upstream *up, struct mux_request *req,
         up->retiring = true;
     }
     req->seq = ++up->written;
+    if (up->dedicated && (up->passthrough || req->kind == SESSION_KIND_SUB || req->kind == SESSION_KIND_UNSUB ||
+                          req->kind == SESSION_KIND_MONITOR)) {
+        /* Subscribed or monitoring: what comes back is passed on as it
+         * comes (mux_session_passthrough), not matched to requests. */
+        up->passthrough = true;
+        up->unsub_last = req->kind == SESSION_KIND_UNSUB;
+        mux_request_leave_upstream(req);
+        mux_respond(req, "", 0, false);
+        return PMX_OK;
+    }
     if (req->info & CODEC_INFO_NOREPLY) {
         /* Nothing will come back: answered now with nothing. The client's
          * next request must not overtake it on another connection. */
@@ -138,8 +152,8 @@ void mux_dispatch(struct mux *m, struct mux_upstream *up)
 
 /* Fails every request in flight on up with an error reply and closes the
  * connection; requests not yet sent stay queued for the next connection. */
-static void mux_upstream_fail(struct mux *m, struct mux_upstream *up, const char *reason,
-                              enum codec_reply kind, bool failure)
+void mux_upstream_fail(struct mux *m, struct mux_upstream *up, const char *reason,
+                       enum codec_reply kind, bool failure)
 {
     char why[256];
     struct mux_request *req;
@@ -154,6 +168,16 @@ static void mux_upstream_fail(struct mux *m, struct mux_upstream *up, const char
         mux_reply(m, req, kind, why);
         kind = kind == CODEC_REPLY_TIMEOUT ? CODEC_REPLY_SERVER_ERROR : kind;
     }
+    if (up->owner != NULL && !up->owner->closed && (up->passthrough || session_pinned(&up->owner->session))) {
+        /* Its transaction, subscriptions or watches are gone with the
+         * connection: the client cannot go on as if they were there. */
+        struct mux_client *c = up->owner;
+        up->owner = NULL;
+        c->dedicated = NULL;
+        mux_client_close(c, "its dedicated upstream connection failed");
+    }
+    up->passthrough = false;
+    up->unsub_last = false;
     up->parsing = false;
     up->draining = false;
     up->scanned = 0;
@@ -164,7 +188,7 @@ static void mux_upstream_fail(struct mux *m, struct mux_upstream *up, const char
     upstream_conn_close(&up->uc, failure ? UPSTREAM_CLOSE_FAILED : UPSTREAM_CLOSE_OK, reason);
     /* Requests not yet written go out on a new connection, to whichever
      * target the balancer picks now. */
-    if (up->wait.len > 0 || (mux_config(m)->warmup && !m->x->shutting_down))
+    if (up->wait.len > 0 || (mux_config(m)->warmup && !up->dedicated && !m->x->shutting_down))
         mux_upstream_open(m, up);
 }
 
@@ -177,12 +201,15 @@ static void mux_upstream_parse(struct mux *m, struct mux_upstream *up, struct bu
 
     while (buf_len(in) > up->scanned) {
         struct mux_request *req = up->sent.head;
-        if (req == NULL) {
+        if (req == NULL && !up->passthrough) {
             mux_upstream_fail(m, up, "sent bytes nobody asked for", CODEC_REPLY_SERVER_ERROR, true);
             return;
         }
         if (!up->parsing) {
-            codec->response_begin(&up->parser, req->info);
+            uint32_t info = req != NULL ? req->info : 0;
+            if (up->dedicated)          /* subscribed in RESP3: messages are pushes */
+                info |= CODEC_INFO_PRIVATE(RESP_INFO_PUSH_OK);
+            codec->response_begin(&up->parser, info);
             up->parsing = true;
             up->draining = false;
             up->scanned = 0;
@@ -210,6 +237,16 @@ static void mux_upstream_parse(struct mux *m, struct mux_upstream *up, struct bu
         }
         if (rc == CODEC_MORE)
             return;
+        if (req == NULL) {
+            /* Passthrough: a message or reply for the subscribed client. */
+            up->parsing = false;
+            if (!up->draining)
+                mux_session_passthrough(m, up, buf_start(in), up->scanned);
+            buf_consume(in, up->scanned);
+            up->scanned = 0;
+            up->draining = false;
+            continue;
+        }
         if (req->expect != 0 && (up->draining || !mux_session_reply_ok(req->expect, buf_start(in), up->scanned))) {
             /* The upstream refused to be put in a client's state (SELECT,
              * HELLO, AUTH): nothing may run on it. */
@@ -242,6 +279,8 @@ static void mux_upstream_parse(struct mux *m, struct mux_upstream *up, struct bu
         mux_request_leave_upstream(req);
         if (up->draining)
             mux_reply(m, req, CODEC_REPLY_SERVER_ERROR, "response larger than max_message");
+        else if (req->abort_exec)
+            mux_respond(req, MUX_EXECABORT, sizeof(MUX_EXECABORT) - 1, false);
         else
             mux_respond(req, buf_start(in), up->scanned, false);
         buf_consume(in, up->scanned);
@@ -360,7 +399,15 @@ static void mux_upstream_failed(struct upstream_conn *uc, const char *reason)
     struct mux *m = up->m;
 
     mux_fail_waiting(m, up, reason);
-    if (mux_config(m)->warmup && !m->x->shutting_down)
+    if (up->owner != NULL && !up->owner->closed) {
+        /* Its pinned requests failed: what follows must not run without
+         * them (outside the transaction). */
+        struct mux_client *c = up->owner;
+        up->owner = NULL;
+        c->dedicated = NULL;
+        mux_client_close(c, "no dedicated upstream connection");
+    }
+    if (mux_config(m)->warmup && !up->dedicated && !m->x->shutting_down)
         mux_upstream_open(m, up);
 }
 
@@ -400,6 +447,8 @@ void mux_upstreams_flush(struct mux *m)
 {
     struct reactor *r = m->x->reactor;
 
+    if (m->resp)
+        mux_session_sweep(m);
     if (m->kick) {
         /* limits.max_active: a response on one connection lets a request
          * waiting on another go. */
@@ -449,6 +498,8 @@ void mux_upstreams_tick(struct mux *m, uint64_t now)
 {
     const struct service_config *cfg = mux_config(m);
 
+    if (m->resp)
+        mux_session_tick(m, now);
     for (int i = 0; i < m->nups; i++) {
         struct mux_upstream *up = &m->ups[i];
         mux_expire_queue(m, up, now);

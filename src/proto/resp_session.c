@@ -331,6 +331,72 @@ static enum session_verdict session_client(struct resp_session *s, uint64_t id, 
     return SESSION_ANSWER;
 }
 
+/*
+ * The commands that pin the client to a dedicated connection, and what an
+ * ordinary command does while it is pinned. Returns SESSION_ANSWER when
+ * the command is none of them (the caller goes on), else the verdict.
+ */
+static enum session_verdict session_pin(struct resp_session *s, enum resp_class cls, const struct session_args *a,
+                                        struct session_out *o)
+{
+    bool was = session_pinned(s);
+    enum session_verdict pin = SESSION_PIN;
+
+    if (cls == RESP_TRANSACTION) {
+        if (session_is(a, 0, "multi")) {
+            if (!s->in_multi) {
+                s->in_multi = true;
+                s->multi_poisoned = false;
+            }
+        } else if (session_is(a, 0, "exec") || session_is(a, 0, "discard")) {
+            if (!s->in_multi)
+                return was ? SESSION_PIN : SESSION_FORWARD;  /* "ERR EXEC without MULTI": one reply */
+            if (s->multi_poisoned && session_is(a, 0, "exec")) {
+                out_cat(o, "-EXECABORT Transaction discarded because of previous errors.\r\n", NULL, NULL);
+                pin = SESSION_ABORT;
+            }
+            s->in_multi = false;
+            s->watching = false;
+            s->multi_poisoned = false;
+        } else if (session_is(a, 0, "watch")) {
+            if (!s->in_multi)           /* inside MULTI: the server refuses it */
+                s->watching = true;
+        } else if (session_is(a, 0, "unwatch")) {
+            if (!was)
+                return SESSION_FORWARD;     /* nothing watched: "+OK" */
+            if (!s->in_multi)
+                s->watching = false;
+        } else {
+            return SESSION_ANSWER;
+        }
+    } else if (cls == RESP_PUBSUB) {
+        if (!s->in_multi) {
+            s->subscribed = true;
+            s->kind = session_is(a, 0, "unsubscribe") || session_is(a, 0, "punsubscribe") ||
+                      session_is(a, 0, "sunsubscribe") ? SESSION_KIND_UNSUB : SESSION_KIND_SUB;
+        }
+    } else if (cls == RESP_BLOCKING) {
+        if (!s->in_multi)               /* inside MULTI it does not block */
+            s->kind = SESSION_KIND_BLOCK;
+    } else if (cls == RESP_REPLY_FLOW && session_is(a, 0, "monitor") && !s->in_multi) {
+        s->monitor = true;
+        s->kind = SESSION_KIND_MONITOR;
+    } else {
+        return SESSION_ANSWER;
+    }
+    if (!was)
+        s->pin_by_multi = s->in_multi;
+    return pin;
+}
+
+void session_pin_failed(struct resp_session *s)
+{
+    if (s->pin_by_multi)
+        s->multi_refused = true;
+    s->in_multi = s->watching = s->subscribed = s->monitor = false;
+    s->multi_poisoned = s->pin_by_multi = false;
+}
+
 enum session_verdict session_request(struct resp_session *s, const struct session_policy *pol, uint64_t id,
                                      enum resp_class cls, const char *data, size_t len,
                                      char *reply, size_t cap, size_t *reply_len, char *what)
@@ -340,7 +406,8 @@ enum session_verdict session_request(struct resp_session *s, const struct sessio
     enum session_verdict v = SESSION_ANSWER;
 
     what[0] = '\0';
-    if (cls == RESP_ORDINARY && !s->multi_refused && (s->authed || !session_auth_required(pol)))
+    if (cls == RESP_ORDINARY && !s->multi_refused && !session_pinned(s) &&
+        (s->authed || !session_auth_required(pol)))
         return SESSION_FORWARD;
     if (!session_args_parse(data, len, &a) || a.argc == 0) {
         out_cat(&o, "-ERR proximux: unreadable request\r\n", NULL, NULL);
@@ -370,8 +437,24 @@ enum session_verdict session_request(struct resp_session *s, const struct sessio
         *reply_len = o.len;
         return SESSION_REFUSE;
     }
+    session_name(&a, false, what);
+    s->kind = SESSION_KIND_PLAIN;
     if (cls == RESP_ORDINARY)
-        return SESSION_FORWARD;
+        return session_pinned(s) ? SESSION_PIN : SESSION_FORWARD;
+    v = session_pin(s, cls, &a, &o);
+    if (v != SESSION_ANSWER) {
+        *reply_len = o.len;
+        return v;
+    }
+    if (s->in_multi) {
+        /* A command that changes the connection's state, or is refused,
+         * inside MULTI: refused without running; the server never queued
+         * it, so EXEC must not run the rest either. */
+        s->multi_poisoned = true;
+        out_cat(&o, "-ERR proximux: ", what, " inside MULTI not supported\r\n");
+        *reply_len = o.len;
+        return SESSION_REFUSE;
+    }
     if (a.too_long && !session_is(&a, 0, "client")) {
         session_name(&a, false, what);
         out_cat(&o, "-ERR proximux: ", what, " with an argument too long\r\n");
@@ -403,9 +486,8 @@ enum session_verdict session_request(struct resp_session *s, const struct sessio
         session_name(&a, false, what);
         out_cat(&o, "-ERR proximux: ", what, " not supported through a shared connection\r\n");
         v = SESSION_REFUSE;
-        if (session_is(&a, 0, "multi"))
-            s->multi_refused = true;
     }
+
     if (o.len > cap) {
         o.len = 0;
         out_cat(&o, "-ERR proximux: reply too long\r\n", NULL, NULL);

@@ -5,6 +5,7 @@ refusals naming the command. A real redis-server; redis-py where a client
 library is what is being tried."""
 
 import sys
+import threading
 import time
 
 try:
@@ -150,6 +151,229 @@ class _Session:
                 raise AssertionError("closed after %r" % data)
             data += chunk
         return data
+
+
+class _Pinned:
+    """Pinning to dedicated upstream connections: MULTI..EXEC, WATCH,
+    subscriptions, MONITOR, blocking commands. A password on the target
+    (requirepass) and clients in database 1, as applications run them."""
+    CONFIG = None
+    SETTINGS = {}
+
+    @classmethod
+    def setUpClass(cls):
+        cls.redis = PasswordRedis()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.redis.stop()
+
+    def setUp(self):
+        self.direct = redis.Redis(port=self.redis.port, password="tp", db=1)
+        self.direct.flushall()
+        self.port = free_port()
+        settings = dict(TARGET_PASSWORD_1="tp")
+        settings.update(self.SETTINGS)
+        self.pmx = self.start_proximux(config_env(self.port, [("127.0.0.1", self.redis.port)], "resp",
+                                                  self.CONFIG, **settings))
+
+    def tearDown(self):
+        self.assert_proximux_ok(self.pmx)
+
+    def client(self, **kw):
+        return redis.Redis(host="127.0.0.1", port=self.port, db=1, socket_timeout=20, **kw)
+
+    def test_a_multi_exec_pipelined(self):
+        """MULTI, commands and EXEC in one write, next to other clients."""
+        def worker(cid):
+            with Resp(self.port, timeout=20) as r:
+                self.assertEqual(r.command("SELECT", "1"), "OK")
+                for i in range(30):
+                    r.sock.sendall(resp_encode("MULTI") + resp_encode("SET", "t%d" % cid, i) +
+                                   resp_encode("INCR", "n%d" % cid) + resp_encode("EXEC") +
+                                   resp_encode("GET", "t%d" % cid))
+                    got = [r.read_reply() for _ in range(5)]
+                    if got != ["OK", "QUEUED", "QUEUED", ["OK", i + 1], b"%d" % i]:
+                        raise AssertionError("client %d: %r" % (cid, got))
+            return 1
+
+        self.assertEqual(sum(run_threads(worker, 8, timeout=60)), 8)
+        self.assertEqual(self.direct.get("n3"), b"30")
+        # redis-py's transactional pipeline
+        r = self.client()
+        pipe = r.pipeline(transaction=True)
+        pipe.set("a", "1").incr("a").get("a")
+        self.assertEqual(pipe.execute(), [True, 2, b"2"])
+        r.close()
+
+    def test_b_watch(self):
+        """WATCH/MULTI/EXEC with redis-py: a write by another client
+        between WATCH and EXEC aborts the transaction (WatchError)."""
+        r, other = self.client(), self.client()
+        r.set("bal", 10)
+        with r.pipeline() as pipe:
+            pipe.watch("bal")
+            self.assertEqual(pipe.get("bal"), b"10")
+            other.set("bal", 99)            # through a shared connection
+            pipe.multi()
+            pipe.set("bal", 11)
+            with self.assertRaises(redis.WatchError):
+                pipe.execute()
+        self.assertEqual(self.direct.get("bal"), b"99")
+        with r.pipeline() as pipe:
+            pipe.watch("bal")
+            pipe.multi()
+            pipe.incr("bal")
+            self.assertEqual(pipe.execute(), [100])
+        # UNWATCH then shared again
+        with Resp(self.port) as c:
+            self.assertEqual(c.command("WATCH", "bal"), "OK")
+            self.assertEqual(c.command("UNWATCH"), "OK")
+            self.assertEqual(c.command("SELECT", "1"), "OK")
+            self.assertEqual(c.command("GET", "bal"), b"100")
+        r.close()
+        other.close()
+
+    def test_c_pubsub(self):
+        """redis-py pub/sub with another client publishing through
+        Proximux; then a raw client that unsubscribes from everything goes
+        on with ordinary commands."""
+        r = self.client()
+        p = r.pubsub()
+        p.subscribe("news")
+        p.psubscribe("n*")
+        self.assertEqual(p.get_message(timeout=5)["type"], "subscribe")
+        self.assertEqual(p.get_message(timeout=5)["type"], "psubscribe")
+        pub = self.client()
+        self.assertEqual(pub.publish("news", "hello"), 2)
+        got = [p.get_message(timeout=5) for _ in range(2)]
+        self.assertEqual(sorted(m["type"] for m in got), ["message", "pmessage"])
+        self.assertTrue(all(m["data"] == b"hello" for m in got))
+        p.close()
+        with Resp(self.port) as c:
+            c.sock.sendall(resp_encode("SUBSCRIBE", "a", "b"))
+            self.assertEqual(c.read_reply(), [b"subscribe", b"a", 1])
+            self.assertEqual(c.read_reply(), [b"subscribe", b"b", 2])
+            self.assertEqual(pub.publish("b", "x"), 1)
+            self.assertEqual(c.read_reply(), [b"message", b"b", b"x"])
+            c.sock.sendall(resp_encode("UNSUBSCRIBE"))
+            self.assertEqual(sorted(c.read_reply()[2] for _ in range(2)), [0, 1])
+            self.assertEqual(c.command("SET", "after", "1"), "OK")
+            self.assertEqual(c.command("GET", "after"), b"1")
+        pub.close()
+
+    def test_d_pubsub_resp3(self):
+        with Resp(self.port) as c:
+            c.sock.sendall(resp_encode("HELLO", "3"))
+            _Session.read_until(c, b"*0\r\n")
+            c.sock.sendall(resp_encode("SUBSCRIBE", "ch"))
+            self.assertEqual(_Session.read_until(c, b":1\r\n"), b">3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n")
+            self.assertEqual(self.client().publish("ch", "m"), 1)
+            self.assertEqual(_Session.read_until(c, b"m\r\n"), b">3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$1\r\nm\r\n")
+            c.sock.sendall(resp_encode("UNSUBSCRIBE", "ch"))
+            self.assertEqual(_Session.read_until(c, b":0\r\n"), b">3\r\n$11\r\nunsubscribe\r\n$2\r\nch\r\n:0\r\n")
+            c.sock.sendall(resp_encode("HGETALL", "none"))
+            self.assertEqual(_Session.read_until(c, b"%0\r\n"), b"%0\r\n")
+
+    def test_e_blpop(self):
+        """BLPOP woken by another client; meanwhile the shared
+        connections serve others."""
+        r = self.client()
+        result = {}
+
+        def blocked():
+            result["v"] = r.blpop("q", timeout=10)
+
+        t = threading.Thread(target=blocked)
+        t.start()
+        other = self.client()
+        deadline = time.monotonic() + 5
+        while int(self.direct.info("clients")["blocked_clients"]) == 0:
+            self.assertLess(time.monotonic(), deadline, "BLPOP never blocked")
+            time.sleep(0.02)
+        for i in range(20):
+            self.assertTrue(other.set("x%d" % i, i))
+        self.assertEqual(other.rpush("q", "job"), 1)
+        t.join(10)
+        self.assertEqual(result["v"], (b"q", b"job"))
+        self.assertEqual(r.get("x19"), b"19")
+        r.close()
+        other.close()
+
+    def test_f_poisoned_multi_and_monitor(self):
+        with Resp(self.port) as c:
+            c.sock.sendall(resp_encode("SELECT", "1") + resp_encode("MULTI") + resp_encode("SET", "p", "1") +
+                           resp_encode("SELECT", "2") + resp_encode("EXEC") + resp_encode("GET", "p"))
+            got = [c.read_reply() for _ in range(6)]
+            self.assertEqual(got, ["OK", "OK", "QUEUED",
+                                   RespError("ERR proximux: SELECT inside MULTI not supported"),
+                                   RespError("EXECABORT Transaction discarded because of previous errors."), None])
+        self.assertIsNone(self.direct.get("p"))
+        with Resp(self.port) as mon:
+            self.assertEqual(mon.command("MONITOR"), "OK")
+            self.client().set("seen", "1")
+            line = mon.read_reply()
+            while "seen" not in line:
+                line = mon.read_reply()
+            self.assertIn('"set" "seen" "1"', line.lower())
+        self.assertIn("refused SELECT", self.pmx.log())
+
+
+class _PinnedLimit:
+    """session.dedicated_max: 1: a second client's MULTI is refused, and
+    its queued commands and EXEC with it."""
+    CONFIG = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.redis = RedisServer()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.redis.stop()
+
+    def setUp(self):
+        self.redis.cli("FLUSHALL")
+        self.port = free_port()
+        self.pmx = self.start_proximux(config_env(self.port, [("127.0.0.1", self.redis.port)], "resp",
+                                                  self.CONFIG, SESSION_DEDICATED_MAX=1))
+
+    def tearDown(self):
+        self.assert_proximux_ok(self.pmx)
+
+    def test_limit(self):
+        with Resp(self.port) as a, Resp(self.port) as b:
+            self.assertEqual(a.command("MULTI"), "OK")
+            b.sock.sendall(resp_encode("MULTI") + resp_encode("SET", "k", "b") + resp_encode("EXEC") +
+                           resp_encode("GET", "k"))
+            got = [b.read_reply() for _ in range(4)]
+            self.assertEqual(got, [RespError("ERR proximux: MULTI refused: session.dedicated_max reached"),
+                                   RespError("ERR proximux: SET refused: its transaction's MULTI was refused"),
+                                   RespError("EXECABORT Transaction discarded because of previous errors."),
+                                   None])
+            self.assertEqual(a.command("SET", "k", "a"), "QUEUED")
+            self.assertEqual(a.command("EXEC"), ["OK"])
+            # a's connection is idle again (once EXEC is answered): b gets it
+            self.assertEqual(b.command("MULTI"), "OK")
+            self.assertEqual(b.command("GET", "k"), "QUEUED")
+            self.assertEqual(b.command("EXEC"), [b"a"])
+        self.assertIn("refused MULTI: session.dedicated_max (1) reached", self.pmx.log())
+
+
+class PinnedFifoAsync(_Pinned, ProximuxTestCase):
+    CONFIG = "fifo_async"
+
+
+class PinnedFunnelAsync(_Pinned, ProximuxTestCase):
+    CONFIG = "funnel4_async"
+
+
+class PinnedFunnelSync(_Pinned, ProximuxTestCase):
+    CONFIG = "funnel4_sync"
+
+
+class PinnedLimitFifo(_PinnedLimit, ProximuxTestCase):
+    CONFIG = "fifo_async"
 
 
 class PasswordRedis(RedisServer):
