@@ -63,6 +63,7 @@ static inline enum resp_class resp_class_of(uint32_t info)
 struct session_args {
     int argc;                       /* all of them, kept or not */
     bool too_long;                  /* a kept argument was longer than SESSION_ARG_MAX */
+    bool nul;                       /* a kept argument holds a NUL byte */
     size_t len[SESSION_ARGS_MAX];
     char arg[SESSION_ARGS_MAX][SESSION_ARG_MAX + 1];  /* NUL-terminated copies */
 };

@@ -64,6 +64,11 @@ START_TEST(test_session_select)
     ck_assert_str_eq(r.reply[4], "-ERR wrong number of arguments for 'select' command\r\n");
     ck_assert_str_eq(r.reply[5], "+OK\r\n");
     ck_assert_int_eq(s.db, 15);
+    /* SELECT\0x: not SELECT (failed before: strcasecmp stopped at the NUL) */
+    DRIVE(&s, NULL, "*2\r\n$8\r\nSELECT\0x\r\n$1\r\n9\r\n", &r);
+    ck_assert_int_eq(r.v[0], SESSION_REFUSE);
+    ck_assert_str_eq(r.reply[0], "-ERR proximux: SELECT?X not supported through a shared connection\r\n");
+    ck_assert_int_eq(s.db, 15);
 }
 END_TEST
 
@@ -148,6 +153,12 @@ START_TEST(test_session_auth_proximux)
     ck_assert(strncmp(r.reply[0], "%7\r\n", 4) == 0);
     ck_assert_int_eq(r.v[1], SESSION_FORWARD);
     ck_assert(s2.authed && s2.resp3);
+    /* a NUL in the password: the copy would end there (failed before) */
+    struct resp_session s4 = { 0 };
+    DRIVE(&s4, &pol, "*2\r\n$4\r\nAUTH\r\n$4\r\npw\0x\r\n*3\r\n$4\r\nAUTH\r\n$3\r\napp\r\n$7\r\ns3cret\0\r\n", &r);
+    ck_assert_str_eq(r.reply[0], "-WRONGPASS invalid username-password pair or user is disabled.\r\n");
+    ck_assert_str_eq(r.reply[1], "-WRONGPASS invalid username-password pair or user is disabled.\r\n");
+    ck_assert(!s4.authed);
     struct resp_session s3 = { 0 };
     DRIVE(&s3, &pol, "AUTH default pw\r\nGET k\r\n", &r);
     ck_assert_str_eq(r.reply[0], "+OK\r\n");

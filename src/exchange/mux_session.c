@@ -242,10 +242,25 @@ void mux_session_passthrough(struct mux *m, struct mux_upstream *up, const char 
     mux_respond(req, data, len, false);
 }
 
+/* Whether up holds a blocking command in flight. */
+static bool mux_session_blocked(const struct mux_upstream *up)
+{
+    for (const struct mux_request *r = up->sent.head; r != NULL; r = r->next)
+        if (r->kind == SESSION_KIND_BLOCK)
+            return true;
+    return false;
+}
+
 void mux_session_sweep(struct mux *m)
 {
     for (struct mux_upstream *up = m->ded; up != NULL; up = up->ded_next) {
         struct mux_client *c = up->owner;
+        if (c != NULL && !c->closed && c->closing && (up->passthrough || mux_session_blocked(up))) {
+            /* The client closed its side while subscribed, monitoring or
+             * blocked: what it waits for may never come. Redis drops a
+             * client at end of stream too. */
+            mux_client_close(c, "end of stream while subscribed or blocked");
+        }
         if (c != NULL && c->closed) {
             /* The client left: keep the connection for another only if
              * nothing of its session is on it. */

@@ -16,6 +16,8 @@ static void session_args_add(struct session_args *a, const char *s, size_t n)
             keep = SESSION_ARG_MAX;
             a->too_long = true;
         }
+        if (memchr(s, '\0', keep) != NULL)
+            a->nul = true;
         memcpy(a->arg[a->argc], s, keep);
         a->arg[a->argc][keep] = '\0';
         a->len[a->argc] = keep;
@@ -41,6 +43,7 @@ bool session_args_parse(const char *data, size_t len, struct session_args *a)
 {
     a->argc = 0;
     a->too_long = false;
+    a->nul = false;
     if (len == 0)
         return false;
     if (data[0] != '*') {
@@ -153,9 +156,12 @@ static void out_hello(struct session_out *o, const struct resp_session *s, uint6
 
 /* ---- commands ---- */
 
+/* Argument i is word, in any case, over all its bytes (a NUL in it does
+ * not end the comparison). */
 static bool session_is(const struct session_args *a, int i, const char *word)
 {
-    return i < a->argc && i < SESSION_ARGS_MAX && strcasecmp(a->arg[i], word) == 0;
+    size_t n = strlen(word);
+    return i < a->argc && i < SESSION_ARGS_MAX && a->len[i] == n && strncasecmp(a->arg[i], word, n) == 0;
 }
 
 /* Upper-cased copy of argument i (and a subcommand) into what. */
@@ -166,8 +172,8 @@ static void session_name(const struct session_args *a, bool with_sub, char *what
     for (int i = 0; i < (with_sub ? 2 : 1) && i < a->argc && i < SESSION_ARGS_MAX; i++) {
         if (i > 0 && n < 63)
             what[n++] = ' ';
-        for (const char *p = a->arg[i]; *p && n < 63; p++) {
-            unsigned char c = (unsigned char)*p;
+        for (size_t k = 0; k < a->len[i] && n < 63; k++) {
+            unsigned char c = (unsigned char)a->arg[i][k];
             what[n++] = (char)(c >= 'a' && c <= 'z' ? c - 32 : (c < 0x21 || c > 0x7e) ? '?' : c);
         }
     }
@@ -191,9 +197,11 @@ static bool session_int(const char *s, long long *out)
  * against session.auth, or without it against the targets' credentials.
  * Writes the error reply for a refusal to o. */
 static bool session_check_auth(const struct session_policy *pol, const char *user, const char *password,
-                               struct session_out *o)
+                               bool nul, struct session_out *o)
 {
-    if (session_auth_required(pol)) {
+    if (nul) {
+        /* The copies end at a NUL: "pw\0x" must not pass for "pw". */
+    } else if (session_auth_required(pol)) {
         if ((user == NULL || strcmp(user, "default") == 0) && pol->password != NULL &&
             strcmp(password, pol->password) == 0)
             return true;
@@ -270,7 +278,7 @@ static enum session_verdict session_hello(struct resp_session *s, const struct s
         }
     }
     if (password != NULL) {
-        if (!session_check_auth(pol, user, password, o))
+        if (!session_check_auth(pol, user, password, a->nul, o))
             return SESSION_ANSWER;
         s->authed = true;
     } else if (session_auth_required(pol) && !s->authed) {
@@ -439,6 +447,15 @@ enum session_verdict session_request(struct resp_session *s, const struct sessio
     }
     session_name(&a, false, what);
     s->kind = SESSION_KIND_PLAIN;
+    if (cls == RESP_BAD_NAME) {
+        /* A name Redis may read as another command (MULTI\0x is MULTI):
+         * never taken for one here either. */
+        if (s->in_multi)
+            s->multi_poisoned = true;
+        out_cat(&o, "-ERR proximux: ", what, " not supported through a shared connection\r\n");
+        *reply_len = o.len;
+        return SESSION_REFUSE;
+    }
     if (cls == RESP_ORDINARY)
         return session_pinned(s) ? SESSION_PIN : SESSION_FORWARD;
     v = session_pin(s, cls, &a, &o);
@@ -476,7 +493,7 @@ enum session_verdict session_request(struct resp_session *s, const struct sessio
     } else if (session_is(&a, 0, "auth")) {
         if (a.argc != 2 && a.argc != 3) {
             out_cat(&o, "-ERR wrong number of arguments for 'auth' command\r\n", NULL, NULL);
-        } else if (session_check_auth(pol, a.argc == 3 ? a.arg[1] : NULL, a.arg[a.argc - 1], &o)) {
+        } else if (session_check_auth(pol, a.argc == 3 ? a.arg[1] : NULL, a.arg[a.argc - 1], a.nul, &o)) {
             s->authed = true;
             out_raw(&o, "+OK\r\n", 5);
         }

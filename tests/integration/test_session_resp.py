@@ -318,6 +318,33 @@ class _Pinned:
             self.assertIn('"set" "seen" "1"', line.lower())
         self.assertIn("refused SELECT", self.pmx.log())
 
+    def test_g_leave_pinned(self):
+        """Clients that leave while subscribed, monitoring or blocked: their
+        dedicated connections are closed (Redis shows no subscribed, blocked or
+        monitoring connection left); one that finished cleanly is reused."""
+        for payload in (resp_encode("SUBSCRIBE", "c1", "c2"), resp_encode("BLPOP", "nothing", "0"),
+                        resp_encode("MONITOR"), resp_encode("MULTI") + resp_encode("SET", "m", "1")):
+            with Resp(self.port) as c:
+                c.sock.sendall(payload)
+                time.sleep(0.1)
+        deadline = time.monotonic() + 5
+        while True:
+            busy = [cl for cl in self.direct.client_list()
+                    if cl["flags"] not in ("N",) or cl["sub"] != "0" or cl["psub"] != "0" or cl["multi"] != "-1"]
+            busy = [cl for cl in busy if cl["cmd"] not in ("client|list", "client")]
+            if not busy:
+                break
+            self.assertLess(time.monotonic(), deadline, "left in a pinned state: %r" % busy)
+            time.sleep(0.05)
+        self.assertIsNone(self.direct.get("m"))
+        before = len(self.direct.client_list())
+        for _ in range(5):
+            with Resp(self.port) as c:
+                self.assertEqual(c.command("MULTI"), "OK")
+                self.assertEqual(c.command("PING"), "QUEUED")
+                self.assertEqual(c.command("EXEC"), ["PONG"])
+        self.assertLessEqual(len(self.direct.client_list()), before + 1)
+
 
 class _PinnedLimit:
     """session.dedicated_max: 1: a second client's MULTI is refused, and
