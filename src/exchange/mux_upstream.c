@@ -75,7 +75,11 @@ bool mux_can_send(const struct mux *m, const struct mux_upstream *up)
 int mux_send(struct mux *m, struct mux_upstream *up, struct mux_request *req,
              const char *data, size_t len)
 {
-    if (m->resp && (req->db != up->db || req->resp3 != up->resp3) && mux_session_switch(m, up, req) != PMX_OK)
+    /* A subscribed connection takes no SELECT or HELLO (Redis refuses them
+     * there, and its messages would come before their replies): it is
+     * switched once out of that mode. */
+    if (m->resp && !up->passthrough && (req->db != up->db || req->resp3 != up->resp3) &&
+        mux_session_switch(m, up, req) != PMX_OK)
         return PMX_ERR;
     if (buf_append(&up->uc.conn.out, data, len) != PMX_OK)
         return PMX_ERR;
@@ -399,7 +403,7 @@ static void mux_upstream_failed(struct upstream_conn *uc, const char *reason)
     struct mux *m = up->m;
 
     mux_fail_waiting(m, up, reason);
-    if (up->owner != NULL && !up->owner->closed) {
+    if (up->owner != NULL && !up->owner->closed && session_pinned(&up->owner->session)) {
         /* Its pinned requests failed: what follows must not run without
          * them (outside the transaction). */
         struct mux_client *c = up->owner;
