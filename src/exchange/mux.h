@@ -63,6 +63,9 @@
 struct mux_client;
 struct mux_upstream;
 
+/* Why a resp client got a dedicated connection (mux.pinned[]). */
+enum { MUX_PIN_MULTI, MUX_PIN_WATCH, MUX_PIN_SUBSCRIBE, MUX_PIN_MONITOR, MUX_PIN_BLOCKING, MUX_PIN_REASONS };
+
 struct mux_request {
     struct mux_client *client;      /* NULL once the client has left: swallow */
     struct mux_upstream *up;        /* queued or in flight there; NULL if not */
@@ -184,6 +187,12 @@ struct mux {
     struct session_user users[CONFIG_MAX_AUTH_USERS];   /* policy.users: into the config */
     struct mux_upstream *ded;       /* dedicated connections, in use or idle (session.dedicated_max) */
     int nded;
+    /* resp session counters, for the statistics (SPEC §12): clients given
+     * a dedicated connection, by reason (MUX_PIN_*); commands refused
+     * (named in the log), and pinnings refused at session.dedicated_max. */
+    uint64_t pinned[MUX_PIN_REASONS];
+    uint64_t session_refused;
+    uint64_t pin_refused;
 };
 
 static inline const struct service_config *mux_config(const struct mux *m)

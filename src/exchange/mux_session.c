@@ -162,8 +162,15 @@ bool mux_session_submit(struct mux *m, struct mux_client *c, struct mux_request 
     if (v == SESSION_FORWARD)
         return false;
     if (v == SESSION_PIN || v == SESSION_ABORT) {
+        bool had = c->dedicated != NULL;
         struct mux_upstream *d = mux_session_acquire(m, c);
+        if (d != NULL && !had) {
+            const struct resp_session *s = &c->session;
+            m->pinned[s->in_multi ? MUX_PIN_MULTI : s->watching ? MUX_PIN_WATCH : s->monitor ? MUX_PIN_MONITOR :
+                      s->subscribed ? MUX_PIN_SUBSCRIBE : MUX_PIN_BLOCKING]++;
+        }
         if (d == NULL) {
+            m->pin_refused++;
             if (!was)
                 session_pin_failed(&c->session);
             log_info("#%llu client %s: refused %s: session.dedicated_max (%ld) reached",
@@ -185,8 +192,10 @@ bool mux_session_submit(struct mux *m, struct mux_client *c, struct mux_request 
         *up = d;
         return false;
     }
-    if (v == SESSION_REFUSE)
+    if (v == SESSION_REFUSE) {
+        m->session_refused++;
         log_info("#%llu client %s: refused %s", (unsigned long long)c->id, c->peer, what);
+    }
     mux_respond(req, reply, n, false);
     return true;
 }

@@ -4,6 +4,7 @@ upstream connections switched to each client's database and protocol,
 refusals naming the command. A real redis-server; redis-py where a client
 library is what is being tried."""
 
+import socket
 import sys
 import threading
 import time
@@ -349,6 +350,38 @@ class _Pinned:
                 self.assertEqual(c.command("PING"), "QUEUED")
                 self.assertEqual(c.command("EXEC"), ["PONG"])
         self.assertLessEqual(len(self.direct.client_list()), before + 1)
+
+
+class UnexpectedPush(ProximuxTestCase):
+    """A RESP3 push message where a reply is due on a shared connection
+    (what client tracking would send): a protocol error that fails that
+    connection, never taken for the next client's reply."""
+
+    def test_push_fails_the_connection(self):
+        lsock = socket.socket()
+        lsock.bind(("127.0.0.1", 0))
+        lsock.listen(4)
+        self.addCleanup(lsock.close)
+
+        def server():
+            conn, _ = lsock.accept()
+            with conn:
+                conn.recv(65536)
+                conn.sendall(b">2\r\n$10\r\ninvalidate\r\n*1\r\n$1\r\nk\r\n+OK\r\n")
+                conn.recv(65536)        # until Proximux closes it
+
+        t = threading.Thread(target=server, daemon=True)
+        t.start()
+        port = free_port()
+        pmx = self.start_proximux(config_env(port, [("127.0.0.1", lsock.getsockname()[1])], "resp", "fifo_async"))
+        with Resp(port) as r:
+            reply = r.command("SET", "k", "v")
+            self.assertIsInstance(reply, RespError)
+            self.assertIn("unexpected push message", reply.args[0])
+        t.join(5)
+        self.assertFalse(t.is_alive(), "the upstream connection was not closed")
+        self.assertIn("unexpected push message", pmx.log())
+        self.assert_proximux_ok(pmx)
 
 
 class _PinnedLimit:
