@@ -33,8 +33,16 @@ enum exchange_mode {
 #define CONFIG_MAX_LISTEN 16        /* listen addresses per service */
 #define CONFIG_MAX_SERVICES 256
 #define CONFIG_MAX_TARGETS 1024     /* per service */
+#define CONFIG_SECRET_MAX 257       /* user names and passwords (resp AUTH): 0-256 bytes */
+#define CONFIG_MAX_AUTH_USERS 64    /* session.auth.users per service */
 #define CONFIG_PROBE_MAX 256        /* health.send / health.expect bytes */
 #define CONFIG_ERR_MAX 512
+
+/* One item of session.auth.users: a client may AUTH user password. */
+struct auth_user_config {
+    char user[CONFIG_SECRET_MAX];
+    char password[CONFIG_SECRET_MAX];
+};
 
 /* One listen address of a service. */
 struct listen_config {
@@ -55,6 +63,10 @@ struct target_config {
     int weight;                     /* 1-1000, default 1 */
     bool backup;                    /* used only while no non-backup target is usable */
     bool keep_alive;                /* SO_KEEPALIVE */
+    /* resp: AUTH sent by fifo/funnel connections right after connecting
+     * ("" password: none; "" username: AUTH <password>). */
+    char username[CONFIG_SECRET_MAX];
+    char password[CONFIG_SECRET_MAX];
     /* Derived by config_load(): the address (resolved at load for host
      * names; a unix sockaddr for unix targets). */
     struct sockaddr_storage addr;
@@ -116,6 +128,12 @@ struct service_config {
     long max_active;                /* limits.max_active: requests in flight upstream, -1 unlimited (1-10000000) */
     long max_queued;                /* limits.max_queued: requests waiting for a connection, -1 unlimited (0-10000000) */
     long request_memory;            /* limits.request_memory: bytes of partial requests, all clients */
+
+    /* session (resp in fifo/funnel, SPEC §13) */
+    long dedicated_max;             /* session.dedicated_max: dedicated upstream connections (0-100000, 64) */
+    char auth_password[CONFIG_SECRET_MAX];  /* session.auth.password: "" none */
+    int nauth_users;
+    struct auth_user_config auth_users[CONFIG_MAX_AUTH_USERS];  /* session.auth.users */
 
     int ntargets;
     struct target_config *targets;  /* ntargets entries, owned */

@@ -20,5 +20,6 @@ Suite *balancer_suite(void);
 Suite *health_suite(void);
 Suite *upstream_suite(void);
 Suite *sched_suite(void);
+Suite *session_suite(void);
 
 #endif

@@ -21,6 +21,8 @@
 #define R_FLOW    (CODEC_INFO_UNSUPPORTED | CODEC_INFO_PRIVATE(6))
 #define R_CLOSES  (CODEC_INFO_UNSUPPORTED | CODEC_INFO_PRIVATE(7))
 #define R_BADNAME (CODEC_INFO_UNSUPPORTED | CODEC_INFO_PRIVATE(8))
+/* response info: push messages may come (RESP_INFO_PUSH_OK) */
+#define R_PUSH    CODEC_INFO_PRIVATE(0x10)
 #define R_SKIP    CODEC_INFO_SKIP
 
 /* 40 bytes: a long argument that streams through the parser */
@@ -198,8 +200,11 @@ static const struct sample resp_responses[] = {
     { S("%1\r\n*2\r\n:1\r\n:2\r\n~1\r\n#t\r\n"), 0, false, false },
     { S("~3\r\n+a\r\n+b\r\n+c\r\n"), 0, false, false },
     { S("~0\r\n"), 0, false, false },
-    { S(">3\r\n$7\r\nmessage\r\n$7\r\nchannel\r\n$5\r\nhello\r\n"), 0, false, false },
-    { S(">4\r\n+pmessage\r\n+p*\r\n+pa\r\n*0\r\n"), 0, false, false },
+    /* push messages: only where the exchange says they may come (a
+     * dedicated connection) */
+    { S(">3\r\n$7\r\nmessage\r\n$7\r\nchannel\r\n$5\r\nhello\r\n"), R_PUSH, false, false },
+    { S(">4\r\n+pmessage\r\n+p*\r\n+pa\r\n*0\r\n"), R_PUSH, false, false },
+    { S("*1\r\n>1\r\n+x\r\n"), 0, false, false },
     /* an attribute, then the value it describes (the RESP3 spec's example) */
     { S("|1\r\n+key-popularity\r\n%2\r\n$1\r\na\r\n,0.1923\r\n$1\r\nb\r\n,0.0012\r\n*2\r\n:2039123\r\n:9543892\r\n"), 0, false, false },
     { S("|0\r\n:1\r\n"), 0, false, false },
@@ -264,7 +269,11 @@ static const struct bad resp_bad_responses[] = {
     { S("%-2\r\n"), 0, "aggregate length" },
     { S("%2147483648\r\n"), 0, "aggregate length" },
     { S("~x\r\n"), 0, "aggregate length" },
-    { S(">-2\r\n"), 0, "aggregate length" },
+    { S(">-2\r\n"), R_PUSH, "aggregate length" },
+    /* a push message where a reply is due, on a shared connection (client
+     * tracking invalidation): nobody asked for it */
+    { S(">2\r\n$10\r\ninvalidate\r\n*1\r\n$1\r\nk\r\n"), 0, "unexpected push" },
+    { S(">3\r\n$7\r\nmessage\r\n$1\r\nc\r\n$1\r\nm\r\n"), R_BLOCK, "unexpected push" },
     { S("|-1\r\n"), 0, "aggregate length" },
     { S("|1\r\n+a\r\n+b\r\n?"), 0, "unknown reply type" },
     /* streamed strings and aggregates, which Redis does not send */

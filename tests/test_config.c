@@ -212,6 +212,44 @@ START_TEST(yaml_every_setting)
 }
 END_TEST
 
+/* session.* (resp in fifo/funnel) and the targets' credentials: a list
+ * inside a section (session.auth.users), defaults when absent. */
+START_TEST(yaml_session_settings)
+{
+    ck_assert_int_eq(load(
+        "local: { port: 3307 }\n"
+        "exchange: { mode: funnel, codec: resp }\n"
+        "pool: { connections: 2 }\n"
+        "session:\n"
+        "  dedicated_max: 3\n"
+        "  auth:\n"
+        "    password: \"p w\"\n"
+        "    users:\n"
+        "      - { user: app, password: s3cret }\n"
+        "      - user: ro\n"
+        "        password: \"\"\n"
+        "targets:\n"
+        "  - { host: 127.0.0.1, port: 6379, username: u, password: tp }\n"
+        "  - { host: 127.0.0.1, port: 6380 }\n", NULL), PMX_OK);
+    ck_assert_str_eq(err, "");
+    ck_assert_int_eq(SVC->dedicated_max, 3);
+    ck_assert_str_eq(SVC->auth_password, "p w");
+    ck_assert_int_eq(SVC->nauth_users, 2);
+    ck_assert_str_eq(SVC->auth_users[0].user, "app");
+    ck_assert_str_eq(SVC->auth_users[0].password, "s3cret");
+    ck_assert_str_eq(SVC->auth_users[1].user, "ro");
+    ck_assert_str_eq(SVC->auth_users[1].password, "");
+    ck_assert_str_eq(SVC->targets[0].username, "u");
+    ck_assert_str_eq(SVC->targets[0].password, "tp");
+    ck_assert_str_eq(SVC->targets[1].password, "");
+    ck_assert_int_eq(load("local: { port: 3307 }\npool: { connections: 2 }\n"
+                          "targets: [{ host: 127.0.0.1, port: 6379 }]\n", NULL), PMX_OK);
+    ck_assert_int_eq(SVC->dedicated_max, 64);
+    ck_assert_str_eq(SVC->auth_password, "");
+    ck_assert_int_eq(SVC->nauth_users, 0);
+}
+END_TEST
+
 START_TEST(yaml_empty_file_is_env_only)
 {
     ck_assert_int_eq(load("# nothing here\n", ENV(BASE_ENV)), PMX_OK);
@@ -435,7 +473,7 @@ END_TEST
 
 /* A valid rest of a file, for the cases that need one. */
 #define YAML_REST "local: {port: 6380}\npool: {connections: 2}\n"
-#define TARGET_KEYS "name, host, port, unix, weight, backup, keep_alive"
+#define TARGET_KEYS "name, host, port, unix, weight, backup, keep_alive, username, password"
 
 static const struct {
     const char *yaml;
@@ -449,7 +487,7 @@ static const struct {
     { "local:\n  host: 127.0.0.1\n  port: 1\n  bogus: 1\n",
       "local.bogus (@FILE@ line 4): unknown setting (local takes host, port, ipv6_only, max_connections, max_wait, buffer_size, output_limit)", 0 },
     { "bogus: 1\n",
-      "bogus (@FILE@ line 1): unknown setting (the top level takes log_level, log_file, shutdown_timeout, services, listen, listen_mode, local, exchange, pool, balance, retries, health, limits, targets)", 0 },
+      "bogus (@FILE@ line 1): unknown setting (the top level takes log_level, log_file, shutdown_timeout, services, listen, listen_mode, local, exchange, pool, balance, retries, health, limits, session, targets)", 0 },
     { "pool: {connection: 2}\n",
       "pool.connection (@FILE@ line 1): unknown setting (pool takes connections, inactive_timeout, warmup, spare_max_age, connect_timeout, backoff_min, backoff_max, resolve_interval)", 0 },
     { "log_level: 1\nlocal: 5\n", "local (@FILE@ line 2): expected a mapping", 0 },
@@ -684,6 +722,7 @@ Suite *config_suite(void)
     tcase_add_test(good, env_unknown_ignored_first_wins);
     tcase_add_test(good, env_all_targets);
     tcase_add_test(good, yaml_every_setting);
+    tcase_add_test(good, yaml_session_settings);
     tcase_add_test(good, yaml_empty_file_is_env_only);
     tcase_add_test(good, precedence);
     tcase_add_loop_test(good, mode_derivation, 0, (int)PMX_ARRAY_LEN(mode_cases));

@@ -363,7 +363,7 @@ END_TEST
 /* A valid service, for the cases that need one first. */
 #define SVC_A "  - name: a\n    listen: [\"127.0.0.1:7001\"]\n    pool: {connections: 1}\n" \
               "    targets: [{host: 127.0.0.1, port: 1}]\n"
-#define SERVICE_KEYS "name, listen, listen_mode, local, exchange, pool, balance, retries, health, limits, targets"
+#define SERVICE_KEYS "name, listen, listen_mode, local, exchange, pool, balance, retries, health, limits, session, targets"
 
 static const struct {
     const char *yaml;
@@ -442,7 +442,7 @@ static const struct {
     { "services:\n  - name: a\n    retries: [1]\n",
       "services[1].retries (@FILE@ line 3): expected a number (0-100), not a list", 0 },
     { "services:\n  - name: a\n    targets: [{host: a, port: 1, wieght: 2}]\n",
-      "services[1].targets[1].wieght (@FILE@ line 3): unknown setting (a target takes name, host, port, unix, weight, backup, keep_alive)", 0 },
+      "services[1].targets[1].wieght (@FILE@ line 3): unknown setting (a target takes name, host, port, unix, weight, backup, keep_alive, username, password)", 0 },
     { "services:\n  - name: a\n    targets:\n      - {host: a, port: 1}\n      - {host: a, port: 1, weight: 0}\n",
       "services[1].targets[2].weight (@FILE@ line 5): \"0\" is out of range (1-1000)", 0 },
     { "services:\n  - name: a\n    listen: [\"127.0.0.1:1\"]\n    pool: {connections: 1}\n"
@@ -482,7 +482,7 @@ static const struct {
       "holds only the exchange, pool, health and limits defaults)", 0 },
     { "name: a\n",
       "name (@FILE@ line 1): unknown setting (the top level takes log_level, log_file, shutdown_timeout, "
-      "services, listen, listen_mode, local, exchange, pool, balance, retries, health, limits, targets)", 0 },
+      "services, listen, listen_mode, local, exchange, pool, balance, retries, health, limits, session, targets)", 0 },
     { "local: {port: 1}\nlisten: [\"127.0.0.1:2\"]\n",
       "local.port (@FILE@ line 1): conflicts with listen[1] (line 2): give listen or local.host/local.port, not both", 0 },
     { "listen: []\npool: {connections: 1}\ntargets: [{host: 127.0.0.1, port: 1}]\n",

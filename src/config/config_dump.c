@@ -183,14 +183,36 @@ static void dump_targets(const struct service_config *sv, int indent, FILE *out)
     }
 }
 
+/* The items of a list of mappings other than targets (session.auth.users),
+ * one line each in flow style. */
+static void dump_items(const struct list_def *ld, const char *parent, int indent, FILE *out)
+{
+    int n = *(const int *)(const void *)(parent + ld->count_offset);
+    const char *array = ld->pointer ? *(const char *const *)(const void *)(parent + ld->array_offset)
+                                    : parent + ld->array_offset;
+
+    for (int k = 0; k < n; k++) {
+        const char *base = array + (size_t)k * ld->item_size;
+        const char *sep = "";
+        fprintf(out, "%*s- {", indent, "");
+        for (size_t i = 0; i < ld->items->n; i++) {
+            const struct setting *s = &ld->items->settings[i];
+            fprintf(out, "%s %s: ", sep, s->path);
+            dump_value(s, base, out);
+            sep = ",";
+        }
+        fputs(" }\n", out);
+    }
+}
+
 /* The settings of sv at indent (item: as an item of services:). A single
  * TCP listen address is written in the local: form, others as listen:. */
 static void dump_service(const struct service_config *sv, int indent, bool item, FILE *out)
 {
     bool local_form = sv->nlisten == 1 && !sv->listen[0].where.unix_socket;
     bool first = item;
-    const char *section = NULL;
-    size_t section_len = 0;
+    const char *section = NULL;     /* the path of the last setting written in a section */
+    size_t section_len = 0;         /* ... and the length of its section ("session.auth") */
     char addr[NET_ADDR_MAX];
 
     for (size_t i = 0; i < config_service_scope.n; i++) {
@@ -199,13 +221,29 @@ static void dump_service(const struct service_config *sv, int indent, bool item,
         if ((!item && (s->flags & S_ITEM_ONLY)) || (listen && local_form) ||
             ((s->flags & S_ALIAS) && !local_form))
             continue;
-        const char *dot = strchr(s->path, '.');
+        if ((s->flags & S_OMIT_EMPTY) && value_empty(s, (const char *)sv))
+            continue;
+        /* Sections may nest (session.auth.password): a header for each
+         * level not open already. */
+        const char *dot = strrchr(s->path, '.');
         const char *key = s->path;
+        int depth = 0;
         if (dot != NULL) {
             size_t len = (size_t)(dot - s->path);
-            if (section == NULL || len != section_len || strncmp(section, s->path, len) != 0) {
-                line_start(out, indent, &first);
-                fprintf(out, "%.*s:\n", (int)len, s->path);
+            const char *start = s->path;
+            for (size_t end = 0; end <= len; end++) {
+                if (end < len && s->path[end] != '.')
+                    continue;
+                /* Level s->path[0..end) is open if the last section
+                 * written starts with it as a whole level. */
+                bool open = section != NULL && end <= section_len && strncmp(section, s->path, end) == 0 &&
+                            (end == section_len || section[end] == '.');
+                if (!open) {
+                    line_start(out, indent + 2 * depth, &first);
+                    fprintf(out, "%.*s:\n", (int)(s->path + end - start), start);
+                }
+                depth++;
+                start = s->path + end + 1;
             }
             section = s->path;
             section_len = len;
@@ -213,7 +251,7 @@ static void dump_service(const struct service_config *sv, int indent, bool item,
         } else {
             section = NULL;
         }
-        line_start(out, indent + (dot != NULL ? 2 : 0), &first);
+        line_start(out, indent + 2 * depth, &first);
         if (listen) {
             fprintf(out, "%s: [", key);
             for (int k = 0; k < sv->nlisten; k++) {
@@ -221,6 +259,10 @@ static void dump_service(const struct service_config *sv, int indent, bool item,
                 dump_string(sv->listen[k].spec, out);
             }
             fputs("]\n", out);
+        } else if (s->type == T_LIST && s->list->items != &config_target_scope) {
+            int n = *(const int *)(const void *)((const char *)sv + s->list->count_offset);
+            fprintf(out, "%s:%s\n", key, n > 0 ? "" : " []");
+            dump_items(s->list, (const char *)sv, indent + 2 * depth + 2, out);
         } else if (s->type == T_LIST) {
             fprintf(out, "%s:%s\n", key, sv->ntargets > 0 ? "" : " []");
             dump_targets(sv, indent + 2, out);

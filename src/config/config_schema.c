@@ -43,6 +43,29 @@ static const struct list_def targets_list = {
     .plural = "targets",
 };
 
+/* An item of session.auth.users. */
+static const struct setting auth_user_settings[] = {
+    { "user",     NULL, "", T_LABEL, offsetof(struct auth_user_config, user), sizeof(((struct auth_user_config *)0)->user),
+      NULL, 1, CONFIG_SECRET_MAX - 1, "", S_REQUIRED | S_UNIQUE | S_RELOAD, 0, NULL },
+    { "password", NULL, "", T_LABEL, offsetof(struct auth_user_config, password), sizeof(((struct auth_user_config *)0)->password),
+      NULL, 0, CONFIG_SECRET_MAX - 1, "", S_REQUIRED | S_RELOAD, 0, NULL },
+};
+
+static const struct scope auth_user_scope = {
+    "a user of session.auth.users", auth_user_settings, PMX_ARRAY_LEN(auth_user_settings),
+};
+
+static const struct list_def auth_users_list = {
+    .items = &auth_user_scope,
+    .count_offset = offsetof(struct service_config, nauth_users),
+    .array_offset = offsetof(struct service_config, auth_users),
+    .pointer = false,
+    .item_size = sizeof(struct auth_user_config),
+    .max = CONFIG_MAX_AUTH_USERS,
+    .noun = "user",
+    .plural = "users",
+};
+
 static const struct list_def services_list = {
     .items = &config_service_scope,
     .count_offset = offsetof(struct config, nservices),
@@ -106,6 +129,9 @@ static const struct setting service_settings[] = {
     { "limits.max_active",         "LIMITS_MAX_ACTIVE", "",         T_LONG,    SF(max_active),         "-1",          1,     10000000,      "",      S_INHERIT | S_OFF | S_RELOAD, 0, NULL },
     { "limits.max_queued",         "LIMITS_MAX_QUEUED", "",         T_LONG,    SF(max_queued),         "-1",          0,     10000000,      "",      S_INHERIT | S_OFF | S_RELOAD, 0, NULL },
     { "limits.request_memory",     "LIMITS_REQUEST_MEMORY", "",     T_LONG,    SF(request_memory),     "268435456",   65536, 1099511627776,  "bytes", S_INHERIT | S_RELOAD, 0, NULL },
+    { "session.dedicated_max",     "SESSION_DEDICATED_MAX", "",     T_LONG,    SF(dedicated_max),      "64",          0,     100000,        "",      S_INHERIT | S_RELOAD, 0, NULL },
+    { "session.auth.password",     "SESSION_AUTH_PASSWORD", "",     T_LABEL,   SF(auth_password),      "",            0,     CONFIG_SECRET_MAX - 1, "", S_OMIT_EMPTY | S_RELOAD, 0, NULL },
+    { "session.auth.users",        NULL, "",                        T_LIST,    LF(service_config, auth_users), NULL,      0,     0,             "",      S_RELOAD, 0, &auth_users_list },
     { "targets",                   NULL, "",                        T_LIST,    LF(service_config, targets), NULL,         0,     0,             "",      S_RELOAD, 0, &targets_list },
 };
 
@@ -121,6 +147,8 @@ static const struct setting target_settings[] = {
     { "weight",     "TARGET_WEIGHT_", "",          T_INT,   TF(weight),     "1",     1, 1000,  "", S_RELOAD, 0, NULL },
     { "backup",     "TARGET_BACKUP_", "",          T_BOOL,  TF(backup),     "false", 0, 0,     "", S_RELOAD, 0, NULL },
     { "keep_alive", "TARGET_CONN_", "_KEEP_ALIVE", T_BOOL,  TF(keep_alive), "false", 0, 0,     "", S_RELOAD, 0, NULL },
+    { "username",   "TARGET_USERNAME_", "",        T_LABEL, TF(username),   "",      0, CONFIG_SECRET_MAX - 1, "", S_OMIT_EMPTY | S_RELOAD, 0, NULL },
+    { "password",   "TARGET_PASSWORD_", "",        T_LABEL, TF(password),   "",      0, CONFIG_SECRET_MAX - 1, "", S_OMIT_EMPTY | S_RELOAD, 0, NULL },
 };
 
 const struct scope config_global_scope = {

@@ -151,6 +151,14 @@ static int list_node(struct walk *w, struct inst *i, const struct setting *s, co
  * key of rest: before any '.' or '['), or NULL; *len: its length. */
 static const struct setting *first_key(const struct inst *i, const char *rest, bool top, size_t *len)
 {
+    /* A list inside a section (session.auth.users): its whole path is the
+     * key. */
+    size_t lk = strcspn(rest, "[");
+    const struct setting *l = config_schema_find(i->scope, rest, lk);
+    if (l != NULL && l->type == T_LIST && !(top && (l->flags & S_ITEM_ONLY))) {
+        *len = lk;
+        return l;
+    }
     *len = strcspn(rest, ".[");
     const struct setting *s = config_schema_find(i->scope, rest, *len);
     if (s != NULL && top && (s->flags & S_ITEM_ONLY))

@@ -92,6 +92,8 @@ static int mux_start(struct exchange *x)
     }
     m->nups = cfg->connections;
     m->x = x;
+    m->resp = x->codec == &codec_resp;
+    mux_session_configure(m);
     for (int i = 0; i < m->nups; i++)
         mux_upstream_init(m, &m->ups[i]);
     m->started = reactor_now(x->reactor);
@@ -125,6 +127,7 @@ static void mux_reload(struct exchange *x)
 {
     struct mux *m = x->priv;
 
+    mux_session_configure(m);
     for (int i = 0; i < m->nups; i++)
         sched_relimit(&m->ups[i].sched, (size_t)x->config->client_inflight);
     for (int i = 0; i < m->nups; i++)
@@ -157,6 +160,7 @@ static void mux_destroy(struct exchange *x)
     }
     m->dirty_clients = NULL;
     mux_before_sleep(x->reactor, m);
+    mux_session_destroy(m);
     reactor_remove_before_sleep(x->reactor, mux_before_sleep, m);
     for (int i = 0; i < m->nups; i++)
         mux_upstream_release(&m->ups[i]);

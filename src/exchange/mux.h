@@ -19,6 +19,7 @@
 #include "codec.h"
 #include "config.h"
 #include "conn.h"
+#include "resp_session.h"
 #include "exchange.h"
 #include "mux_sched.h"
 #include "upstream.h"
@@ -63,13 +64,16 @@
 struct mux_client;
 struct mux_upstream;
 
+/* Why a resp client got a dedicated connection (mux.pinned[]). */
+enum { MUX_PIN_MULTI, MUX_PIN_WATCH, MUX_PIN_SUBSCRIBE, MUX_PIN_MONITOR, MUX_PIN_BLOCKING, MUX_PIN_REASONS };
+
 struct mux_request {
     struct mux_client *client;      /* NULL once the client has left: swallow */
     struct mux_upstream *up;        /* queued or in flight there; NULL if not */
     char *data;                     /* bytes to send, while waiting (owned) */
     size_t len;
     uint32_t info;                  /* CODEC_INFO_* from the request parser */
-    bool in_flight;                 /* written upstream: counts in its client's client_inflight */
+    bool scheduled;                 /* taken by the scheduler: counts in its client's client_inflight */
     struct sched_item item;         /* in its client's waiting queue (mux_sched) */
     bool done;                      /* response known: in resp, or a close */
     bool close_client;              /* close the client after this response */
@@ -78,6 +82,16 @@ struct mux_request {
     uint64_t sent_at;
     uint64_t sent_us;               /* for least_latency samples only */
     uint64_t seq;                   /* its place among the requests written to its upstream */
+    /* resp: the client's session state when it sent this request: the
+     * connection is put in it before the request is written. */
+    int db;
+    bool resp3;
+    /* resp: a request Proximux sends itself (SELECT, HELLO, AUTH; client
+     * NULL): the reply it must get, else the connection fails.
+     * MUX_EXPECT_OK "+...", MUX_EXPECT_HELLO a map or an array; 0 none. */
+    uint8_t expect;
+    uint8_t kind;                   /* resp: SESSION_KIND_* on a dedicated connection */
+    bool abort_exec;                /* resp: DISCARD sent for a poisoned EXEC: answer -EXECABORT */
     struct mux_request *next;       /* in the upstream's sent queue */
     struct mux_request *cnext;      /* in the client's list */
 };
@@ -111,6 +125,8 @@ struct mux_client {
     struct mux_upstream *noreply_up;
     uint64_t noreply_seq;
     uint64_t noreply_gen;
+    struct resp_session session;    /* resp: database, protocol, name, auth (all zero: a new client) */
+    struct mux_upstream *dedicated; /* resp: its dedicated connection while pinned or in use */
     bool closing;                   /* read no more; close once flushed */
     bool closed;                    /* gone; freed before the loop sleeps */
     bool dirty;                     /* out has bytes to flush before sleep */
@@ -126,7 +142,8 @@ struct mux_upstream {
     uint64_t last_active;           /* last byte in or out (ms) */
     bool proved;                    /* a response came on this connection */
     struct mux *m;
-    struct sched_upstream sched;    /* requests waiting for this connection, per client */
+    struct sched_upstream sched;    /* shared: requests waiting for this connection, per client */
+    struct mux_queue wait;          /* dedicated: its one client's requests waiting, in order */
     struct mux_queue sent;
     struct codec_parser parser;     /* response to the head of sent */
     bool parsing;                   /* parser holds a response in progress */
@@ -137,6 +154,21 @@ struct mux_upstream {
     uint64_t written;               /* requests written so far (each gets the next seq) */
     uint64_t answered;              /* seq of the latest request answered: all before it ran */
     uint64_t generation;            /* incremented each time the connection closes */
+    /* resp: the session state the connection is in once what was written
+     * to it has run (reset when it connects). */
+    int db;
+    bool resp3;
+    /* resp: a dedicated connection (not in ups[]): it carries the requests
+     * of owner only (MULTI, WATCH, subscriptions, MONITOR, blocking
+     * commands), or none while idle (owner NULL), kept for reuse. */
+    bool dedicated;
+    struct mux_client *owner;
+    /* Subscribed or MONITOR: the replies are not matched to requests;
+     * every value read is passed to owner in order. unsub_last: the last
+     * request written was an UNSUBSCRIBE of some kind. */
+    bool passthrough;
+    bool unsub_last;
+    struct mux_upstream *ded_next;  /* in mux.ded */
 };
 
 struct mux {
@@ -155,6 +187,17 @@ struct mux {
     unsigned next_pick;
     uint64_t started;
     char *scratch;                  /* reads land here first: see mux_read */
+    bool resp;                      /* the codec is resp: session state applies */
+    struct session_policy policy;   /* resp: credentials (session.auth, targets) */
+    struct session_user users[CONFIG_MAX_AUTH_USERS];   /* policy.users: into the config */
+    struct mux_upstream *ded;       /* dedicated connections, in use or idle (session.dedicated_max) */
+    int nded;
+    /* resp session counters, for the statistics (SPEC §12): clients given
+     * a dedicated connection, by reason (MUX_PIN_*); commands refused
+     * (named in the log), and pinnings refused at session.dedicated_max. */
+    uint64_t pinned[MUX_PIN_REASONS];
+    uint64_t session_refused;
+    uint64_t pin_refused;
 };
 
 static inline const struct service_config *mux_config(const struct mux *m)
@@ -209,6 +252,43 @@ void mux_submit(struct mux *m, struct mux_client *c, const char *data, size_t le
 /* Fails the requests of up's wait queue older than queue_timeout. */
 void mux_expire_queue(struct mux *m, struct mux_upstream *up, uint64_t now);
 
+/* ---- resp session state (mux_session.c) ---- */
+
+#define MUX_EXPECT_OK    1
+#define MUX_EXPECT_HELLO 2
+#define MUX_EXECABORT "-EXECABORT Transaction discarded because of previous errors.\r\n"
+
+/* Decides about request req (bytes *data[0..*len), *info) of client c of
+ * a resp service: returns true when it was answered or refused here, false
+ * when it goes upstream (req->db / resp3 then hold the state it runs in;
+ * *up is the client's dedicated connection, or NULL for a shared one;
+ * *data, *len and *info may be replaced). */
+bool mux_session_submit(struct mux *m, struct mux_client *c, struct mux_request *req,
+                        const char **data, size_t *len, uint32_t *info, struct mux_upstream **up);
+/* A value read on a dedicated connection in passthrough: to its owner. */
+void mux_session_passthrough(struct mux *m, struct mux_upstream *up, const char *data, size_t len);
+/* Whether c has requests in queues of upstreams other than up. */
+bool mux_client_elsewhere(const struct mux_client *c, const struct mux_upstream *up);
+/* Before the loop sleeps: dedicated connections of clients that left or
+ * are no longer pinned go idle (or close), the others send and flush. */
+void mux_session_sweep(struct mux *m);
+/* Janitor for dedicated connections: queue timeouts, idle ones closed after
+ * pool.inactive_timeout. */
+void mux_session_tick(struct mux *m, uint64_t now);
+/* Frees every dedicated connection (the exchange ends). */
+void mux_session_destroy(struct mux *m);
+/* Before req is written to up: writes the SELECT / HELLO that put up in
+ * req's state, as requests of Proximux's own. */
+int mux_session_switch(struct mux *m, struct mux_upstream *up, const struct mux_request *req);
+/* up just connected: its state is the server's default; sends AUTH with the
+ * targets' credentials first if they have some. */
+int mux_session_connected(struct mux *m, struct mux_upstream *up);
+/* Whether the reply data[0..len) to a request of Proximux's own is the one
+ * it expects. */
+bool mux_session_reply_ok(uint8_t expect, const char *data, size_t len);
+/* Reads the credentials from the configuration (at start and reload). */
+void mux_session_configure(struct mux *m);
+
 /* ---- clients (mux_client.c) ---- */
 
 void mux_accept(struct exchange *x, int fd, const char *peer, const struct sockaddr *addr, socklen_t addr_len);
@@ -231,12 +311,19 @@ void mux_enforce_request_memory(struct mux *m);
 void mux_upstream_init(struct mux *m, struct mux_upstream *up);
 void mux_upstream_release(struct mux_upstream *up);
 size_t mux_outstanding(const struct mux_upstream *up);
+/* Requests waiting to be written to up. */
+size_t mux_waiting(const struct mux_upstream *up);
 /* Picks the upstream for a new request of client c. */
 struct mux_upstream *mux_pick(struct mux *m, struct mux_client *c);
 /* Whether up can take one more request onto its connection now. */
 bool mux_can_send(const struct mux *m, const struct mux_upstream *up);
 /* Writes req's bytes to the connection's out buffer: it is sent. */
 int mux_send(struct mux *m, struct mux_upstream *up, struct mux_request *req, const char *data, size_t len);
+/* Fails every request in flight on up with an error reply of kind and
+ * closes the connection (failure: counts against the target); requests not
+ * yet sent stay queued for the next connection. */
+void mux_upstream_fail(struct mux *m, struct mux_upstream *up, const char *reason,
+                       enum codec_reply kind, bool failure);
 /* Sends what waits on up while it can. */
 void mux_dispatch(struct mux *m, struct mux_upstream *up);
 void mux_upstream_open(struct mux *m, struct mux_upstream *up);

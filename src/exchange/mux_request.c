@@ -26,12 +26,12 @@ void mux_request_leave_upstream(struct mux_request *req)
     req->up = NULL;
     if (c != NULL) {
         /* A place in its client_inflight frees: it may take turns again. */
-        if (req->in_flight)
+        if (req->scheduled)
             sched_done(&c->sched, (size_t)mux_config(c->m)->client_inflight);
         if (--c->nupstream == 0)
             c->affinity = NULL;
     }
-    req->in_flight = false;
+    req->scheduled = false;
 }
 
 /* A whole request of client c: answer it here, or queue it for an
@@ -62,6 +62,9 @@ void mux_submit(struct mux *m, struct mux_client *c, const char *data, size_t le
         mux_reply(m, req, CODEC_REPLY_QUIT, "quit");
         return;
     }
+    struct mux_upstream *up = NULL;
+    if (m->resp && mux_session_submit(m, c, req, &data, &len, &info, &up))
+        return;
     if (info & CODEC_INFO_UNSUPPORTED) {
         req->close_client = false;
         char reply[MUX_REPLY_MAX];
@@ -76,46 +79,60 @@ void mux_submit(struct mux *m, struct mux_client *c, const char *data, size_t le
         req->close_client = true;
         c->closing = true;
     }
-    struct mux_upstream *up = mux_pick(m, c);
+    if (up == NULL)
+        up = mux_pick(m, c);
     req->up = up;
     c->affinity = up;
     c->nupstream++;
     /* Nothing waits on up and the client is under its client_inflight:
-     * straight onto the connection. */
-    if (up->sched.nwaiting == 0 && sched_may_send(&c->sched, (size_t)cfg->client_inflight) &&
+     * straight onto the connection. A dedicated connection serves one
+     * client, in order, without turns. */
+    bool shared = !up->dedicated;
+    if ((shared ? up->sched.nwaiting == 0 && sched_may_send(&c->sched, (size_t)cfg->client_inflight)
+                : up->wait.head == NULL) &&
         mux_can_send(m, up)) {
-        sched_taken(&c->sched);
+        if (shared) {
+            sched_taken(&c->sched);
+            req->scheduled = true;
+        }
         if (mux_send(m, up, req, data, len) != PMX_OK) {
-            sched_done(&c->sched, (size_t)cfg->client_inflight);
             mux_request_leave_upstream(req);
             mux_reply(m, req, CODEC_REPLY_SERVER_ERROR, "out of memory");
         }
         return;
     }
-    if (up->uc.state == UPSTREAM_CLOSED && !upstream_available(m->x->upstream)) {
+    const char *busy = NULL;
+    if (up->uc.state == UPSTREAM_CLOSED && !upstream_available(m->x->upstream))
+        busy = UPSTREAM_NONE_USABLE;
+    else if (m->queued >= (size_t)cfg->queue_limit)
+        busy = "queue limit reached";
+    else if (cfg->max_queued >= 0 && m->queued >= (size_t)cfg->max_queued)
+        busy = "limits.max_queued reached";
+    if (busy != NULL) {
         mux_request_leave_upstream(req);
-        mux_reply(m, req, CODEC_REPLY_BUSY, UPSTREAM_NONE_USABLE);
-        return;
-    }
-    if (m->queued >= (size_t)cfg->queue_limit) {
-        mux_request_leave_upstream(req);
-        mux_reply(m, req, CODEC_REPLY_BUSY, "queue limit reached");
-        return;
-    }
-    if (cfg->max_queued >= 0 && m->queued >= (size_t)cfg->max_queued) {
-        mux_request_leave_upstream(req);
-        mux_reply(m, req, CODEC_REPLY_BUSY, "limits.max_queued reached");
+        mux_reply(m, req, CODEC_REPLY_BUSY, busy);
+        if (up->dedicated) {
+            /* A request of a transaction or subscription that cannot
+             * run: the client's session on its dedicated connection can no
+             * longer be kept whole. */
+            mux_client_close(c, busy);
+        }
         return;
     }
     req->data = malloc(len ? len : 1);
     if (req->data == NULL) {
         mux_request_leave_upstream(req);
         mux_reply(m, req, CODEC_REPLY_SERVER_ERROR, "out of memory");
+        if (up->dedicated)
+            mux_client_close(c, "out of memory");
         return;
     }
     memcpy(req->data, data, len);
     req->len = len;
-    sched_push(&up->sched, &c->sched, &req->item, (size_t)cfg->client_inflight);
+    if (shared)
+        sched_push(&up->sched, &c->sched, &req->item, (size_t)cfg->client_inflight);
+    else
+        mux_queue_push(&up->wait, req);
     m->queued++;
     mux_dispatch(m, up);
 }

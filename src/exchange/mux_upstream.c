@@ -12,9 +12,14 @@
 #include "mux.h"
 #include "reactor.h"
 
+size_t mux_waiting(const struct mux_upstream *up)
+{
+    return up->sched.nwaiting + up->wait.len;
+}
+
 size_t mux_outstanding(const struct mux_upstream *up)
 {
-    return up->sched.nwaiting + up->sent.len;
+    return mux_waiting(up) + up->sent.len;
 }
 
 /* Connections in backoff or retiring come last in the pick; so do closed
@@ -60,6 +65,10 @@ bool mux_can_send(const struct mux *m, const struct mux_upstream *up)
 
     if (up->uc.state != UPSTREAM_READY || up->retiring)
         return false;
+    /* A dedicated connection starts on its client's requests once those
+     * on shared connections are answered: they ran first. */
+    if (up->owner != NULL && mux_client_elsewhere(up->owner, up))
+        return false;
     if (cfg->max_active >= 0 && m->active >= (size_t)cfg->max_active)
         return false;
     if (!cfg->funnel_async || m->x->codec->one_in_flight)
@@ -71,6 +80,12 @@ bool mux_can_send(const struct mux *m, const struct mux_upstream *up)
 int mux_send(struct mux *m, struct mux_upstream *up, struct mux_request *req,
              const char *data, size_t len)
 {
+    /* A subscribed connection takes no SELECT or HELLO (Redis refuses them
+     * there, and its messages would come before their replies): it is
+     * switched once out of that mode. */
+    if (m->resp && !up->passthrough && (req->db != up->db || req->resp3 != up->resp3) &&
+        mux_session_switch(m, up, req) != PMX_OK)
+        return PMX_ERR;
     if (buf_append(&up->uc.conn.out, data, len) != PMX_OK)
         return PMX_ERR;
     up->dirty = true;               /* written before the loop sleeps */
@@ -82,8 +97,17 @@ int mux_send(struct mux *m, struct mux_upstream *up, struct mux_request *req,
          * "Connection: close"): pipeline nothing behind it. */
         up->retiring = true;
     }
-    req->in_flight = true;
     req->seq = ++up->written;
+    if (up->dedicated && (up->passthrough || req->kind == SESSION_KIND_SUB || req->kind == SESSION_KIND_UNSUB ||
+                          req->kind == SESSION_KIND_MONITOR)) {
+        /* Subscribed or monitoring: what comes back is passed on as it
+         * comes (mux_session_passthrough), not matched to requests. */
+        up->passthrough = true;
+        up->unsub_last = req->kind == SESSION_KIND_UNSUB;
+        mux_request_leave_upstream(req);
+        mux_respond(req, "", 0, false);
+        return PMX_OK;
+    }
     if (req->info & CODEC_INFO_NOREPLY) {
         /* Nothing will come back: answered now with nothing. The client's
          * next request must not overtake it on another connection. */
@@ -101,25 +125,40 @@ int mux_send(struct mux *m, struct mux_upstream *up, struct mux_request *req,
     return PMX_OK;
 }
 
-/* Writes waiting requests while the connection takes them, one per client
- * in turn (mux_sched); a client with client_inflight requests in flight
- * sits out. Requests of clients that left were dropped when they left. */
+/* Writes waiting requests while the connection takes them: on a shared
+ * connection one per client in turn (mux_sched), a client with
+ * client_inflight requests in flight sitting out; on a dedicated one its
+ * client's, in order. Requests of clients that left were dropped when they
+ * left (shared) or are dropped here (dedicated). */
 void mux_dispatch(struct mux *m, struct mux_upstream *up)
 {
     size_t limit = (size_t)mux_config(m)->client_inflight;
 
-    while (up->sched.nwaiting > 0) {
+    while (mux_waiting(up) > 0) {
+        if (up->dedicated && up->wait.head->client == NULL) {
+            struct mux_request *gone = mux_queue_pop(&up->wait);
+            m->queued--;
+            mux_request_leave_upstream(gone);
+            mux_request_release(gone);
+            continue;
+        }
         if (!mux_can_send(m, up)) {
             if (up->uc.state == UPSTREAM_READY && mux_config(m)->max_active >= 0 &&
                 m->active >= (size_t)mux_config(m)->max_active)
                 m->active_full = true;
             break;
         }
-        struct sched_client *owner;
-        struct sched_item *it = sched_next(&up->sched, limit, &owner);
-        if (it == NULL)
-            break;              /* every waiting client is at its limit */
-        struct mux_request *req = list_entry(it, struct mux_request, item);
+        struct mux_request *req;
+        if (up->dedicated) {
+            req = mux_queue_pop(&up->wait);
+        } else {
+            struct sched_client *owner;
+            struct sched_item *it = sched_next(&up->sched, limit, &owner);
+            if (it == NULL)
+                break;          /* every waiting client is at its limit */
+            req = list_entry(it, struct mux_request, item);
+            req->scheduled = true;
+        }
         m->queued--;
         /* mux_send may answer and free req (noreply): take its bytes first. */
         char *data = req->data;
@@ -127,19 +166,18 @@ void mux_dispatch(struct mux *m, struct mux_upstream *up)
         int rc = mux_send(m, up, req, data, req->len);
         free(data);
         if (rc != PMX_OK) {
-            sched_done(owner, limit);
             mux_request_leave_upstream(req);
             mux_reply(m, req, CODEC_REPLY_SERVER_ERROR, "out of memory");
         }
     }
-    if (up->sched.nwaiting > 0 && up->uc.state == UPSTREAM_CLOSED && !up->retiring)
+    if (mux_waiting(up) > 0 && up->uc.state == UPSTREAM_CLOSED && !up->retiring)
         mux_upstream_open(m, up);
 }
 
 /* Fails every request in flight on up with an error reply and closes the
  * connection; requests not yet sent stay queued for the next connection. */
-static void mux_upstream_fail(struct mux *m, struct mux_upstream *up, const char *reason,
-                              enum codec_reply kind, bool failure)
+void mux_upstream_fail(struct mux *m, struct mux_upstream *up, const char *reason,
+                       enum codec_reply kind, bool failure)
 {
     char why[256];
     struct mux_request *req;
@@ -154,6 +192,16 @@ static void mux_upstream_fail(struct mux *m, struct mux_upstream *up, const char
         mux_reply(m, req, kind, why);
         kind = kind == CODEC_REPLY_TIMEOUT ? CODEC_REPLY_SERVER_ERROR : kind;
     }
+    if (up->owner != NULL && !up->owner->closed && (up->passthrough || session_pinned(&up->owner->session))) {
+        /* Its transaction, subscriptions or watches are gone with the
+         * connection: the client cannot go on as if they were there. */
+        struct mux_client *c = up->owner;
+        up->owner = NULL;
+        c->dedicated = NULL;
+        mux_client_close(c, "its dedicated upstream connection failed");
+    }
+    up->passthrough = false;
+    up->unsub_last = false;
     up->parsing = false;
     up->draining = false;
     up->scanned = 0;
@@ -164,7 +212,7 @@ static void mux_upstream_fail(struct mux *m, struct mux_upstream *up, const char
     upstream_conn_close(&up->uc, failure ? UPSTREAM_CLOSE_FAILED : UPSTREAM_CLOSE_OK, reason);
     /* Requests not yet written go out on a new connection, to whichever
      * target the balancer picks now. */
-    if (up->sched.nwaiting > 0 || (mux_config(m)->warmup && !m->x->shutting_down))
+    if (mux_waiting(up) > 0 || (mux_config(m)->warmup && !up->dedicated && !m->x->shutting_down))
         mux_upstream_open(m, up);
 }
 
@@ -177,12 +225,15 @@ static void mux_upstream_parse(struct mux *m, struct mux_upstream *up, struct bu
 
     while (buf_len(in) > up->scanned) {
         struct mux_request *req = up->sent.head;
-        if (req == NULL) {
+        if (req == NULL && !up->passthrough) {
             mux_upstream_fail(m, up, "sent bytes nobody asked for", CODEC_REPLY_SERVER_ERROR, true);
             return;
         }
         if (!up->parsing) {
-            codec->response_begin(&up->parser, req->info);
+            uint32_t info = req != NULL ? req->info : 0;
+            if (up->dedicated)          /* subscribed in RESP3: messages are pushes */
+                info |= CODEC_INFO_PRIVATE(RESP_INFO_PUSH_OK);
+            codec->response_begin(&up->parser, info);
             up->parsing = true;
             up->draining = false;
             up->scanned = 0;
@@ -210,6 +261,27 @@ static void mux_upstream_parse(struct mux *m, struct mux_upstream *up, struct bu
         }
         if (rc == CODEC_MORE)
             return;
+        if (req == NULL) {
+            /* Passthrough: a message or reply for the subscribed client. */
+            up->parsing = false;
+            if (!up->draining)
+                mux_session_passthrough(m, up, buf_start(in), up->scanned);
+            buf_consume(in, up->scanned);
+            up->scanned = 0;
+            up->draining = false;
+            continue;
+        }
+        if (req->expect != 0 && (up->draining || !mux_session_reply_ok(req->expect, buf_start(in), up->scanned))) {
+            /* The upstream refused to be put in a client's state (SELECT,
+             * HELLO, AUTH): nothing may run on it. */
+            char why[128];
+            size_t n = up->draining ? 0 : PMX_MIN(up->scanned, 80);
+            while (n > 0 && (buf_start(in)[n - 1] == '\n' || buf_start(in)[n - 1] == '\r'))
+                n--;
+            snprintf(why, sizeof(why), "session command refused: %.*s", (int)n, buf_start(in));
+            mux_upstream_fail(m, up, why, CODEC_REPLY_SERVER_ERROR, true);
+            return;
+        }
         /* A whole response: hand it to its client and move on. */
         mux_queue_pop(&up->sent);
         m->active--;
@@ -231,6 +303,8 @@ static void mux_upstream_parse(struct mux *m, struct mux_upstream *up, struct bu
         mux_request_leave_upstream(req);
         if (up->draining)
             mux_reply(m, req, CODEC_REPLY_SERVER_ERROR, "response larger than max_message");
+        else if (req->abort_exec)
+            mux_respond(req, MUX_EXECABORT, sizeof(MUX_EXECABORT) - 1, false);
         else
             mux_respond(req, buf_start(in) + up->parser.skip, up->scanned - up->parser.skip, false);
         buf_consume(in, up->scanned);
@@ -317,6 +391,10 @@ static void mux_upstream_connected(struct upstream_conn *uc)
     up->last_active = reactor_now(up->m->x->reactor);
     up->proved = false;
     upstream_conn_watch(uc, REACTOR_READABLE);
+    if (up->m->resp && mux_session_connected(up->m, up) != PMX_OK) {
+        mux_upstream_fail(up->m, up, "out of memory", CODEC_REPLY_SERVER_ERROR, false);
+        return;
+    }
     mux_dispatch(up->m, up);
 }
 
@@ -330,9 +408,16 @@ static void mux_fail_waiting(struct mux *m, struct mux_upstream *up, const char 
     struct sched_client *owner;
     struct sched_item *it;
 
-    if (up->sched.nwaiting > 0)
+    if (mux_waiting(up) > 0)
         log_error("service %s: no upstream connection (%s); failing %zu requests not yet sent",
-                  mux_config(m)->name, reason, up->sched.nwaiting);
+                  mux_config(m)->name, reason, mux_waiting(up));
+    while ((req = mux_queue_pop(&up->wait)) != NULL) {
+        m->queued--;
+        free(req->data);
+        req->data = NULL;
+        mux_request_leave_upstream(req);
+        mux_reply(m, req, CODEC_REPLY_BUSY, UPSTREAM_NONE_USABLE);
+    }
     while ((it = sched_pop_any(&up->sched, &owner)) != NULL) {
         req = list_entry(it, struct mux_request, item);
         m->queued--;
@@ -349,7 +434,15 @@ static void mux_upstream_failed(struct upstream_conn *uc, const char *reason)
     struct mux *m = up->m;
 
     mux_fail_waiting(m, up, reason);
-    if (mux_config(m)->warmup && !m->x->shutting_down)
+    if (up->owner != NULL && !up->owner->closed && session_pinned(&up->owner->session)) {
+        /* Its pinned requests failed: what follows must not run without
+         * them (outside the transaction). */
+        struct mux_client *c = up->owner;
+        up->owner = NULL;
+        c->dedicated = NULL;
+        mux_client_close(c, "no dedicated upstream connection");
+    }
+    if (mux_config(m)->warmup && !up->dedicated && !m->x->shutting_down)
         mux_upstream_open(m, up);
 }
 
@@ -390,6 +483,8 @@ void mux_upstreams_flush(struct mux *m)
 {
     struct reactor *r = m->x->reactor;
 
+    if (m->resp)
+        mux_session_sweep(m);
     if (m->kick) {
         /* limits.max_active: a response on one connection lets a request
          * waiting on another go. */
@@ -439,6 +534,8 @@ void mux_upstreams_tick(struct mux *m, uint64_t now)
 {
     const struct service_config *cfg = mux_config(m);
 
+    if (m->resp)
+        mux_session_tick(m, now);
     for (int i = 0; i < m->nups; i++) {
         struct mux_upstream *up = &m->ups[i];
         mux_expire_queue(m, up, now);
@@ -463,7 +560,7 @@ void mux_upstreams_reopen(struct mux *m)
     for (int i = 0; i < m->nups; i++) {
         struct mux_upstream *up = &m->ups[i];
         mux_upstream_replace_misplaced(m, up);
-        if (up->uc.state == UPSTREAM_CLOSED && (up->sched.nwaiting > 0 || mux_config(m)->warmup) &&
+        if (up->uc.state == UPSTREAM_CLOSED && (mux_waiting(up) > 0 || mux_config(m)->warmup) &&
             !m->x->shutting_down)
             mux_upstream_open(m, up);
     }

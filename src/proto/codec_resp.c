@@ -5,34 +5,25 @@
 #include <string.h>
 
 #include "codec.h"
+#include "resp_session.h"
 
 /*
  * Request info. Besides the common CODEC_INFO_* bits, parse_request stores
  * the class of the command (what it does to the connection that carries
  * it) in the codec's private bits, for the exchange to read:
  *
- *   bits 16-19  enum resp_class (RESP_ORDINARY = 0)
- *   bits 20-31  zero
+ *   bits 16-19  enum resp_class (RESP_ORDINARY = 0, include/resp_session.h)
+ *   bit  20     response side only: RESP_INFO_PUSH_OK, set by the exchange
+ *   bits 21-31  zero
  *
  * RESP_QUIT comes with CODEC_INFO_QUIT, every class but RESP_ORDINARY and
  * RESP_QUIT with CODEC_INFO_UNSUPPORTED. Bytes that are not a command (an
  * empty inline line, *0, *-1) get CODEC_INFO_SKIP and RESP_ORDINARY.
  * response_begin() ignores the class: every class it is given answers with
- * one value.
+ * one value. A push message ('>') where a reply is due is an error unless
+ * the info has RESP_INFO_PUSH_OK.
  */
-enum resp_class {
-    RESP_ORDINARY = 0,  /* one request, one reply, no connection state: forwarded */
-    RESP_QUIT,          /* answered +OK by Proximux, then the client is closed */
-    RESP_TRANSACTION,   /* state across requests (MULTI, WATCH) */
-    RESP_PUBSUB,        /* the connection then hears messages instead of replies */
-    RESP_BLOCKING,      /* holds the connection until another client acts or a timeout */
-    RESP_STATE,         /* changes the connection's database, user, protocol or flags */
-    RESP_REPLY_FLOW,    /* not one reply per request (MONITOR, replication) */
-    RESP_CLOSES,        /* the server may close or stall the connection */
-    RESP_BAD_NAME,      /* a name with a byte outside 0x21..0x7e: Redis may take it for another command */
-    RESP_XREAD,         /* table only: RESP_BLOCKING with a BLOCK option before STREAMS, else ordinary */
-};
-#define RESP_CLASS_MASK 0xfu
+/* enum resp_class and RESP_CLASS_MASK: include/resp_session.h */
 
 #define RESP_MAX_LINE     (64 * 1024)              /* Redis PROTO_INLINE_MAX_SIZE */
 #define RESP_MAX_BULK     (512LL * 1024 * 1024)    /* Redis proto-max-bulk-len default */
@@ -687,6 +678,15 @@ static int resp_parse_response(struct codec_parser *p, const char *data, size_t 
                 p->state = RS_BULK_DATA;
                 break;
             case '*': case '%': case '~': case '>': case '|':
+                if (type == '>' && p->size + pos == 0 &&
+                    !(CODEC_INFO_PRIVATE_GET(p->info) & RESP_INFO_PUSH_OK)) {
+                    /* A push message where a reply is due (client tracking
+                     * invalidation, a subscription): nobody on this shared
+                     * connection asked for it, and taking it for the reply
+                     * would hand every later reply to the wrong client. */
+                    p->error = "unexpected push message";
+                    return CODEC_ERROR;
+                }
                 n = resp_line(data, pos, len);
                 if (n == 0)
                     goto incomplete;

@@ -516,17 +516,32 @@ class _RedisSecurity(_Security):
         self.redis_case("inline commands with NUL", attack)
 
     def test_blocking_xread(self):
-        """XREAD/XREADGROUP BLOCK 0 would hold the shared connection
-        forever: refused, and the victims go on within the bound."""
+        """XREAD/XREADGROUP BLOCK 0 would hold a shared connection forever:
+        they run on a dedicated connection of their client (SPEC §13),
+        which is closed when the client leaves; the victims go on within
+        the bound and no blocked connection is left."""
         def setup():
             self.direct("XGROUP", "CREATE", "s", "g", "$", "MKSTREAM")
 
         def attack(pmx, port, problems):
-            self.resp_attack(port, resp_encode("XREAD", "BLOCK", "0", "STREAMS", "s", "$"), 1,
-                             problems, "XREAD BLOCK 0")
-            self.resp_attack(port, resp_encode("XREADGROUP", "GROUP", "g", "c", "BLOCK", "0",
-                                               "STREAMS", "s", ">"), 1, problems, "XREADGROUP BLOCK 0")
-        self.redis_case("XREAD/XREADGROUP BLOCK 0", attack, setup=setup)
+            for what, payload in (("XREAD BLOCK 0", resp_encode("XREAD", "BLOCK", "0", "STREAMS", "s", "$")),
+                                  ("XREADGROUP BLOCK 0", resp_encode("XREADGROUP", "GROUP", "g", "c", "BLOCK", "0",
+                                                                     "STREAMS", "s", ">"))):
+                with Resp(port, timeout=BOUND) as r:
+                    r.sock.sendall(payload)
+                    r.sock.settimeout(0.3)
+                    try:
+                        problems.append("attacker (%s): answered %r while it should block" % (what, r.read_reply()))
+                    except socket.timeout:
+                        pass
+            deadline = time.monotonic() + BOUND
+            while any("b" in (cl.get("flags") or "") for cl in redis_client_list(self.redis.port)):
+                if time.monotonic() > deadline:
+                    problems.append("a blocked connection outlived its client")
+                    break
+                time.sleep(0.02)
+        self.redis_case("XREAD/XREADGROUP BLOCK 0", attack, setup=setup,
+                        allowed=("xread", "xreadgroup", "client"))  # client: the CLIENT LIST polling above
 
     def test_deep_reply(self):
         """A reply nested 18 deep: the attacker gets it or an error; the
