@@ -28,14 +28,14 @@ from muxlib import MemcachedServer
 # "connect_hello" does. Flip an entry when the feature lands.
 EXPECTED = {
     # resp
-    "connect_hello": False,   # HELLO 3 / CLIENT SETINFO at connect (ioredis 6, node-redis 6)
+    "connect_hello": True,    # HELLO 3 / CLIENT SETINFO at connect (ioredis 6, node-redis 6)
     "basic": True,            # PING, SET/GET, INCR, DEL
-    "auth": False,            # AUTH: right password works, wrong one refused
-    "db": False,              # connect with database 1 (SELECT)
+    "auth": True,             # AUTH: right password works, wrong one refused
+    "db": True,               # connect with database 1 (SELECT)
     "pipeline": True,         # 100 SET + 100 GET pipelined
-    "multi_watch": False,     # WATCH/MULTI/EXEC, aborted by another client's write
-    "pubsub": False,          # SUBSCRIBE, another client PUBLISHes
-    "blpop": False,           # BLPOP woken by another client's RPUSH
+    "multi_watch": True,      # WATCH/MULTI/EXEC, aborted by another client's write
+    "pubsub": True,           # SUBSCRIBE, another client PUBLISHes
+    "blpop": True,            # BLPOP woken by another client's RPUSH
     "big": True,              # 1 MiB value
     "concurrent": True,       # 50 clients at once
     # memcache
