@@ -132,6 +132,15 @@ static inline bool session_pinned(const struct resp_session *s)
     return s->in_multi || s->watching || s->subscribed || s->monitor;
 }
 
+/* Whether a request of class cls goes to a shared connection as it is,
+ * with nothing to track: the usual case, decided without parsing. */
+static inline bool session_plain(const struct resp_session *s, const struct session_policy *pol,
+                                 enum resp_class cls)
+{
+    return cls == RESP_ORDINARY && !s->multi_refused && !session_pinned(s) &&
+           (s->authed || !session_auth_required(pol));
+}
+
 /* The client could not get a dedicated connection for the request just
  * given SESSION_PIN (it was not pinned before): its state goes back to
  * unpinned, and a refused MULTI refuses what follows up to EXEC/DISCARD. */

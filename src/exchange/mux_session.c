@@ -147,8 +147,25 @@ bool mux_client_elsewhere(const struct mux_client *c, const struct mux_upstream 
     return false;
 }
 
+static bool mux_session_submit_tracked(struct mux *m, struct mux_client *c, struct mux_request *req,
+                                       const char **data, size_t *len, uint32_t *info,
+                                       struct mux_upstream **up);
+
 bool mux_session_submit(struct mux *m, struct mux_client *c, struct mux_request *req,
                         const char **data, size_t *len, uint32_t *info, struct mux_upstream **up)
+{
+    /* The usual request: nothing to parse or track. */
+    if (session_plain(&c->session, &m->policy, resp_class_of(*info))) {
+        req->db = c->session.db;
+        req->resp3 = c->session.resp3;
+        return false;
+    }
+    return mux_session_submit_tracked(m, c, req, data, len, info, up);
+}
+
+static bool mux_session_submit_tracked(struct mux *m, struct mux_client *c, struct mux_request *req,
+                                       const char **data, size_t *len, uint32_t *info,
+                                       struct mux_upstream **up)
 {
     static const char discard[] = "*1\r\n$7\r\nDISCARD\r\n";
     char reply[MUX_SESSION_REPLY], what[64];

@@ -414,8 +414,7 @@ enum session_verdict session_request(struct resp_session *s, const struct sessio
     enum session_verdict v = SESSION_ANSWER;
 
     what[0] = '\0';
-    if (cls == RESP_ORDINARY && !s->multi_refused && !session_pinned(s) &&
-        (s->authed || !session_auth_required(pol)))
+    if (session_plain(s, pol, cls))
         return SESSION_FORWARD;
     if (!session_args_parse(data, len, &a) || a.argc == 0) {
         out_cat(&o, "-ERR proximux: unreadable request\r\n", NULL, NULL);
