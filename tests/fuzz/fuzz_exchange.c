@@ -2869,7 +2869,11 @@ static void fake_upstream_model(struct run *run, struct fake_upstream *u)
     size_t pos = 0;
     char q[400], qa[400];
 
-    while (!run->tainted && !u->model_closed && pos < u->in.len) {
+    /* A model that half-closed runs nothing more: the exchange saw the end
+     * of its replies and failed what was in flight ("may have run"), and a
+     * command run now could only run after the client's later ones, on
+     * another connection. Real servers stop there too. */
+    while (!run->tainted && !u->model_closed && !u->shut_wr && pos < u->in.len) {
         struct unit un;
         const char *x = u->in.data + pos;
         size_t n = u->in.len - pos;
