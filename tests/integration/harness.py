@@ -493,11 +493,14 @@ class Resp(BufferedClient):
 class RedisServer:
     """redis-server on a free loopback port in a temporary directory."""
 
-    def __init__(self, port=None, extra_args=()):
+    def __init__(self, port=None, extra_args=(), password=None):
         self.dir = make_tmpdir("redis")
         self.port = port or free_port()
         self.log_path = os.path.join(self.dir, "redis.log")
+        self.password = password      # requirepass
         self.extra_args = [str(a) for a in extra_args]
+        if password is not None:
+            self.extra_args += ["--requirepass", password]
         self.proc = None
         try:
             self.start()
@@ -526,6 +529,8 @@ class RedisServer:
                 raise RuntimeError("redis-server exited: " + self._logtail())
             try:
                 with Resp(self.port, 1) as r:
+                    if self.password is not None and r.command("AUTH", self.password) != "OK":
+                        raise RuntimeError("redis-server refused its password")
                     if r.command("PING") == "PONG":
                         return
             except OSError:
