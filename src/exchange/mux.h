@@ -118,6 +118,7 @@ struct mux_client {
     struct mux_upstream *affinity;  /* where its requests go while any is out */
     size_t nupstream;               /* its requests in upstream queues */
     struct sched_client sched;      /* its requests waiting for its connection, and in flight */
+    const char *refusal;            /* the codec's reason for refusing the request being submitted */
     /* Its last noreply request, written to noreply_up (while that
      * connection's generation is noreply_gen) as request noreply_seq: until
      * a later request there is answered, it may not have run yet, so the

@@ -305,6 +305,8 @@ static void mux_client_parse(struct mux *m, struct mux_client *c, struct buf *in
         }
         size_t len = c->scanned;
         uint32_t info = c->parser.info;
+        /* Why the codec refuses it, naming the command, if it said. */
+        c->refusal = (info & CODEC_INFO_UNSUPPORTED) ? c->parser.error : NULL;
         c->scanned = 0;
         codec->request_begin(&c->parser);
         if (!(info & CODEC_INFO_SKIP)) {

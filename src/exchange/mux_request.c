@@ -66,10 +66,11 @@ void mux_submit(struct mux *m, struct mux_client *c, const char *data, size_t le
     if (m->resp && mux_session_submit(m, c, req, &data, &len, &info, &up))
         return;
     if (info & CODEC_INFO_UNSUPPORTED) {
+        const char *why = c->refusal ? c->refusal : "command not supported through a shared connection";
         req->close_client = false;
         char reply[MUX_REPLY_MAX];
-        size_t n = m->x->codec->reply(CODEC_REPLY_CLIENT_ERROR,
-                                      "command not supported through a shared connection", reply, sizeof(reply));
+        size_t n = m->x->codec->reply(CODEC_REPLY_CLIENT_ERROR, why, reply, sizeof(reply));
+        log_info("#%llu client %s: refused: %s", (unsigned long long)c->id, c->peer, why);
         /* An unsupported command is refused; the client may go on. */
         mux_respond(req, reply, n, n == 0);
         return;

@@ -404,8 +404,11 @@ static int mc_request_line_check(struct codec_parser *p, const char *s, const ch
         p->remaining = v;
         return 1;
     case MC_STATS:
-        if (!mc_stats_ok(&l))
+        if (!mc_stats_ok(&l)) {
             p->info |= CODEC_INFO_UNSUPPORTED;
+            p->error = "\"stats\" with this subcommand not supported through a shared connection "
+                       "(its reply has no END)";
+        }
         return 0;
     case MC_META:
         if (mc_meta_flags(p, &l, 2, &quiet) < 0 || mc_group_member(p, cmd, quiet) < 0)

@@ -146,6 +146,15 @@ class _MemcachedMux:
         c.sock.sendall(b"mg mk v\r\n")
         self.assertEqual((c.read_line_reply(), c.read_line_reply()), (b"VA 2\r\n", b"hi\r\n"))
 
+    def test_stats_subcommand_refused_by_name(self):
+        """A stats subcommand whose reply has no END is refused with a
+        reply and a log line naming the command; the client goes on."""
+        c = self.client()
+        got = c.command(b"stats sizes_enable\r\n")
+        self.assertTrue(got.startswith(b"CLIENT_ERROR proximux: \"stats\" with this subcommand"), got)
+        self.assertEqual(c.command(b"set k 0 0 1\r\nx\r\n"), b"STORED\r\n")
+        self.pmx.wait_log(r'refused: "stats" with this subcommand', timeout=2)
+
     def test_concurrent_clients(self):
         """30 clients, own keys, set/get/incr/delete, some pipelined."""
         def work(cid):
