@@ -74,6 +74,7 @@ struct mux_request {
     size_t len;
     uint32_t info;                  /* CODEC_INFO_* from the request parser */
     bool scheduled;                 /* taken by the scheduler: counts in its client's client_inflight */
+    bool counted;                   /* counts in m->active (limits.max_active): written to a shared connection */
     struct sched_item item;         /* in its client's waiting queue (mux_sched) */
     bool done;                      /* response known: in resp, or a close */
     bool close_client;              /* close the client after this response */
@@ -169,6 +170,10 @@ struct mux_upstream {
      * request written was an UNSUBSCRIBE of some kind. */
     bool passthrough;
     bool unsub_last;
+    /* Its client left (or a request of its session could not be sent)
+     * while something of that session may be on it: it is closed, never
+     * handed to another client. */
+    bool left_dirty;
     struct mux_upstream *ded_next;  /* in mux.ded */
 };
 
@@ -294,6 +299,10 @@ void mux_session_configure(struct mux *m);
 
 void mux_accept(struct exchange *x, int fd, const char *peer, const struct sockaddr *addr, socklen_t addr_len);
 void mux_client_close(struct mux_client *c, const char *reason);
+/* c is closing: its dedicated connection, if any, is detached from it now
+ * (the client is freed before the loop sleeps) and closed at the next
+ * sweep if anything of its session may be on it. */
+void mux_session_client_left(struct mux_client *c);
 /* Decides whether c is finished, and whether to read from it. */
 void mux_client_update(struct mux_client *c);
 void mux_client_flush(struct mux_client *c);

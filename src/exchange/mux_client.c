@@ -94,6 +94,7 @@ void mux_client_close(struct mux_client *c, const char *reason)
              (unsigned long long)c->conn.bytes_out, c->npending);
     /* Outstanding requests stay in their upstream queues, ownerless: their
      * responses are read and dropped, which keeps the upstream in sync. */
+    mux_session_client_left(c);
     mux_client_drop_requests(c);
     if (c->dirty) {
         for (struct mux_client **pc = &m->dirty_clients; *pc; pc = &(*pc)->dirty_next) {

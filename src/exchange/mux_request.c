@@ -115,7 +115,9 @@ void mux_submit(struct mux *m, struct mux_client *c, const char *data, size_t le
         if (up->dedicated) {
             /* A request of a transaction or subscription that cannot
              * run: the client's session on its dedicated connection can no
-             * longer be kept whole. */
+             * longer be kept whole, and the connection (the server may be
+             * inside MULTI or WATCH) goes with it. */
+            up->left_dirty = true;
             mux_client_close(c, busy);
         }
         return;
@@ -124,8 +126,10 @@ void mux_submit(struct mux *m, struct mux_client *c, const char *data, size_t le
     if (req->data == NULL) {
         mux_request_leave_upstream(req);
         mux_reply(m, req, CODEC_REPLY_SERVER_ERROR, "out of memory");
-        if (up->dedicated)
+        if (up->dedicated) {
+            up->left_dirty = true;
             mux_client_close(c, "out of memory");
+        }
         return;
     }
     memcpy(req->data, data, len);

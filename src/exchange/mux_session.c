@@ -37,7 +37,10 @@ static int mux_session_internal(struct mux *m, struct mux_upstream *up, const ch
     req->seq = ++up->written;
     up->dirty = true;
     mux_queue_push(&up->sent, req);
-    m->active++;
+    if (!up->dedicated) {
+        m->active++;
+        req->counted = true;
+    }
     return PMX_OK;
 }
 
@@ -277,6 +280,17 @@ static bool mux_session_blocked(const struct mux_upstream *up)
     return false;
 }
 
+void mux_session_client_left(struct mux_client *c)
+{
+    struct mux_upstream *up = c->dedicated;
+
+    if (up == NULL)
+        return;
+    up->left_dirty = up->left_dirty || up->passthrough || session_pinned(&c->session) || mux_outstanding(up) > 0;
+    up->owner = NULL;
+    c->dedicated = NULL;
+}
+
 void mux_session_sweep(struct mux *m)
 {
     for (struct mux_upstream *up = m->ded; up != NULL; up = up->ded_next) {
@@ -287,20 +301,25 @@ void mux_session_sweep(struct mux *m)
              * client at end of stream too. */
             mux_client_close(c, "end of stream while subscribed or blocked");
         }
-        if (c != NULL && c->closed) {
-            /* The client left: keep the connection for another only if
-             * nothing of its session is on it. */
-            bool dirty = up->passthrough || session_pinned(&c->session) || mux_outstanding(up) > 0;
+        if (c == NULL && up->left_dirty) {
+            /* Its client left (mux_session_client_left): the connection is
+             * kept for another only if nothing of its session is on it. */
             struct mux_request *req;
-            up->owner = NULL;
-            c->dedicated = NULL;
             while ((req = mux_queue_pop(&up->wait)) != NULL) {     /* its unsent requests */
                 m->queued--;
                 mux_request_leave_upstream(req);
                 mux_request_release(req);
             }
-            if (dirty && up->uc.state != UPSTREAM_CLOSED)
+            up->left_dirty = false;
+            if (up->uc.state != UPSTREAM_CLOSED)
                 mux_upstream_fail(m, up, "its client left", CODEC_REPLY_SERVER_ERROR, false);
+        } else if (c == NULL) {
+            struct mux_request *req;
+            while ((req = mux_queue_pop(&up->wait)) != NULL) {     /* unsent requests of a client that left */
+                m->queued--;
+                mux_request_leave_upstream(req);
+                mux_request_release(req);
+            }
         } else if (c != NULL && !session_pinned(&c->session) && !up->passthrough && mux_outstanding(up) == 0 &&
                    c->affinity != up) {
             /* Done with it: idle, warm for the next client pinned. */

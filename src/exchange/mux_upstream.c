@@ -69,7 +69,7 @@ bool mux_can_send(const struct mux *m, const struct mux_upstream *up)
      * on shared connections are answered: they ran first. */
     if (up->owner != NULL && mux_client_elsewhere(up->owner, up))
         return false;
-    if (cfg->max_active >= 0 && m->active >= (size_t)cfg->max_active)
+    if (!up->dedicated && cfg->max_active >= 0 && m->active >= (size_t)cfg->max_active)
         return false;
     if (!cfg->funnel_async || m->x->codec->one_in_flight)
         return up->sent.len == 0;
@@ -121,7 +121,12 @@ int mux_send(struct mux *m, struct mux_upstream *up, struct mux_request *req,
         return PMX_OK;
     }
     mux_queue_push(&up->sent, req);
-    m->active++;
+    /* limits.max_active counts shared connections only: a dedicated one
+     * may hold a blocking command as long as its client wants. */
+    if (!up->dedicated) {
+        m->active++;
+        req->counted = true;
+    }
     return PMX_OK;
 }
 
@@ -166,8 +171,14 @@ void mux_dispatch(struct mux *m, struct mux_upstream *up)
         int rc = mux_send(m, up, req, data, req->len);
         free(data);
         if (rc != PMX_OK) {
+            struct mux_client *c = req->client;
             mux_request_leave_upstream(req);
             mux_reply(m, req, CODEC_REPLY_SERVER_ERROR, "out of memory");
+            if (up->dedicated && c != NULL) {
+                /* Its session cannot be kept whole (see mux_submit). */
+                up->left_dirty = true;
+                mux_client_close(c, "out of memory");
+            }
         }
     }
     if (mux_waiting(up) > 0 && up->uc.state == UPSTREAM_CLOSED && !up->retiring)
@@ -187,7 +198,8 @@ void mux_upstream_fail(struct mux *m, struct mux_upstream *up, const char *reaso
         log_error("upstream #%llu %s: %s; failing %zu requests in flight",
                   (unsigned long long)up->uc.id, up->uc.peer, reason, up->sent.len);
     while ((req = mux_queue_pop(&up->sent)) != NULL) {
-        m->active--;
+        if (req->counted)
+            m->active--;
         mux_request_leave_upstream(req);
         mux_reply(m, req, kind, why);
         kind = kind == CODEC_REPLY_TIMEOUT ? CODEC_REPLY_SERVER_ERROR : kind;
@@ -284,7 +296,8 @@ static void mux_upstream_parse(struct mux *m, struct mux_upstream *up, struct bu
         }
         /* A whole response: hand it to its client and move on. */
         mux_queue_pop(&up->sent);
-        m->active--;
+        if (req->counted)
+            m->active--;
         if (m->active_full)
             m->kick = true;
         up->answered = req->seq;
@@ -349,7 +362,8 @@ static void mux_upstream_io(struct upstream_conn *uc, int mask)
          * close, an idle connection dropped, or a failure. */
         if (up->parsing && up->parser.until_close && up->sent.head) {
             struct mux_request *req = mux_queue_pop(&up->sent);
-            m->active--;
+            if (req->counted)
+                m->active--;
             up->parsing = false;
             mux_request_leave_upstream(req);
             /* Its client can only tell where the body ends by the close. */

@@ -475,6 +475,12 @@ enum session_verdict session_request(struct resp_session *s, const struct sessio
         session_name(&a, false, what);
         out_cat(&o, "-ERR proximux: ", what, " with an argument too long\r\n");
         v = SESSION_REFUSE;
+    } else if (s->subscribed && (session_is(&a, 0, "select") || session_is(&a, 0, "hello"))) {
+        /* Its connection is in subscribed mode and cannot be switched
+         * (a RESP3 client may send commands there). */
+        session_name(&a, false, what);
+        out_cat(&o, "-ERR proximux: ", what, " while subscribed not supported\r\n");
+        v = SESSION_REFUSE;
     } else if (session_is(&a, 0, "select")) {
         long long db;
         if (a.argc != 2)
