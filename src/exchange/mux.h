@@ -157,9 +157,12 @@ struct mux_upstream {
     uint64_t answered;              /* seq of the latest request answered: all before it ran */
     uint64_t generation;            /* incremented each time the connection closes */
     /* resp: the session state the connection is in once what was written
-     * to it has run (reset when it connects). */
+     * to it has run (reset when it connects). db -1: unknown (a client's
+     * own SELECT or HELLO ran there while subscribed); proto_unknown: send
+     * HELLO before the next request. */
     int db;
     bool resp3;
+    bool proto_unknown;
     /* resp: a dedicated connection (not in ups[]): it carries the requests
      * of owner only (MULTI, WATCH, subscriptions, MONITOR, blocking
      * commands), or none while idle (owner NULL), kept for reuse. */

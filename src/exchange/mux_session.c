@@ -49,11 +49,12 @@ int mux_session_switch(struct mux *m, struct mux_upstream *up, const struct mux_
     char cmd[MUX_SESSION_CMD];
 
     /* HELLO first: it does not change the database. */
-    if (req->resp3 != up->resp3) {
+    if (req->resp3 != up->resp3 || up->proto_unknown) {
         if (mux_session_internal(m, up, cmd, session_hello_cmd(req->resp3, cmd, sizeof(cmd)),
                                  MUX_EXPECT_HELLO) != PMX_OK)
             return PMX_ERR;
         up->resp3 = req->resp3;
+        up->proto_unknown = false;
     }
     if (req->db != up->db) {
         if (mux_session_internal(m, up, cmd, session_select_cmd(req->db, cmd, sizeof(cmd)),
@@ -91,6 +92,7 @@ int mux_session_connected(struct mux *m, struct mux_upstream *up)
     char cmd[MUX_SESSION_CMD];
 
     up->db = 0;
+    up->proto_unknown = false;
     up->resp3 = false;
     if (up->uc.target < 0 || up->uc.target >= cfg->ntargets)
         return PMX_OK;

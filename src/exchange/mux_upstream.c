@@ -83,7 +83,7 @@ int mux_send(struct mux *m, struct mux_upstream *up, struct mux_request *req,
     /* A subscribed connection takes no SELECT or HELLO (Redis refuses them
      * there, and its messages would come before their replies): it is
      * switched once out of that mode. */
-    if (m->resp && !up->passthrough && (req->db != up->db || req->resp3 != up->resp3) &&
+    if (m->resp && !up->passthrough && (req->db != up->db || req->resp3 != up->resp3 || up->proto_unknown) &&
         mux_session_switch(m, up, req) != PMX_OK)
         return PMX_ERR;
     if (buf_append(&up->uc.conn.out, data, len) != PMX_OK)
@@ -104,6 +104,10 @@ int mux_send(struct mux *m, struct mux_upstream *up, struct mux_request *req,
          * comes (mux_session_passthrough), not matched to requests. */
         up->passthrough = true;
         up->unsub_last = req->kind == SESSION_KIND_UNSUB;
+        /* The client's own SELECT or HELLO may run there now: once out of
+         * this mode the connection is switched before its next request. */
+        up->db = -1;
+        up->proto_unknown = true;
         mux_request_leave_upstream(req);
         mux_respond(req, "", 0, false);
         return PMX_OK;

@@ -475,12 +475,19 @@ enum session_verdict session_request(struct resp_session *s, const struct sessio
         session_name(&a, false, what);
         out_cat(&o, "-ERR proximux: ", what, " with an argument too long\r\n");
         v = SESSION_REFUSE;
-    } else if (s->subscribed && (session_is(&a, 0, "select") || session_is(&a, 0, "hello"))) {
-        /* Its connection is in subscribed mode and cannot be switched
-         * (a RESP3 client may send commands there). */
-        session_name(&a, false, what);
-        out_cat(&o, "-ERR proximux: ", what, " while subscribed not supported\r\n");
-        v = SESSION_REFUSE;
+    } else if ((s->subscribed || s->monitor) &&
+               (session_is(&a, 0, "select") || session_is(&a, 0, "hello") || session_is(&a, 0, "auth") ||
+                session_is(&a, 0, "client"))) {
+        /* Subscribed or monitoring: answered by the server on the
+         * dedicated connection, in order with the messages there (a reply
+         * made here would overtake them). In RESP2 the server refuses them
+         * in that mode; in RESP3 a SELECT runs there, and is tracked. */
+        long long db;
+        if (s->resp3 && session_is(&a, 0, "select") && a.argc == 2 && session_int(a.arg[1], &db) &&
+            db >= 0 && db < SESSION_DBS)
+            s->db = (int)db;
+        s->kind = SESSION_KIND_PLAIN;
+        return SESSION_PIN;
     } else if (session_is(&a, 0, "select")) {
         long long db;
         if (a.argc != 2)

@@ -258,14 +258,16 @@ class _Pinned:
             self.assertEqual(c.read_reply(), [b"subscribe", b"b", 2])
             self.assertEqual(pub.publish("b", "x"), 1)
             self.assertEqual(c.read_reply(), [b"message", b"b", b"x"])
-            # SELECT while subscribed: tracked here, applied once out of
-            # subscribed mode (no SELECT is sent on a subscribed connection)
-            self.assertEqual(c.command("SELECT", "2"), "OK")
+            # SELECT while subscribed (RESP2): answered by the server, in
+            # order with the messages, as it would be directly: refused
+            got = c.command("SELECT", "2")
+            self.assertIsInstance(got, RespError)
+            self.assertTrue(got.args[0].startswith("ERR Can't execute 'select'"), got)
             c.sock.sendall(resp_encode("UNSUBSCRIBE"))
             self.assertEqual(sorted(c.read_reply()[2] for _ in range(2)), [0, 1])
             self.assertEqual(c.command("SET", "after", "1"), "OK")
             self.assertEqual(c.command("GET", "after"), b"1")
-        self.assertEqual(redis.Redis(port=self.redis.port, password="tp", db=2).get("after"), b"1")
+        self.assertEqual(redis.Redis(port=self.redis.port, password="tp", db=1).get("after"), b"1")
         pub.close()
 
     def test_d_pubsub_resp3(self):

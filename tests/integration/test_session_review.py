@@ -95,16 +95,26 @@ class _Review:
         self.assertEqual(sorted(v[1] for v in got), [b"x", b"y"])
         self.assert_proximux_ok(pmx)
 
-    def test_select_while_subscribed_refused(self):
-        """A subscribed client's connection cannot be switched: SELECT and
-        HELLO are refused, naming the command."""
+    def test_select_while_subscribed_in_order(self):
+        """A RESP3 client may run commands while subscribed: its SELECT
+        runs on its dedicated connection, answered in order after the
+        subscription's reply (one made by Proximux would overtake it), and
+        its SET runs in the database it selected."""
         pmx = self.start()
         with Resp(self.port) as s:
-            s.sock.sendall(resp_encode("SUBSCRIBE", "ch"))
-            self.assertEqual(s.read_reply(), [b"subscribe", b"ch", 1])
-            got = s.command("SELECT", "1")
-            self.assertIsInstance(got, RespError)
-            self.assertIn("SELECT while subscribed", got.args[0])
+            s.sock.sendall(resp_encode("HELLO", "3"))
+            s.sock.settimeout(5)
+            buf = b""
+            while not buf.endswith(b"*0\r\n"):
+                buf += s.sock.recv(4096)
+            s.sock.sendall(resp_encode("SUBSCRIBE", "ch") + resp_encode("SELECT", "1") +
+                           resp_encode("SET", "k", "v"))
+            want = b">3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n+OK\r\n+OK\r\n"
+            buf = b""
+            while len(buf) < len(want):
+                buf += s.sock.recv(4096)
+            self.assertEqual(buf, want)
+        self.assertEqual(self.redis.cli("-n", "1", "GET", "k").strip(), "v")
         self.assert_proximux_ok(pmx)
 
 
