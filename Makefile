@@ -7,6 +7,8 @@
 #   make bench      benchmarks (see bench/README.md); not part of test
 #   make fuzz       libFuzzer harnesses, FUZZ_SECONDS each (tests/fuzz/)
 #   make lint       cppcheck and clang-tidy with the checks of .clang-tidy
+#   make install    binary, man page, example configuration, systemd units
+#                   (PREFIX=/usr/local, DESTDIR for staging); make uninstall
 #   make valgrind   integration tests with Proximux under valgrind
 #   make clean
 
@@ -16,6 +18,17 @@ BIN      ?= proximux
 OPT      ?= -O2
 CFLAGS   ?=
 SANITIZE ?=
+
+# make install: Debian's places. The configuration goes to /etc and the
+# units to /lib/systemd/system whatever PREFIX is (DESTDIR still applies).
+PREFIX     ?= /usr/local
+DESTDIR    ?=
+SBINDIR    ?= $(PREFIX)/sbin
+MANDIR     ?= $(PREFIX)/share/man
+DOCDIR     ?= $(PREFIX)/share/doc/proximux
+CONFDIR    ?= /etc/proximux
+UNITDIR    ?= /lib/systemd/system
+INSTALL    ?= install
 
 WARN = -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wstrict-prototypes \
        -Wmissing-prototypes -Wformat=2 -Wundef -Wvla -Wwrite-strings \
@@ -50,7 +63,7 @@ TEST_OBJ := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%.o)
 LIB      := $(BUILD)/libproximux.a
 RUNNER   := $(BUILD)/test_runner
 
-.PHONY: all test unit integration asan bench fuzz lint valgrind clean print-src
+.PHONY: all test unit integration asan bench fuzz lint valgrind clean print-src install uninstall
 
 all: $(BIN)
 
@@ -101,6 +114,29 @@ valgrind: $(BIN)
 
 clean:
 	rm -rf build $(BIN)
+
+# The configuration in CONFDIR is installed only where none exists, and
+# uninstall leaves it (it is the user's). The unit runs the binary where it
+# was installed.
+install: $(BIN)
+	$(INSTALL) -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(DOCDIR) \
+	    $(DESTDIR)$(CONFDIR) $(DESTDIR)$(UNITDIR)
+	$(INSTALL) -m 755 $(BIN) $(DESTDIR)$(SBINDIR)/proximux
+	$(INSTALL) -m 644 man/proximux.8 $(DESTDIR)$(MANDIR)/man8/proximux.8
+	$(INSTALL) -m 644 README.md proximux.yaml.example config/proximux.env $(DESTDIR)$(DOCDIR)/
+	$(INSTALL) -d $(DESTDIR)$(DOCDIR)/examples
+	$(INSTALL) -m 644 config/examples/*.yaml $(DESTDIR)$(DOCDIR)/examples/
+	test -e $(DESTDIR)$(CONFDIR)/proximux.yaml || \
+	    $(INSTALL) -m 644 proximux.yaml.example $(DESTDIR)$(CONFDIR)/proximux.yaml
+	sed 's|/usr/local/sbin/proximux|$(SBINDIR)/proximux|g' config/proximux.service > $(BUILD)/proximux.service
+	$(INSTALL) -m 644 $(BUILD)/proximux.service $(DESTDIR)$(UNITDIR)/proximux.service
+	$(INSTALL) -m 644 config/proximux.socket $(DESTDIR)$(UNITDIR)/proximux.socket
+
+uninstall:
+	rm -f $(DESTDIR)$(SBINDIR)/proximux $(DESTDIR)$(MANDIR)/man8/proximux.8 \
+	    $(DESTDIR)$(UNITDIR)/proximux.service $(DESTDIR)$(UNITDIR)/proximux.socket
+	rm -rf $(DESTDIR)$(DOCDIR)
+	@echo "$(DESTDIR)$(CONFDIR) is kept (your configuration); remove it by hand if you wish."
 
 # The library's sources, one per line, for tests/lint.sh and tests/fuzz/run.sh.
 print-src:
