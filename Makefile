@@ -128,8 +128,9 @@ install: $(BIN)
 	$(INSTALL) -m 644 config/examples/*.yaml $(DESTDIR)$(DOCDIR)/examples/
 	test -e $(DESTDIR)$(CONFDIR)/proximux.yaml || \
 	    $(INSTALL) -m 644 proximux.yaml.example $(DESTDIR)$(CONFDIR)/proximux.yaml
-	sed 's|/usr/local/sbin/proximux|$(SBINDIR)/proximux|g' config/proximux.service > $(BUILD)/proximux.service
-	$(INSTALL) -m 644 $(BUILD)/proximux.service $(DESTDIR)$(UNITDIR)/proximux.service
+	sed 's|/usr/local/sbin/proximux|$(SBINDIR)/proximux|g' config/proximux.service \
+	    > $(DESTDIR)$(UNITDIR)/proximux.service
+	chmod 644 $(DESTDIR)$(UNITDIR)/proximux.service
 	$(INSTALL) -m 644 config/proximux.socket $(DESTDIR)$(UNITDIR)/proximux.socket
 
 uninstall:
