@@ -208,9 +208,12 @@ static void daemon_signal(int signo, void *data)
         break;
     case SIGHUP:
         log_info("received SIGHUP");
-        notify_reloading();
+        /* systemd: a reload before start-up finished is no reload to it. */
+        if (d->ready)
+            notify_reloading();
         daemon_reload(d);
-        notify_ready(daemon_status(d));
+        if (d->ready)
+            notify_ready(daemon_status(d));
         break;
     default:
         break;

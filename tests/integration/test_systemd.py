@@ -126,6 +126,9 @@ class NotifyTest(ProximuxTestCase):
         target = self.echo.port
         pmx = self.start_proximux(env={"NOTIFY_SOCKET": n.address}, yaml=self.yaml("true"), listen=False)
         pmx.wait_log("connect to .* failed")
+        # Nor does a reload before start-up finished say READY=1 (or RELOADING=1).
+        pmx.send_signal(signal.SIGHUP)
+        pmx.wait_log("reloaded configuration")
         with self.assertRaises(socket.timeout):
             n.wait_for("READY", timeout=0.5)
         echo = Echo(port=target)
