@@ -7,6 +7,8 @@
 #   make bench      benchmarks (see bench/README.md); not part of test
 #   make fuzz       libFuzzer harnesses, FUZZ_SECONDS each (tests/fuzz/)
 #   make lint       cppcheck and clang-tidy with the checks of .clang-tidy
+#   make install    binary, man page, example configuration, systemd units
+#                   (PREFIX=/usr/local, DESTDIR for staging); make uninstall
 #   make valgrind   integration tests with Proximux under valgrind
 #   make clean
 
@@ -16,6 +18,17 @@ BIN      ?= proximux
 OPT      ?= -O2
 CFLAGS   ?=
 SANITIZE ?=
+
+# make install: Debian's places. The configuration goes to /etc and the
+# units to /lib/systemd/system whatever PREFIX is (DESTDIR still applies).
+PREFIX     ?= /usr/local
+DESTDIR    ?=
+SBINDIR    ?= $(PREFIX)/sbin
+MANDIR     ?= $(PREFIX)/share/man
+DOCDIR     ?= $(PREFIX)/share/doc/proximux
+CONFDIR    ?= /etc/proximux
+UNITDIR    ?= /lib/systemd/system
+INSTALL    ?= install
 
 WARN = -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wstrict-prototypes \
        -Wmissing-prototypes -Wformat=2 -Wundef -Wvla -Wwrite-strings \
@@ -30,14 +43,14 @@ CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubu
 
 # The one list of sources, by layer; lint and fuzz read it (make print-src).
 CORE_SRC     := src/core/reactor.c src/core/buf.c src/core/conn.c src/core/net.c src/core/log.c \
-                src/core/signals.c src/core/resolver.c
+                src/core/signals.c src/core/resolver.c src/core/notify.c
 PROTO_SRC    := src/proto/codec.c src/proto/codec_raw.c src/proto/codec_line.c \
                 src/proto/codec_resp.c src/proto/codec_memcache.c src/proto/codec_http.c \
                 src/proto/resp_session.c
 UPSTREAM_SRC := src/upstream/upstream.c src/upstream/balancer.c src/upstream/health.c
 EXCHANGE_SRC := src/exchange/exchange.c src/exchange/exchange_proxy.c src/exchange/exchange_mux.c src/exchange/mux_client.c src/exchange/mux_request.c src/exchange/mux_upstream.c \
                 src/exchange/mux_sched.c src/exchange/mux_session.c
-SERVICE_SRC  := src/service/listener.c src/service/service.c
+SERVICE_SRC  := src/service/listener.c src/service/service.c src/service/activation.c
 CONFIG_SRC   := src/config/config_schema.c src/config/config.c src/config/config_dump.c \
                 src/config/config_env.c src/config/config_yaml.c
 LIB_SRC      := $(CORE_SRC) $(PROTO_SRC) $(UPSTREAM_SRC) $(EXCHANGE_SRC) $(SERVICE_SRC) $(CONFIG_SRC)
@@ -50,7 +63,7 @@ TEST_OBJ := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%.o)
 LIB      := $(BUILD)/libproximux.a
 RUNNER   := $(BUILD)/test_runner
 
-.PHONY: all test unit integration asan bench fuzz lint valgrind clean print-src
+.PHONY: all test unit integration asan bench fuzz lint valgrind clean print-src install uninstall
 
 all: $(BIN)
 
@@ -101,6 +114,30 @@ valgrind: $(BIN)
 
 clean:
 	rm -rf build $(BIN)
+
+# The configuration in CONFDIR is installed only where none exists, and
+# uninstall leaves it (it is the user's). The unit runs the binary where it
+# was installed.
+install: $(BIN)
+	$(INSTALL) -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(DOCDIR) \
+	    $(DESTDIR)$(CONFDIR) $(DESTDIR)$(UNITDIR)
+	$(INSTALL) -m 755 $(BIN) $(DESTDIR)$(SBINDIR)/proximux
+	$(INSTALL) -m 644 man/proximux.8 $(DESTDIR)$(MANDIR)/man8/proximux.8
+	$(INSTALL) -m 644 README.md proximux.yaml.example config/proximux.env $(DESTDIR)$(DOCDIR)/
+	$(INSTALL) -d $(DESTDIR)$(DOCDIR)/examples
+	$(INSTALL) -m 644 config/examples/*.yaml $(DESTDIR)$(DOCDIR)/examples/
+	test -e $(DESTDIR)$(CONFDIR)/proximux.yaml || \
+	    $(INSTALL) -m 644 proximux.yaml.example $(DESTDIR)$(CONFDIR)/proximux.yaml
+	sed 's|/usr/local/sbin/proximux|$(SBINDIR)/proximux|g' config/proximux.service \
+	    > $(DESTDIR)$(UNITDIR)/proximux.service
+	chmod 644 $(DESTDIR)$(UNITDIR)/proximux.service
+	$(INSTALL) -m 644 config/proximux.socket $(DESTDIR)$(UNITDIR)/proximux.socket
+
+uninstall:
+	rm -f $(DESTDIR)$(SBINDIR)/proximux $(DESTDIR)$(MANDIR)/man8/proximux.8 \
+	    $(DESTDIR)$(UNITDIR)/proximux.service $(DESTDIR)$(UNITDIR)/proximux.socket
+	rm -rf $(DESTDIR)$(DOCDIR)
+	@echo "$(DESTDIR)$(CONFDIR) is kept (your configuration); remove it by hand if you wish."
 
 # The library's sources, one per line, for tests/lint.sh and tests/fuzz/run.sh.
 print-src:

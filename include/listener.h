@@ -29,6 +29,11 @@ struct listener {
 int listener_open(struct listener *l, const struct listen_config *lc, bool ipv6_only, long unix_mode,
                   char *err, size_t errlen) PMX_WUR;
 
+/* Uses fd, a listening socket inherited from systemd (socket activation),
+ * for address lc. Its unix socket file, if any, belongs to systemd: it is
+ * not removed at close. */
+void listener_adopt(struct listener *l, const struct listen_config *lc, int fd);
+
 /* Starts accepting clients for x. */
 int listener_start(struct listener *l, struct reactor *r, struct exchange *x) PMX_WUR;
 

@@ -32,6 +32,7 @@ struct service {
     /* public: set by the owner before service_start() */
     service_fn on_idle;             /* told each time its last client leaves */
     service_fn on_fatal;            /* told when it cannot go on (epoll failure) */
+    service_fn on_accepting;        /* told when its listeners start accepting (systemd READY=1) */
     void *owner;
 };
 

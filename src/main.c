@@ -9,11 +9,13 @@
 #include <signal.h>
 #include <sys/resource.h>
 
+#include "activation.h"
 #include "codec.h"
 #include "config.h"
 #include "exchange.h"
 #include "service.h"
 #include "log.h"
+#include "notify.h"
 #include "reactor.h"
 #include "resolver.h"
 #include "signals.h"
@@ -29,6 +31,7 @@ struct daemon {
     struct service *services;       /* config->nservices, in the file's order */
     int nservices;
     bool stopping;
+    bool ready;                     /* READY=1 sent to systemd */
     long long deadline_timer;
 };
 
@@ -70,6 +73,29 @@ static void daemon_on_idle(struct service *s)
     }
 }
 
+/* systemd's STATUS= line: services and clients. */
+static const char *daemon_status(const struct daemon *d)
+{
+    static char status[128];
+
+    snprintf(status, sizeof(status), "%s%d service%s, %zu client%s", d->stopping ? "stopping: " : "",
+             d->nservices, d->nservices == 1 ? "" : "s", daemon_clients(d), daemon_clients(d) == 1 ? "" : "s");
+    return status;
+}
+
+/* READY=1 once every service accepts (listeners bound, warmup done). */
+static void daemon_on_accepting(struct service *s)
+{
+    struct daemon *d = s->owner;
+
+    for (int i = 0; i < d->config->nservices; i++)
+        if (i >= d->nservices || !d->services[i].accepting)
+            return;
+    if (!d->ready)
+        notify_ready(daemon_status(d));
+    d->ready = true;
+}
+
 static void daemon_on_fatal(struct service *s)
 {
     struct daemon *d = s->owner;
@@ -95,6 +121,7 @@ static void daemon_shutdown(struct daemon *d, bool fast)
         return;
     log_info("%s shutdown: %zu clients connected", fast ? "fast" : "graceful", daemon_clients(d));
     d->stopping = true;
+    notify_stopping();
     for (int i = 0; i < d->nservices; i++)
         service_shutdown(&d->services[i], fast);
     if (fast && d->deadline_timer == 0)
@@ -181,7 +208,12 @@ static void daemon_signal(int signo, void *data)
         break;
     case SIGHUP:
         log_info("received SIGHUP");
+        /* systemd: a reload before start-up finished is no reload to it. */
+        if (d->ready)
+            notify_reloading();
         daemon_reload(d);
+        if (d->ready)
+            notify_ready(daemon_status(d));
         break;
     default:
         break;
@@ -194,6 +226,8 @@ static long daemon_janitor(struct reactor *r, long long id, void *data)
 
     for (int i = 0; i < d->nservices; i++)
         service_tick(&d->services[i]);
+    if (d->ready)
+        notify_status(daemon_status(d));
     return EXCHANGE_TICK_MS;
 }
 
@@ -265,6 +299,7 @@ int main(int argc, char **argv)
         daemon_config_free(d.config);
         return EXIT_CONFIG;
     }
+    activation_init();
     d.services = calloc((size_t)d.config->nservices, sizeof(*d.services));
     if (d.services == NULL) {
         fprintf(stderr, "proximux: out of memory\n");
@@ -283,8 +318,10 @@ int main(int argc, char **argv)
         d.services[i].owner = &d;
         d.services[i].on_idle = daemon_on_idle;
         d.services[i].on_fatal = daemon_on_fatal;
+        d.services[i].on_accepting = daemon_on_accepting;
         d.nservices++;
     }
+    activation_close_unused();
     raise_fd_limit();
     /* Buffers come and go with every burst of requests; glibc's default
      * trims the heap top as soon as 128 KiB are free, which cost one brk()
@@ -302,6 +339,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "proximux: cannot set up signals: %s\n", strerror(errno));
         goto out;
     }
+    notify_init(d.reactor);
     d.resolver = resolver_create(d.reactor);
     if (d.resolver == NULL) {
         fprintf(stderr, "proximux: cannot create the resolver: %s\n", strerror(errno));
@@ -324,6 +362,7 @@ int main(int argc, char **argv)
         status = 0;
     log_info("exiting");
 out:
+    notify_stopping();
     for (int i = 0; i < d.nservices; i++)
         service_close(&d.services[i]);
     free(d.services);

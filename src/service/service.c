@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "activation.h"
 #include "codec.h"
 #include "log.h"
 #include "service.h"
@@ -30,8 +31,12 @@ int service_open(struct service *s, const struct config *all, const struct servi
     memset(s, 0, sizeof(*s));
     s->config = cfg;
     for (int i = 0; i < cfg->nlisten; i++) {
-        if (listener_open(&s->listeners[i], &cfg->listen[i], cfg->ipv6_only, cfg->listen_mode,
-                          why, sizeof(why)) != PMX_OK) {
+        /* Socket activation: a socket inherited for this address is used as is. */
+        int fd = activation_take(&cfg->listen[i], cfg->name);
+        if (fd >= 0)
+            listener_adopt(&s->listeners[i], &cfg->listen[i], fd);
+        else if (listener_open(&s->listeners[i], &cfg->listen[i], cfg->ipv6_only, cfg->listen_mode,
+                               why, sizeof(why)) != PMX_OK) {
             service_listen_name(all, cfg, i, name, sizeof(name));
             snprintf(err, errlen, "%s: %s", name, why);
             for (int k = 0; k < i; k++)
@@ -60,6 +65,8 @@ static void service_on_ready(struct exchange *x)
                  s->listeners[i].spec, x->ops->name, x->codec->name);
     }
     s->accepting = true;
+    if (s->on_accepting)
+        s->on_accepting(s);
 }
 
 static void service_on_idle(struct exchange *x)
