@@ -21,5 +21,6 @@ Suite *health_suite(void);
 Suite *upstream_suite(void);
 Suite *sched_suite(void);
 Suite *session_suite(void);
+Suite *proxy_protocol_suite(void);
 
 #endif
