@@ -4,11 +4,13 @@
 #include <arpa/inet.h>
 #include <check.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <netinet/in.h>
 #include <string.h>
 #include <sys/un.h>
 
 #include "cidr.h"
+#include "config_check.h"
 #include "proxy_protocol.h"
 #include "suites.h"
 
@@ -121,7 +123,7 @@ static enum proxy_protocol_status decode_all(const void *data, size_t len, struc
     return proxy_protocol_decode(d, data, len, &used);
 }
 
-static void check_error(const void *data, size_t len)
+static void check_decode_error(const void *data, size_t len)
 {
     struct proxy_protocol_decoder d;
     ck_assert_msg(decode_all(data, len, &d) == PROXY_PROTOCOL_ERROR, "accepted: %.*s", (int)len, (const char *)data);
@@ -235,13 +237,13 @@ START_TEST(test_pp_v1_forged)
         "\r\n\r\n\r\n",                            /* not v2 either */
     };
     for (size_t i = 0; i < PMX_ARRAY_LEN(bad); i++)
-        check_error(bad[i], strlen(bad[i]));
+        check_decode_error(bad[i], strlen(bad[i]));
     /* The error comes as soon as the prefix is wrong, not at the CRLF. */
     struct proxy_protocol_decoder d;
     ck_assert_int_eq(decode_all("PROXX", 5, &d), PROXY_PROTOCOL_ERROR);
     ck_assert_int_eq(decode_all("X", 1, &d), PROXY_PROTOCOL_ERROR);
     /* A NUL inside the line. */
-    check_error("PROXY TCP4 1.2.3.4\0 5.6.7.8 1 2\r\n", 34);
+    check_decode_error("PROXY TCP4 1.2.3.4\0 5.6.7.8 1 2\r\n", 34);
     /* 107 bytes is the bound: a line without CRLF by then is refused. */
     char longline[200];
     memset(longline, 'x', sizeof(longline));
@@ -323,34 +325,34 @@ START_TEST(test_pp_v2_forged)
         unsigned char c[64];
         memcpy(c, h, n);
         c[i] ^= 0x40;
-        check_error(c, n);
+        check_decode_error(c, n);
     }
     v2_header(h, 0x11, 0x11, tcp4_addrs, 12, NULL, 0);                         /* version 1 */
-    check_error(h, 13);
+    check_decode_error(h, 13);
     n = v2_header(h, 0x31, 0x11, tcp4_addrs, 12, NULL, 0);                      /* version 3 */
-    check_error(h, n);
+    check_decode_error(h, n);
     n = v2_header(h, 0x22, 0x11, tcp4_addrs, 12, NULL, 0);                      /* command 2 */
-    check_error(h, n);
+    check_decode_error(h, n);
     n = v2_header(h, 0x21, 0x12, tcp4_addrs, 12, NULL, 0);                      /* UDP */
-    check_error(h, n);
+    check_decode_error(h, n);
     n = v2_header(h, 0x21, 0x41, tcp4_addrs, 12, NULL, 0);                      /* family 4 */
-    check_error(h, n);
+    check_decode_error(h, n);
     n = v2_header(h, 0x21, 0x11, tcp4_addrs, 11, NULL, 0);                      /* too short for TCP4 */
-    check_error(h, 16);
+    check_decode_error(h, 16);
     n = v2_header(h, 0x21, 0x21, tcp4_addrs, 12, NULL, 0);                      /* too short for TCP6 */
-    check_error(h, 16);
+    check_decode_error(h, 16);
     /* Longer than the bound: refused on the fixed part alone. */
     h[14] = (unsigned char)((PROXY_PROTOCOL_V2_MAX_LEN + 1) >> 8);
     h[15] = (unsigned char)(PROXY_PROTOCOL_V2_MAX_LEN + 1);
     h[13] = 0x11;
-    check_error(h, 16);
+    check_decode_error(h, 16);
     /* TLVs that overrun the length: a value, or a header cut short. */
     const unsigned char overrun[] = { 0x01, 0x00, 0x05, 'a', 'b' };
     n = v2_header(h, 0x21, 0x11, tcp4_addrs, 12, overrun, sizeof(overrun));
-    check_error(h, n);
+    check_decode_error(h, n);
     const unsigned char cut[] = { 0x04, 0x00, 0x00, 0x05, 0x00 };
     n = v2_header(h, 0x21, 0x11, tcp4_addrs, 12, cut, sizeof(cut));
-    check_error(h, n);
+    check_decode_error(h, n);
     /* Truncated: the decoder waits (the caller's timeout ends it). */
     n = v2_header(h, 0x21, 0x11, tcp4_addrs, 12, NULL, 0);
     check_truncated((const char *)h, n);
@@ -378,11 +380,11 @@ END_TEST
 static bool match(const char *range, const char *ip)
 {
     struct cidr c;
-    char err[128];
+    char why[128];
     struct sockaddr_in a4;
     struct sockaddr_in6 a6;
 
-    ck_assert_msg(cidr_parse(range, &c, err, sizeof(err)) == PMX_OK, "%s: %s", range, err);
+    ck_assert_msg(cidr_parse(range, &c, why, sizeof(why)) == PMX_OK, "%s: %s", range, why);
     if (strchr(ip, ':') == NULL) {
         a4 = v4(ip, 1);
         return cidr_match(&c, (struct sockaddr *)&a4, sizeof(a4));
@@ -394,7 +396,7 @@ static bool match(const char *range, const char *ip)
 START_TEST(test_cidr)
 {
     struct cidr c;
-    char err[128];
+    char why[128];
 
     ck_assert(match("127.0.0.0/8", "127.1.2.3"));
     ck_assert(!match("127.0.0.0/8", "128.0.0.1"));
@@ -418,7 +420,7 @@ START_TEST(test_cidr)
     ck_assert(match("::ffff:127.0.0.0/104", "127.0.0.5"));
     ck_assert(match("::ffff:127.0.0.0/104", "::ffff:127.0.0.5"));
     ck_assert(!match("::ffff:127.0.0.0/104", "10.0.0.1"));
-    ck_assert_int_eq(cidr_parse("::ffff:10.0.0.0/104", &c, err, sizeof(err)), PMX_OK);
+    ck_assert_int_eq(cidr_parse("::ffff:10.0.0.0/104", &c, why, sizeof(why)), PMX_OK);
     ck_assert_int_eq(c.family, AF_INET);
     ck_assert_int_eq(c.prefix, 8);
     ck_assert_str_eq(c.spec, "::ffff:10.0.0.0/104");
@@ -429,14 +431,61 @@ START_TEST(test_cidr)
         "0123:4567:89ab:cdef:0123:4567:89ab:cdef:0123:4567:89ab/128",
     };
     for (size_t i = 0; i < PMX_ARRAY_LEN(bad); i++)
-        ck_assert_msg(cidr_parse(bad[i], &c, err, sizeof(err)) == PMX_ERR, "accepted %s", bad[i]);
-    ck_assert_int_eq(cidr_parse("10.0.0.0/33", &c, err, sizeof(err)), PMX_ERR);
-    ck_assert_str_eq(err, "prefix 33 is not 0-32");
+        ck_assert_msg(cidr_parse(bad[i], &c, why, sizeof(why)) == PMX_ERR, "accepted %s", bad[i]);
+    ck_assert_int_eq(cidr_parse("10.0.0.0/33", &c, why, sizeof(why)), PMX_ERR);
+    ck_assert_str_eq(why, "prefix 33 is not 0-32");
     /* A unix address never matches. */
     struct sockaddr_un u = { .sun_family = AF_UNIX };
-    ck_assert_int_eq(cidr_parse("0.0.0.0/0", &c, err, sizeof(err)), PMX_OK);
+    ck_assert_int_eq(cidr_parse("0.0.0.0/0", &c, why, sizeof(why)), PMX_OK);
     ck_assert(!cidr_match(&c, (struct sockaddr *)&u, sizeof(u)));
     ck_assert(!cidr_match_any(&c, 1, NULL, 0));
+}
+END_TEST
+
+#define PP_BASE "local: { port: 7001 }\npool: { connections: 2 }\ntargets: [{ host: 127.0.0.1, port: 6379 }]\n"
+
+START_TEST(test_pp_config)
+{
+    ck_assert_int_eq(load(PP_BASE "exchange: { mode: proxy }\nsend_proxy: v1\naccept_proxy: yes\n"
+                          "accept_proxy_from: [10.0.0.0/8, \"::1\", 192.168.1.7]\n", NULL), PMX_OK);
+    const struct service_config *sc = &cfg->services[0];
+    ck_assert_int_eq(sc->send_proxy, PROXY_PROTOCOL_V1);
+    ck_assert(sc->accept_proxy);
+    ck_assert_int_eq(sc->naccept_proxy_from, 3);
+    ck_assert_str_eq(sc->accept_proxy_from[1].spec, "::1");
+    ck_assert_int_eq(sc->accept_proxy_from[2].prefix, 32);
+    char *dump = dump_to_string(cfg);
+    ck_assert_ptr_nonnull(strstr(dump, "send_proxy: v1\n"));
+    ck_assert_ptr_nonnull(strstr(dump, "accept_proxy_from: [\"10.0.0.0/8\", \"::1\", \"192.168.1.7\"]\n"));
+    free(dump);
+    /* Defaults: off. The environment sets send_proxy too. */
+    ck_assert_int_eq(load(PP_BASE, NULL), PMX_OK);
+    ck_assert_int_eq(cfg->services[0].send_proxy, PROXY_PROTOCOL_OFF);
+    ck_assert(!cfg->services[0].accept_proxy);
+    ck_assert_int_eq(load(PP_BASE "exchange: { mode: proxy }\n", ENV("SEND_PROXY=v2")), PMX_OK);
+    ck_assert_int_eq(cfg->services[0].send_proxy, PROXY_PROTOCOL_V2);
+    /* accept_proxy_from alone (accept_proxy off) is kept and harmless. */
+    ck_assert_int_eq(load(PP_BASE "accept_proxy_from: [127.0.0.0/8]\n", NULL), PMX_OK);
+}
+END_TEST
+
+START_TEST(test_pp_config_errors)
+{
+    check_error(load(PP_BASE "exchange: { mode: proxy }\naccept_proxy: true\n", NULL),
+                "accept_proxy (@FILE@ line 5): true needs accept_proxy_from (the address ranges of the balancers "
+                "allowed to send a PROXY header, e.g. [10.0.0.0/8])", 0);
+    check_error(load(PP_BASE "accept_proxy: true\naccept_proxy_from: []\n", NULL),
+                "accept_proxy (@FILE@ line 4): true needs accept_proxy_from", 1);
+    check_error(load(PP_BASE "exchange: { mode: funnel }\nsend_proxy: v2\n", NULL),
+                "send_proxy (@FILE@ line 5): \"v2\" needs exchange.mode proxy (the mode is funnel: upstream "
+                "connections are shared by clients)", 0);
+    check_error(load(PP_BASE "send_proxy: v3\n", NULL),
+                "send_proxy (@FILE@ line 4): \"v3\" is not a PROXY protocol version (off, v1, v2)", 0);
+    check_error(load(PP_BASE "accept_proxy: true\naccept_proxy_from: [10.0.0.1/8]\n", NULL),
+                "accept_proxy_from[1] (@FILE@ line 5): \"10.0.0.1/8\" is not an address range: host bits set "
+                "beyond /8 (ADDRESS/PREFIX or ADDRESS, IPv4 or IPv6)", 0);
+    check_error(load(PP_BASE "accept_proxy: true\naccept_proxy_from: [localhost]\n", NULL),
+                "accept_proxy_from[1] (@FILE@ line 5): \"localhost\" is not an address range", 1);
 }
 END_TEST
 
@@ -454,5 +503,12 @@ Suite *proxy_protocol_suite(void)
     tcase_add_test(tc, test_pp_after_end);
     tcase_add_test(tc, test_cidr);
     suite_add_tcase(s, tc);
+
+    TCase *cf = tcase_create("config");
+    tcase_add_unchecked_fixture(cf, dir_setup, dir_teardown);
+    tcase_add_checked_fixture(cf, cfg_setup, cfg_teardown);
+    tcase_add_test(cf, test_pp_config);
+    tcase_add_test(cf, test_pp_config_errors);
+    suite_add_tcase(s, cf);
     return s;
 }
