@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 #include "balancer.h"
+#include "cidr.h"
 #include "net.h"
 #include "pmx.h"
 
@@ -37,6 +38,7 @@ enum exchange_mode {
 #define CONFIG_MAX_AUTH_USERS 64    /* session.auth.users per service */
 #define CONFIG_PROBE_MAX 256        /* health.send / health.expect bytes */
 #define CONFIG_ERR_MAX 512
+#define CONFIG_MAX_PROXY_FROM 64    /* accept_proxy_from ranges per service */
 
 /* One item of session.auth.users: a client may AUTH user password. */
 struct auth_user_config {
@@ -134,6 +136,12 @@ struct service_config {
     char auth_password[CONFIG_SECRET_MAX];  /* session.auth.password: "" none */
     int nauth_users;
     struct auth_user_config auth_users[CONFIG_MAX_AUTH_USERS];  /* session.auth.users */
+
+    /* PROXY protocol (SPEC §12) */
+    int send_proxy;                 /* send_proxy: enum proxy_protocol_version, 0 off (proxy mode only) */
+    bool accept_proxy;              /* accept_proxy: read a header from clients in accept_proxy_from */
+    int naccept_proxy_from;
+    struct cidr accept_proxy_from[CONFIG_MAX_PROXY_FROM];   /* accept_proxy_from: required with accept_proxy */
 
     int ntargets;
     struct target_config *targets;  /* ntargets entries, owned */

@@ -61,6 +61,11 @@ struct exchange {
     void (*on_out_of_fds)(struct exchange *x);
     void *owner;
     void *priv;                 /* the mode's state */
+    /* Set by the listener only while it calls ops->accept for a client
+     * whose PROXY header (accept_proxy) named the address it connected to:
+     * send_proxy passes that on. NULL: the socket's own. */
+    const struct sockaddr *accept_local;
+    socklen_t accept_local_len;
 };
 
 extern const struct exchange_ops exchange_proxy;

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include "pmx.h"
+#include "proxy_accept.h"
 
 struct listen_config;
 struct exchange;
@@ -21,6 +22,7 @@ struct listener {
     long long retry_timer;      /* set while paused after EMFILE */
     bool full;                  /* paused: max_connections clients connected */
     long long wait_timer;       /* set while clients may be waiting in the backlog */
+    struct proxy_accept_set proxy_pending;  /* accept_proxy: clients sending their header */
 };
 
 /* Binds and listens on address lc: TCP (IPV6_V6ONLY as ipv6_only says) or a

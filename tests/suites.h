@@ -23,5 +23,6 @@ Suite *sched_suite(void);
 Suite *session_suite(void);
 Suite *notify_suite(void);
 Suite *activation_suite(void);
+Suite *proxy_protocol_suite(void);
 
 #endif

@@ -25,6 +25,7 @@ int main(void)
     srunner_add_suite(sr, session_suite());
     srunner_add_suite(sr, notify_suite());
     srunner_add_suite(sr, activation_suite());
+    srunner_add_suite(sr, proxy_protocol_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);

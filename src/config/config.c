@@ -468,6 +468,24 @@ static int setting_parse(const struct setting *s, char *base, const char *value,
     }
     case T_LISTEN:
         return parse_listen(value, field, name, q, err, errlen);
+    case T_SEND_PROXY:
+        if (strcmp(value, "off") == 0)
+            *(int *)field = 0;
+        else if (strcmp(value, "v1") == 0)
+            *(int *)field = 1;
+        else if (strcmp(value, "v2") == 0)
+            *(int *)field = 2;
+        else
+            goto not_a;
+        return PMX_OK;
+    case T_CIDR: {
+        char why[128];
+        if (cidr_parse(value, field, why, sizeof why) != PMX_OK) {
+            snprintf(err, errlen, "%s: %s is not an address range: %s (%s)", name, q, why, allowed);
+            return PMX_ERR;
+        }
+        return PMX_OK;
+    }
     case T_LIST:
         break;
     }
@@ -973,6 +991,21 @@ static int finish_relations(struct load *l, struct inst *svc, char *err, size_t 
         return PMX_ERR;
     }
     sc->effective_mode = derive_mode(sc);
+    /* PROXY protocol: a header goes first on an upstream connection of one
+     * client, which only proxy mode has; one is read only from the
+     * balancers listed (any client could forge its address otherwise). */
+    if (sc->send_proxy != 0 && sc->effective_mode != MODE_PROXY) {
+        name_of(l, svc, svc_setting("send_proxy"), 0, true, name, sizeof name);
+        snprintf(err, errlen, "%s: \"v%d\" needs exchange.mode proxy (the mode is %s: upstream connections "
+                 "are shared by clients)", name, sc->send_proxy, config_mode_name(sc->effective_mode));
+        return PMX_ERR;
+    }
+    if (sc->accept_proxy && sc->naccept_proxy_from == 0) {
+        name_of(l, svc, svc_setting("accept_proxy"), 0, true, name, sizeof name);
+        snprintf(err, errlen, "%s: true needs accept_proxy_from (the address ranges of the balancers "
+                 "allowed to send a PROXY header, e.g. [10.0.0.0/8])", name);
+        return PMX_ERR;
+    }
     return PMX_OK;
 }
 
@@ -1222,6 +1255,11 @@ static bool field_equal(const struct setting *s, const char *a, const char *b)
                 const struct net_listen_spec *wb = &((const struct listen_config *)(const void *)ib)->where;
                 if (wa->unix_socket != wb->unix_socket || strcmp(wa->host, wb->host) != 0 ||
                     wa->port != wb->port || strcmp(wa->path, wb->path) != 0)
+                    return false;
+                continue;
+            }
+            if (ld->item != NULL && ld->item->type == T_CIDR) {
+                if (strcmp(((const struct cidr *)(const void *)ia)->spec, ((const struct cidr *)(const void *)ib)->spec) != 0)
                     return false;
                 continue;
             }

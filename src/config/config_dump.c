@@ -123,6 +123,8 @@ static void dump_value(const struct setting *s, const char *base, FILE *out)
     case T_UNIX: dump_string((const char *)field, out); return;
     case T_BYTES: dump_bytes((const char *)field, *(const size_t *)(const void *)(base + s->aux), out); return;
     case T_LISTEN: dump_string(((const struct listen_config *)field)->spec, out); return;
+    case T_SEND_PROXY: fputs(*(const int *)field == 2 ? "v2" : *(const int *)field == 1 ? "v1" : "off", out); return;
+    case T_CIDR: dump_string(((const struct cidr *)field)->spec, out); return;
     case T_LIST: return;
     }
 }
@@ -217,7 +219,7 @@ static void dump_service(const struct service_config *sv, int indent, bool item,
 
     for (size_t i = 0; i < config_service_scope.n; i++) {
         const struct setting *s = &config_service_scope.settings[i];
-        bool listen = s->type == T_LIST && s->list->item != NULL;
+        bool listen = s->type == T_LIST && s->list->item != NULL && s->list->item->type == T_LISTEN;
         if ((!item && (s->flags & S_ITEM_ONLY)) || (listen && local_form) ||
             ((s->flags & S_ALIAS) && !local_form))
             continue;
@@ -257,6 +259,16 @@ static void dump_service(const struct service_config *sv, int indent, bool item,
             for (int k = 0; k < sv->nlisten; k++) {
                 fputs(k > 0 ? ", " : "", out);
                 dump_string(sv->listen[k].spec, out);
+            }
+            fputs("]\n", out);
+        } else if (s->type == T_LIST && s->list->item != NULL) {
+            /* A list of scalars (accept_proxy_from), in flow style. */
+            const struct list_def *ld = s->list;
+            int n = *(const int *)(const void *)((const char *)sv + ld->count_offset);
+            fprintf(out, "%s: [", key);
+            for (int k = 0; k < n; k++) {
+                fputs(k > 0 ? ", " : "", out);
+                dump_value(ld->item, (const char *)sv + ld->array_offset + (size_t)k * ld->item_size, out);
             }
             fputs("]\n", out);
         } else if (s->type == T_LIST && s->list->items != &config_target_scope) {

@@ -31,6 +31,22 @@ static const struct list_def listen_list = {
     .plural = "listen addresses",
 };
 
+/* One range of accept_proxy_from. */
+static const struct setting cidr_item = {
+    "", NULL, "", T_CIDR, 0, sizeof(struct cidr), NULL, 0, 0, "", 0, 0, NULL,
+};
+
+static const struct list_def proxy_from_list = {
+    .item = &cidr_item,
+    .count_offset = offsetof(struct service_config, naccept_proxy_from),
+    .array_offset = offsetof(struct service_config, accept_proxy_from),
+    .pointer = false,
+    .item_size = sizeof(struct cidr),
+    .max = CONFIG_MAX_PROXY_FROM,
+    .noun = "address range",
+    .plural = "address ranges",
+};
+
 static const struct list_def targets_list = {
     .items = &config_target_scope,
     .count_offset = offsetof(struct service_config, ntargets),
@@ -132,6 +148,9 @@ static const struct setting service_settings[] = {
     { "session.dedicated_max",     "SESSION_DEDICATED_MAX", "",     T_LONG,    SF(dedicated_max),      "64",          0,     100000,        "",      S_INHERIT | S_RELOAD, 0, NULL },
     { "session.auth.password",     "SESSION_AUTH_PASSWORD", "",     T_LABEL,   SF(auth_password),      "",            0,     CONFIG_SECRET_MAX - 1, "", S_OMIT_EMPTY | S_RELOAD, 0, NULL },
     { "session.auth.users",        NULL, "",                        T_LIST,    LF(service_config, auth_users), NULL,      0,     0,             "",      S_RELOAD, 0, &auth_users_list },
+    { "send_proxy",                "SEND_PROXY", "",                T_SEND_PROXY, SF(send_proxy),      "off",         0,     0,             "",      S_RELOAD, 0, NULL },
+    { "accept_proxy",              NULL, "",                        T_BOOL,    SF(accept_proxy),       "false",       0,     0,             "",      S_RELOAD, 0, NULL },
+    { "accept_proxy_from",         NULL, "",                        T_LIST,    LF(service_config, accept_proxy_from), NULL, 0, 0,           "",      S_RELOAD, 0, &proxy_from_list },
     { "targets",                   NULL, "",                        T_LIST,    LF(service_config, targets), NULL,         0,     0,             "",      S_RELOAD, 0, &targets_list },
 };
 
@@ -238,6 +257,8 @@ const char *config_schema_noun(const struct setting *s)
     case T_UNIX: return "a unix socket path";
     case T_LISTEN: return "a listen address";
     case T_LIST: return "a list";
+    case T_SEND_PROXY: return "a PROXY protocol version";
+    case T_CIDR: return "an address range";
     }
     return "a value";
 }
@@ -280,6 +301,12 @@ void config_schema_allowed(const struct setting *s, bool yaml, char *out, size_t
         return;
     case T_UNIX:
         snprintf(out, n, "1-%zu bytes, no control characters", s->size - 1);
+        return;
+    case T_SEND_PROXY:
+        snprintf(out, n, "off, v1, v2");
+        return;
+    case T_CIDR:
+        snprintf(out, n, "ADDRESS/PREFIX or ADDRESS, IPv4 or IPv6");
         return;
     case T_HOST:
     case T_PATH:

@@ -24,6 +24,8 @@ enum setting_type {
     T_UNIX,     /* char[] field: a unix socket path */
     T_LISTEN,   /* struct listen_config: "HOST:PORT", "[IPV6]:PORT" or "unix:/path" */
     T_LIST,     /* a list: see struct list_def */
+    T_SEND_PROXY,   /* int field: PROXY protocol version, "off", "v1" or "v2" (0, 1, 2) */
+    T_CIDR,     /* struct cidr: "ADDR/PREFIX" or "ADDR" */
 };
 
 #define S_REQUIRED   0x001u  /* must be set (for a list item: in each item) */

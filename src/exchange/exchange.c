@@ -13,6 +13,8 @@ void exchange_init(struct exchange *x, struct reactor *r, const struct service_c
     x->shutting_down = false;
     x->ready = false;
     x->priv = NULL;
+    x->accept_local = NULL;
+    x->accept_local_len = 0;
     switch (c->effective_mode) {
     case MODE_FIFO:
         x->ops = &exchange_fifo;

@@ -13,6 +13,7 @@
 #include "exchange.h"
 #include "list.h"
 #include "log.h"
+#include "proxy_protocol.h"
 #include "reactor.h"
 #include "upstream.h"
 
@@ -60,6 +61,32 @@ struct session {
     struct list_node link;          /* in proxy.sessions */
     struct list_node wait_link;     /* in proxy.waiting */
 };
+
+/* send_proxy: queues the PROXY header for client s first in the upstream
+ * output (sent once connected, before any byte of the client's). The
+ * destination is the address the client connected to (or the one its own
+ * PROXY header named). Returns PMX_ERR when out of memory. */
+static int session_queue_proxy_header(struct session *s, struct exchange *x, int fd)
+{
+    struct sockaddr_storage local;
+    socklen_t local_len = sizeof(local);
+    const struct sockaddr *dst = x->accept_local;
+    char hdr[PROXY_PROTOCOL_ENCODE_MAX];
+
+    if (x->config->send_proxy == PROXY_PROTOCOL_OFF)
+        return PMX_OK;
+    if (dst != NULL) {
+        local_len = x->accept_local_len;
+    } else if (getsockname(fd, (struct sockaddr *)&local, &local_len) == 0) {
+        dst = (const struct sockaddr *)&local;
+    } else {
+        local_len = 0;
+    }
+    size_t n = proxy_protocol_encode((enum proxy_protocol_version)x->config->send_proxy,
+                                     (const struct sockaddr *)&s->addr, s->addr_len, dst, local_len,
+                                     hdr, sizeof(hdr));
+    return buf_append(&upstream_conn_socket(&s->up)->out, hdr, n);
+}
 
 /* A pre-connected upstream connection (warmup) and what the target sent
  * on it before a client took it. */
@@ -495,6 +522,10 @@ static void proxy_accept(struct exchange *x, int fd, const char *peer, const str
     list_add_tail(&px->sessions, &s->link);
     exchange_client_added(x);
     log_info("accept #%llu client %s", (unsigned long long)s->id, s->peer);
+    if (session_queue_proxy_header(s, x, fd) != PMX_OK) {
+        session_close(s, "out of memory for the PROXY header");
+        return;
+    }
 
     if (c->max_active >= 0 && px->active >= c->max_active) {
         if (c->max_queued >= 0 && px->nwaiting >= (size_t)c->max_queued) {
@@ -514,7 +545,12 @@ static void proxy_accept(struct exchange *x, int fd, const char *peer, const str
     if (spare != NULL) {
         s->active = true;
         px->active++;
+        /* A spare connected before its client was known: nothing was sent
+         * on it, so a PROXY header queued above still goes first. */
+        struct buf header = s->upstream->out;
+        buf_init(&s->upstream->out);
         upstream_conn_move(&spare->up, &s->up);
+        s->upstream->out = header;
         upstream_conn_ok(&s->up);
         buf_free(&s->client.out);
         s->client.out = spare->early;
@@ -522,6 +558,7 @@ static void proxy_accept(struct exchange *x, int fd, const char *peer, const str
         log_debug("#%llu client %s: took warm connection to %s with %zu early bytes",
                   (unsigned long long)s->id, s->peer, s->up.peer, buf_len(&s->client.out));
         proxy_spare_open(spare);
+        session_flush(s, s->upstream);
         session_flush(s, &s->client);
     } else if (session_connect(s) != PMX_OK) {
         return;

@@ -26,6 +26,7 @@ int listener_open(struct listener *l, const struct listen_config *lc, bool ipv6_
                   char *err, size_t errlen)
 {
     memset(l, 0, sizeof(*l));
+    proxy_accept_init(&l->proxy_pending);
     l->spec = lc->spec;
     if (lc->where.unix_socket) {
         l->fd = net_listen_unix(lc->where.path, (mode_t)unix_mode, LISTENER_BACKLOG, err, errlen);
@@ -197,6 +198,12 @@ static void listener_accept(struct reactor *r, int fd, void *data, int mask)
             close(cfd);
             continue;
         }
+        /* accept_proxy: a trusted balancer's client is served once its
+         * PROXY header has told who it is. */
+        if (proxy_accept_wanted(x->config, (const struct sockaddr *)&addr, len)) {
+            proxy_accept_start(l, cfd, (const struct sockaddr *)&addr, len);
+            continue;
+        }
         x->ops->accept(x, cfd, peer, (const struct sockaddr *)&addr, len);
     }
 }
@@ -215,6 +222,7 @@ void listener_close(struct listener *l)
     l->retry_timer = 0;
     listener_backlog_empty(l);
     l->full = false;
+    proxy_accept_close_all(l);
     if (l->fd >= 0) {
         if (l->reactor)
             reactor_del(l->reactor, l->fd, REACTOR_READABLE);

@@ -575,7 +575,8 @@ class MariaDB:
 
     USER, PASSWORD, DB = "pmx", "secret", "pmxtest"
 
-    def __init__(self):
+    def __init__(self, extra_args=()):
+        self.extra_args = list(extra_args)     # more mariadbd options ("--proxy-protocol-networks=...")
         self.dir = make_tmpdir("maria")
         self.port = free_port()
         self.sock = os.path.join(self.dir, "sock")
@@ -603,7 +604,7 @@ class MariaDB:
                            "--log-error=" + self.err_log, "--skip-log-bin",
                            "--innodb-buffer-pool-size=16M", "--innodb-log-file-size=8M",
                            "--innodb-doublewrite=0", "--innodb-flush-log-at-trx-commit=0",
-                           "--max-connections=200"],
+                           "--max-connections=200"] + self.extra_args,
                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                           stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30
