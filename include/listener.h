@@ -21,6 +21,7 @@ struct listener {
     long long retry_timer;      /* set while paused after EMFILE */
     bool full;                  /* paused: max_connections clients connected */
     long long wait_timer;       /* set while clients may be waiting in the backlog */
+    bool inherited;             /* listener_adopt(): the socket came from elsewhere */
 };
 
 /* Binds and listens on address lc: TCP (IPV6_V6ONLY as ipv6_only says) or a
@@ -28,6 +29,15 @@ struct listener {
  * PMX_ERR with the reason in err. */
 int listener_open(struct listener *l, const struct listen_config *lc, bool ipv6_only, long unix_mode,
                   char *err, size_t errlen) PMX_WUR;
+
+/* Takes fd, a listening socket bound to lc already (handed over by another
+ * service object on reload, or by the old process on a binary upgrade):
+ * the listener owns it from now on as if listener_open() had bound it. */
+void listener_adopt(struct listener *l, const struct listen_config *lc, int fd);
+
+/* Its socket lives on elsewhere (a new service object or a new process
+ * took it): listener_close() must not remove the unix socket's file. */
+void listener_disown(struct listener *l);
 
 /* Starts accepting clients for x. */
 int listener_start(struct listener *l, struct reactor *r, struct exchange *x) PMX_WUR;

@@ -38,6 +38,21 @@ int listener_open(struct listener *l, const struct listen_config *lc, bool ipv6_
     return l->fd >= 0 ? PMX_OK : PMX_ERR;
 }
 
+void listener_adopt(struct listener *l, const struct listen_config *lc, int fd)
+{
+    memset(l, 0, sizeof(*l));
+    l->spec = lc->spec;
+    l->fd = fd;
+    l->inherited = true;
+    if (lc->where.unix_socket)
+        snprintf(l->unix_path, sizeof(l->unix_path), "%s", lc->where.path);
+}
+
+void listener_disown(struct listener *l)
+{
+    l->unix_path[0] = '\0';
+}
+
 static void listener_accept(struct reactor *r, int fd, void *data, int mask);
 
 /* Watches the listener again unless something keeps it paused. */
