@@ -30,6 +30,7 @@
 #include "resolver.h"
 #include "service.h"
 #include "signals.h"
+#include "upgrade.h"
 
 extern char **environ;
 
@@ -172,6 +173,7 @@ static void daemon_on_accepting(struct service *s)
             return;
     d->ready = true;
     log_info("every service is accepting clients");
+    upgrade_ready();
 }
 
 /* A service object for cfg, which lives in dc; listeners bound or taken
@@ -503,6 +505,51 @@ int daemon_reload_fn(void *data, char *msg, size_t len)
     return daemon_reload(data, msg, len);
 }
 
+/* ---- binary upgrade ---- */
+
+/* The new process is ready: its listening sockets are the same as ours,
+ * so closing ours must not remove a unix socket's file. */
+static void daemon_upgraded(void *data)
+{
+    struct daemon *d = data;
+
+    for (int i = 0; i < d->nservices; i++)
+        for (int k = 0; k < d->services[i]->service.nlisteners; k++)
+            listener_disown(&d->services[i]->service.listeners[k]);
+    daemon_shutdown(d, false);
+}
+
+/* SIGUSR2: hand every listening socket to a new process of the binary. */
+static void daemon_upgrade(struct daemon *d)
+{
+    struct upgrade_listener *ls = calloc((size_t)PMX_MAX(d->nservices, 1) * CONFIG_MAX_LISTEN, sizeof(*ls));
+    char err[256];
+    int n = 0;
+
+    if (d->stopping) {
+        log_error("upgrade refused: shutting down");
+        free(ls);
+        return;
+    }
+    if (ls == NULL) {
+        log_error("upgrade refused: out of memory; this process keeps serving");
+        return;
+    }
+    for (int i = 0; i < d->nservices; i++) {
+        struct service *s = &d->services[i]->service;
+        for (int k = 0; k < s->nlisteners; k++) {
+            if (s->listeners[k].fd < 0)
+                continue;
+            ls[n].fd = s->listeners[k].fd;
+            ls[n].spec = s->config->listen[k].spec;
+            n++;
+        }
+    }
+    if (upgrade_start(d->reactor, d->argv, ls, n, daemon_upgraded, d, err, sizeof(err)) != PMX_OK)
+        log_error("upgrade refused: %s; this process keeps serving", err);
+    free(ls);
+}
+
 static void daemon_signal(int signo, void *data)
 {
     struct daemon *d = data;
@@ -522,6 +569,10 @@ static void daemon_signal(int signo, void *data)
         log_info("received SIGHUP");
         (void)daemon_reload(d, msg, sizeof(msg));
         break;
+    case SIGUSR2:
+        log_info("received SIGUSR2");
+        daemon_upgrade(d);
+        break;
     default:
         break;
     }
@@ -535,6 +586,7 @@ static long daemon_janitor(struct reactor *r, long long id, void *data)
         service_tick(&d->services[i]->service);
     for (struct daemon_svc *v = d->retired; v; v = v->next)
         service_tick(&v->service);
+    upgrade_tick();
     return EXCHANGE_TICK_MS;
 }
 
@@ -563,14 +615,19 @@ struct daemon *daemon_create(struct config *c, char **argv, char *err, size_t er
         daemon_destroy(d);
         return NULL;
     }
+    /* Started by a binary upgrade: the old process's sockets are taken
+     * rather than bound again. */
+    upgrade_init();
     for (int i = 0; i < dc->c.nservices; i++) {
-        d->services[i] = svc_create(d, dc, &dc->c.services[i], NULL, NULL, err, errlen);
+        d->services[i] = svc_create(d, dc, &dc->c.services[i], upgrade_inherit, NULL, err, errlen);
         if (d->services[i] == NULL) {
+            upgrade_inherit_done();
             daemon_destroy(d);
             return NULL;
         }
         d->nservices++;
     }
+    upgrade_inherit_done();
     return d;
 }
 
@@ -619,6 +676,7 @@ void daemon_destroy(struct daemon *d)
     if (d->resolver)
         resolver_destroy(d->resolver);
     if (d->reactor) {
+        upgrade_close(d->reactor);
         signals_close(d->reactor);
         reactor_destroy(d->reactor);
     }
