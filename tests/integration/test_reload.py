@@ -7,15 +7,18 @@ running configuration still serving, and 50 reloads under load with zero
 client errors (redis-benchmark through fifo, the mariadb client through
 proxy mode)."""
 
+import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 
-from harness import (MariaDB, ProximuxTestCase, RedisServer, Resp, RespError, TIME_FACTOR, connect,
-                     free_port)
+from harness import (MariaDB, ProximuxTestCase, RedisServer, Resp, RespError, TIME_FACTOR, _listening_inodes,
+                     connect, free_port)
 
 RELOADED = re.compile(r"reloaded configuration")
 
@@ -28,9 +31,20 @@ def reload_and_wait(pmx, timeout=5.0):
     return pmx.wait_log(r"(reloaded configuration|reload refused).*$", timeout * TIME_FACTOR, mark).group(0)
 
 
+class UnixResp(Resp):
+    """Resp over a unix socket."""
+
+    def __init__(self, path, timeout=10.0):   # pylint: disable=super-init-not-called
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        self.sock.connect(path)
+        self.buf = b""
+
+
 def ping(port):
-    """One connect, one PING, one close: the connect-per-request client."""
-    with Resp(port, timeout=10) as r:
+    """One connect, one PING, one close: the connect-per-request client
+    (port: a TCP port, or a unix socket's path)."""
+    with (UnixResp(port) if isinstance(port, str) else Resp(port, timeout=10)) as r:
         got = r.command("PING")
         if got != "PONG":
             raise AssertionError("PING answered %r" % (got,))
@@ -161,6 +175,41 @@ class ReloadRedisTest(ProximuxTestCase):
             mark = len(pmx.log())
         pmx.wait_log(r"service b: the retired service's last client has left; closed", start=mark)
         ping(pa)
+        self.assert_proximux_ok(pmx)
+
+    def test_rename_hands_the_listeners_over(self):
+        """Service a (a TCP port and a unix socket) renamed b while two
+        threads connect once per PING on each: zero errors, the same
+        listening socket before and after (never closed and reopened), the
+        unix socket's file still there."""
+        port, d = free_port(), tempfile.mkdtemp(prefix="pmx-it-rl-")
+        self.addCleanup(shutil.rmtree, d, True)
+        sock = os.path.join(d, "kv.sock")
+
+        def svc(name):
+            return self.service(name, port).replace('listen: ["127.0.0.1:%d"]' % port,
+                                                    'listen: ["127.0.0.1:%d", "unix:%s"]' % (port, sock))
+        pmx = self.start_proximux(yaml=self.yaml(svc("a")), port=port)
+        self.assertIn('"unix:', self.yaml(svc("a")))
+        before = _listening_inodes(port)
+        pingers = [Pinger(port), Pinger(sock)]
+        try:
+            for i in range(10):
+                pmx.write_yaml(self.yaml(svc("b" if i % 2 == 0 else "a")))
+                line = reload_and_wait(pmx)
+                self.assertRegex(line, r"removed [ab], added [ab]")
+                time.sleep(0.05)
+        finally:
+            for p in pingers:
+                p.stop()
+        print("FIGURES rename x10: connect-per-request TCP %d ok %d errors, unix %d ok %d errors"
+              % (pingers[0].ok, pingers[0].errors, pingers[1].ok, pingers[1].errors))
+        for p in pingers:
+            self.assertEqual(p.errors, 0, "errors, last: %r" % (p.last_error,))
+            self.assertGreater(p.ok, 0)
+        self.assertEqual(_listening_inodes(port), before, "the listening socket was closed and reopened")
+        self.assertTrue(os.path.exists(sock))
+        ping(sock)
         self.assert_proximux_ok(pmx)
 
     def test_codec_and_mode_change(self):

@@ -121,7 +121,7 @@ class UpgradeTest(ProximuxTestCase):
         stop_pid(third)
         self.assertNotRegex(pmx.log(), r"AddressSanitizer|runtime error:")
 
-    def failed_upgrade(self, break_binary, why):
+    def failed_upgrade(self, break_binary, why, timeout=10):
         port, d = free_port(), self.tmpdir()
         exe = os.path.join(d, "proximux")
         shutil.copy(BIN, exe)
@@ -138,8 +138,7 @@ class UpgradeTest(ProximuxTestCase):
         try:
             mark = len(pmx.log())
             pmx.send_signal(signal.SIGUSR2)
-            pmx.wait_log(r"upgrade: new process \d+ closed the readiness pipe before it was ready: %s; "
-                         r"this process keeps serving" % why, 10 * TIME_FACTOR, mark)
+            pmx.wait_log(r"upgrade: new process \d+ %s" % why, timeout * TIME_FACTOR, mark)
             time.sleep(0.3)
         finally:
             pinger.stop()
@@ -154,7 +153,20 @@ class UpgradeTest(ProximuxTestCase):
             with open(exe, "w") as f:
                 f.write("#!/bin/sh\nexit 1\n")
             os.chmod(exe, 0o755)
-        self.failed_upgrade(replace_with_script, "exited with status 1")
+        self.failed_upgrade(replace_with_script, "closed the readiness pipe before it was ready: exited with status 1; "
+                            "this process keeps serving")
 
     def test_failed_upgrade_binary_deleted(self):
-        self.failed_upgrade(os.unlink, "exited with status 127")
+        self.failed_upgrade(os.unlink, "closed the readiness pipe before it was ready: exited with status 127; "
+                            "this process keeps serving")
+
+    def test_failed_upgrade_never_ready(self):
+        """A binary that starts but never says it is ready: after 10 s the
+        old process stops it and keeps serving."""
+        def replace_with_sleeper(exe):
+            os.unlink(exe)
+            with open(exe, "w") as f:
+                f.write("#!/bin/sh\nexec sleep 60\n")
+            os.chmod(exe, 0o755)
+        self.failed_upgrade(replace_with_sleeper, "was not ready within 10000 ms; stopping it, this process "
+                            "keeps serving", timeout=15)
