@@ -420,8 +420,14 @@ int daemon_reload(struct daemon *d, char *msg, size_t len)
             bool handed = false;
             for (int j = 0; j < pool.nolds && !handed; j++) {
                 const struct service_config *oc = pool.olds[j]->service.config;
-                for (int m = 0; m < oc->nlisten && !handed; m++)
+                for (int m = 0; m < oc->nlisten && !handed; m++) {
                     handed = listen_same(&oc->listen[m], &sc->listen[k]);
+                    /* A name left unresolved: the socket's address. */
+                    if (handed && sc->listen[k].addr_len == 0) {
+                        sc->listen[k].addr = oc->listen[m].addr;
+                        sc->listen[k].addr_len = oc->listen[m].addr_len;
+                    }
+                }
             }
             if (!handed && reload_resolve_listen(&sc->listen[k], err, sizeof(err)) != PMX_OK) {
                 snprintf(msg, len, "reload refused: service %s: %s", sc->name, err);
