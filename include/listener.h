@@ -23,6 +23,7 @@ struct listener {
     bool full;                  /* paused: max_connections clients connected */
     long long wait_timer;       /* set while clients may be waiting in the backlog */
     struct proxy_accept_set proxy_pending;  /* accept_proxy: clients sending their header */
+    bool inherited;             /* listener_adopt(): the socket came from elsewhere */
 };
 
 /* Binds and listens on address lc: TCP (IPV6_V6ONLY as ipv6_only says) or a
@@ -31,10 +32,16 @@ struct listener {
 int listener_open(struct listener *l, const struct listen_config *lc, bool ipv6_only, long unix_mode,
                   char *err, size_t errlen) PMX_WUR;
 
-/* Uses fd, a listening socket inherited from systemd (socket activation),
- * for address lc. Its unix socket file, if any, belongs to systemd: it is
- * not removed at close. */
+/* Takes fd, a listening socket bound to lc already: inherited from
+ * systemd (socket activation; then call listener_disown(): the unix socket
+ * file belongs to systemd), or handed over by another service object on
+ * reload or by the old process on a binary upgrade. The listener owns it
+ * from now on as if listener_open() had bound it. */
 void listener_adopt(struct listener *l, const struct listen_config *lc, int fd);
+
+/* Its socket lives on elsewhere (systemd, a new service object or a new
+ * process has it): listener_close() must not remove the unix socket's file. */
+void listener_disown(struct listener *l);
 
 /* Starts accepting clients for x. */
 int listener_start(struct listener *l, struct reactor *r, struct exchange *x) PMX_WUR;

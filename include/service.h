@@ -42,6 +42,16 @@ struct service {
 int service_open(struct service *s, const struct config *all, const struct service_config *cfg,
                  char *err, size_t errlen) PMX_WUR;
 
+/* Where service_open_with() finds a listening socket bound already: returns
+ * the fd for lc (the listener owns it from then on), or -1 to bind lc. */
+typedef int (*service_inherit_fn)(void *data, const struct listen_config *lc);
+
+/* service_open() taking the listen addresses that inherit has a socket for
+ * from it (reload hand-over, binary upgrade); inherit may be NULL. On error
+ * the inherited sockets taken so far are closed too. */
+int service_open_with(struct service *s, const struct config *all, const struct service_config *cfg,
+                      service_inherit_fn inherit, void *data, char *err, size_t errlen) PMX_WUR;
+
 /* Starts the upstream layer and the exchange (warmup) on r; rs resolves
  * target names (may be NULL). The listeners accept once the exchange is
  * ready. Returns PMX_OK or PMX_ERR (out of memory). */

@@ -9,7 +9,7 @@ struct reactor;
 
 typedef void (*signals_fn)(int signo, void *data);
 
-/* Blocks SIGTERM, SIGINT, SIGQUIT and SIGHUP, ignores SIGPIPE and delivers
+/* Blocks SIGTERM, SIGINT, SIGQUIT, SIGHUP and SIGUSR2, ignores SIGPIPE and delivers
  * the blocked ones to fn from the reactor. Returns PMX_OK or PMX_ERR. */
 int signals_init(struct reactor *r, signals_fn fn, void *data) PMX_WUR;
 

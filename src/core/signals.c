@@ -37,6 +37,7 @@ int signals_init(struct reactor *r, signals_fn fn, void *data)
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGQUIT);
     sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGUSR2);
     if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
         return PMX_ERR;
     signal_fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);

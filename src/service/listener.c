@@ -44,6 +44,15 @@ void listener_adopt(struct listener *l, const struct listen_config *lc, int fd)
     memset(l, 0, sizeof(*l));
     l->spec = lc->spec;
     l->fd = fd;
+    proxy_accept_init(&l->proxy_pending);
+    l->inherited = true;
+    if (lc->where.unix_socket)
+        snprintf(l->unix_path, sizeof(l->unix_path), "%s", lc->where.path);
+}
+
+void listener_disown(struct listener *l)
+{
+    l->unix_path[0] = '\0';
 }
 
 static void listener_accept(struct reactor *r, int fd, void *data, int mask);

@@ -26,21 +26,42 @@ static void service_listen_name(const struct config *all, const struct service_c
 int service_open(struct service *s, const struct config *all, const struct service_config *cfg,
                  char *err, size_t errlen)
 {
+    return service_open_with(s, all, cfg, NULL, NULL, err, errlen);
+}
+
+int service_open_with(struct service *s, const struct config *all, const struct service_config *cfg,
+                      service_inherit_fn inherit, void *data, char *err, size_t errlen)
+{
     char why[CONFIG_ERR_MAX], name[128];
 
     memset(s, 0, sizeof(*s));
     s->config = cfg;
     for (int i = 0; i < cfg->nlisten; i++) {
-        /* Socket activation: a socket inherited for this address is used as is. */
-        int fd = activation_take(&cfg->listen[i], cfg->name);
-        if (fd >= 0)
+        /* A socket handed over (reload, binary upgrade) or inherited from
+         * systemd (socket activation) for this address is used as is. */
+        int fd = inherit != NULL ? inherit(data, &cfg->listen[i]) : -1;
+        if (fd >= 0) {
             listener_adopt(&s->listeners[i], &cfg->listen[i], fd);
-        else if (listener_open(&s->listeners[i], &cfg->listen[i], cfg->ipv6_only, cfg->listen_mode,
-                               why, sizeof(why)) != PMX_OK) {
+            s->nlisteners++;
+            continue;
+        }
+        fd = activation_take(&cfg->listen[i], cfg->name);
+        if (fd >= 0) {
+            listener_adopt(&s->listeners[i], &cfg->listen[i], fd);
+            listener_disown(&s->listeners[i]);      /* its file is systemd's */
+            s->nlisteners++;
+            continue;
+        }
+        if (listener_open(&s->listeners[i], &cfg->listen[i], cfg->ipv6_only, cfg->listen_mode,
+                          why, sizeof(why)) != PMX_OK) {
             service_listen_name(all, cfg, i, name, sizeof(name));
             snprintf(err, errlen, "%s: %s", name, why);
-            for (int k = 0; k < i; k++)
+            for (int k = 0; k < i; k++) {
+                /* An inherited socket's file belongs to its owner still. */
+                if (s->listeners[k].inherited)
+                    listener_disown(&s->listeners[k]);
                 listener_close(&s->listeners[k]);
+            }
             return PMX_ERR;
         }
         s->nlisteners++;

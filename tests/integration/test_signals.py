@@ -116,7 +116,7 @@ class SignalsTest(ProximuxTestCase):
         self.assertIsNone(DEBUG_LINE.search(pmx.log(), mark), "debug lines after going back to 2")
         self.assert_proximux_ok(pmx)
 
-    def test_sighup_restart_settings_keep_running_values(self):
+    def test_sighup_codec_change_replaces_the_service(self):
         yaml = ("log_level: 2\n"
                 "local: { host: 127.0.0.1, port: %d, max_connections: 8 }\n"
                 "exchange: { mode: proxy, codec: %s }\n"
@@ -128,7 +128,7 @@ class SignalsTest(ProximuxTestCase):
         pmx.write_yaml(yaml % (self.port, "line", self.echo.port))
         mark = len(pmx.log())
         pmx.send_signal(signal.SIGHUP)
-        pmx.wait_log(r"reload: service default: exchange\.codec changed but only take effect on restart", start=mark)
+        pmx.wait_log(r"reload: service default: exchange\.codec changed; a new service object takes new clients", start=mark)
         pmx.wait_log(r"(?i)reloaded", start=mark)
         self.assertEqual(echo_roundtrip(self.port, b"after\n"), b"after\n")
         self.assert_proximux_ok(pmx)
