@@ -40,7 +40,9 @@ EXCHANGE_SRC := src/exchange/exchange.c src/exchange/exchange_proxy.c src/exchan
 SERVICE_SRC  := src/service/listener.c src/service/service.c
 CONFIG_SRC   := src/config/config_schema.c src/config/config.c src/config/config_dump.c \
                 src/config/config_env.c src/config/config_yaml.c
-LIB_SRC      := $(CORE_SRC) $(PROTO_SRC) $(UPSTREAM_SRC) $(EXCHANGE_SRC) $(SERVICE_SRC) $(CONFIG_SRC)
+STATS_SRC    := src/stats/stats.c src/admin/admin.c
+LIB_SRC      := $(CORE_SRC) $(PROTO_SRC) $(UPSTREAM_SRC) $(EXCHANGE_SRC) $(SERVICE_SRC) $(CONFIG_SRC) \
+                $(STATS_SRC)
 MAIN_SRC     := src/main.c
 
 LIB_OBJ  := $(LIB_SRC:src/%.c=$(BUILD)/src/%.o)

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <sys/socket.h>
 #include "pmx.h"
+#include "stats.h"
 
 struct service_config;
 struct codec_ops;
@@ -40,6 +41,8 @@ struct exchange_ops {
     void (*reload)(struct exchange *x);
     /* Closes everything and frees the mode's state. */
     void (*destroy)(struct exchange *x);
+    /* Fills the gauges of the statistics (queue depth, live bytes...). */
+    void (*gauges)(const struct exchange *x, struct stats_gauges *g);
 };
 
 struct exchange {
@@ -61,6 +64,7 @@ struct exchange {
     void (*on_out_of_fds)(struct exchange *x);
     void *owner;
     void *priv;                 /* the mode's state */
+    struct stats stats;         /* counted by the modes, the listener (SPEC §12) */
 };
 
 extern const struct exchange_ops exchange_proxy;

@@ -107,6 +107,8 @@ struct upstream_target_info {
     unsigned conns;             /* open upstream connections */
     int weight;
     bool backup;
+    uint64_t connects;          /* connects started (statistics) */
+    uint64_t connect_errors;    /* connects failed */
 };
 
 /* Creates the upstream layer of service c (its targets, balancer and
@@ -137,6 +139,9 @@ bool upstream_available(const struct upstream *u);
 /* Number of targets and their state, for logs and the admin API. */
 int upstream_target_count(const struct upstream *u);
 void upstream_target_info(const struct upstream *u, int i, struct upstream_target_info *out);
+
+/* The upstream connections of u by state: counts[enum upstream_conn_state]. */
+void upstream_conn_states(const struct upstream *u, uint64_t counts[4]);
 
 /* Marks target i down for maintenance (skipped until marked up) or up. */
 void upstream_target_set_maint(struct upstream *u, int i, bool down);

@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <sys/resource.h>
 
+#include "admin.h"
 #include "codec.h"
 #include "config.h"
 #include "exchange.h"
@@ -30,6 +31,7 @@ struct daemon {
     int nservices;
     bool stopping;
     long long deadline_timer;
+    struct admin *admin;            /* the admin API, when admin.listen is set */
 };
 
 static void usage(FILE *out)
@@ -188,6 +190,31 @@ static void daemon_signal(int signo, void *data)
     }
 }
 
+/* ---- the admin API's view of the daemon ---- */
+
+static struct service *daemon_admin_services(void *data, int *n)
+{
+    struct daemon *d = data;
+
+    *n = d->nservices;
+    return d->services;
+}
+
+static const struct config *daemon_admin_config(void *data)
+{
+    return ((struct daemon *)data)->config;
+}
+
+static bool daemon_admin_reload(void *data, char *msg, size_t msglen)
+{
+    struct daemon *d = data;
+
+    log_info("reload asked through the admin API");
+    daemon_reload(d);
+    snprintf(msg, msglen, "reload done: see the log for what changed or why it was refused");
+    return true;
+}
+
 static long daemon_janitor(struct reactor *r, long long id, void *data)
 {
     struct daemon *d = data;
@@ -314,6 +341,15 @@ int main(int argc, char **argv)
             goto out;
         }
     }
+    if (d.config->admin_listen[0] != '\0') {
+        struct admin_hooks hooks = { daemon_admin_services, daemon_admin_config, daemon_admin_reload, &d };
+        d.admin = admin_start(d.reactor, d.config->admin_listen, &hooks, err, sizeof(err));
+        if (d.admin == NULL) {
+            fprintf(stderr, "proximux: %s\n", err);
+            status = EXIT_CONFIG;
+            goto out;
+        }
+    }
     if (reactor_timer_add(d.reactor, EXCHANGE_TICK_MS, daemon_janitor, &d) < 0) {
         fprintf(stderr, "proximux: out of memory\n");
         goto out;
@@ -324,6 +360,7 @@ int main(int argc, char **argv)
         status = 0;
     log_info("exiting");
 out:
+    admin_stop(d.admin);
     for (int i = 0; i < d.nservices; i++)
         service_close(&d.services[i]);
     free(d.services);

@@ -49,6 +49,7 @@ void mux_submit(struct mux *m, struct mux_client *c, const char *data, size_t le
     req->client = c;
     req->info = info;
     req->queued_at = reactor_now(m->x->reactor);
+    req->start_us = stats_request_start(req->stats = &m->x->stats);
     if (c->tail)
         c->tail->cnext = req;
     else

@@ -27,6 +27,8 @@ struct upstream_target {
     struct health health;
     struct health_probe *probe;     /* in progress, or NULL */
     long long probe_timer;          /* next probe, 0 none */
+    uint64_t connects;              /* statistics: connects started, kept across reloads */
+    uint64_t connect_errors;        /* ... and failed */
 };
 
 struct upstream {
@@ -274,6 +276,8 @@ static int upstream_build(struct upstream *u, const struct service_config *c, in
                 continue;
             map[i] = j;
             t->health = old->health;
+            t->connects = old->connects;
+            t->connect_errors = old->connect_errors;
             bool same_place = strcmp(old->config->host, tc->host) == 0 && old->config->port == tc->port &&
                               strcmp(old->config->unix_path, tc->unix_path) == 0;
             if (same_place && tc->addr_len == 0)
@@ -432,6 +436,21 @@ void upstream_target_info(const struct upstream *u, int i, struct upstream_targe
     out->conns = u->bt[i].conns;
     out->weight = t->config->weight;
     out->backup = t->config->backup;
+    out->connects = t->connects;
+    out->connect_errors = t->connect_errors;
+}
+
+void upstream_conn_states(const struct upstream *u, uint64_t counts[4])
+{
+    const struct list_node *n;
+
+    for (int i = 0; i < 4; i++)
+        counts[i] = 0;
+    for (n = u->conns.next; n != &u->conns; n = n->next) {
+        const struct upstream_conn *uc = list_entry(n, struct upstream_conn, link);
+        if ((unsigned)uc->state < 4)
+            counts[uc->state]++;
+    }
 }
 
 void upstream_target_set_maint(struct upstream *u, int i, bool down)
@@ -519,6 +538,7 @@ static int conn_try(struct upstream_conn *uc, const char **reason)
         if (uc->tries < (int)PMX_ARRAY_LEN(uc->tried))
             uc->tried[uc->tries] = t;
         uc->tries++;
+        target->connects++;
         uc->target = t;
         uc->id = conn_next_id();
         snprintf(uc->peer, sizeof(uc->peer), "%s", target->address);
@@ -541,6 +561,7 @@ static int conn_try(struct upstream_conn *uc, const char **reason)
             uc->conn.fd = -1;
         }
         snprintf(why, sizeof(why), "connect: %s", strerror(err));
+        target->connect_errors++;
         *reason = why;
         log_error("service %s: upstream #%llu connect to %s (%s) failed: %s", upstream_name(u),
                   (unsigned long long)uc->id, target->config->name, uc->peer, why);
@@ -585,6 +606,8 @@ static void conn_connect_failed(struct upstream_conn *uc, const char *reason)
     log_error("service %s: upstream #%llu connect to %s (%s) failed: %s", upstream_name(u),
               (unsigned long long)uc->id, uc->target >= 0 ? u->targets[uc->target].config->name : "-", uc->peer,
               why);
+    if (uc->target >= 0)
+        u->targets[uc->target].connect_errors++;
     if (uc->target >= 0)
         target_failure(&u->targets[uc->target], why);
     conn_drop_socket(uc, true);
