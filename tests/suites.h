@@ -21,5 +21,7 @@ Suite *health_suite(void);
 Suite *upstream_suite(void);
 Suite *sched_suite(void);
 Suite *session_suite(void);
+Suite *stats_suite(void);
+Suite *admin_suite(void);
 
 #endif

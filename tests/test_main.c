@@ -23,6 +23,8 @@ int main(void)
     srunner_add_suite(sr, upstream_suite());
     srunner_add_suite(sr, sched_suite());
     srunner_add_suite(sr, session_suite());
+    srunner_add_suite(sr, stats_suite());
+    srunner_add_suite(sr, admin_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
