@@ -73,6 +73,7 @@ void mux_submit(struct mux *m, struct mux_client *c, const char *data, size_t le
         size_t n = m->x->codec->reply(CODEC_REPLY_CLIENT_ERROR, why, reply, sizeof(reply));
         log_info("#%llu client %s: refused: %s", (unsigned long long)c->id, c->peer, why);
         /* An unsupported command is refused; the client may go on. */
+        req->status = STATS_CLIENT_ERROR;
         mux_respond(req, reply, n, n == 0);
         return;
     }
