@@ -7,10 +7,26 @@
 
 #include "admin.h"
 #include "config.h"
+#include "reactor.h"
+#include "service.h"
 #include "suites.h"
+#include "upstream.h"
 
 static struct config admin_cfg;
 static int reloads;
+
+/* One fifo service "svc" with target "t1", its upstream layer on a reactor
+ * that is never run (nothing connects: there is no exchange). */
+static struct service_config svc_cfg;
+static struct target_config svc_targets[1];
+static struct service svc;
+static struct reactor *svc_reactor;
+
+static struct service *one_service(void *data, int *n)
+{
+    *n = 1;
+    return &svc;
+}
 
 static struct service *no_services(void *data, int *n)
 {
@@ -31,13 +47,15 @@ static bool test_reload(void *data, char *msg, size_t msglen)
 }
 
 static const struct admin_hooks hooks = { no_services, test_config, test_reload, NULL };
+static const struct admin_hooks svc_hooks = { one_service, test_config, test_reload, NULL };
+static const struct admin_hooks *cur_hooks = &hooks;
 
 /* Handles raw and checks the status and that the body contains want. */
 static void expect(const char *raw, int status, const char *want)
 {
     struct admin_response resp;
 
-    admin_handle(&hooks, raw, strlen(raw), &resp);
+    admin_handle(cur_hooks, raw, strlen(raw), &resp);
     ck_assert_msg(resp.status == status, "%s: status %d, want %d (%.*s)", raw, resp.status, status,
                   (int)resp.len, resp.body ? resp.body : "");
     ck_assert_ptr_nonnull(resp.body);
@@ -52,6 +70,50 @@ static void setup(void)
 {
     memset(&admin_cfg, 0, sizeof(admin_cfg));
     reloads = 0;
+    cur_hooks = &hooks;
+}
+
+static void svc_setup(void)
+{
+    setup();
+    cur_hooks = &svc_hooks;
+    memset(&svc_cfg, 0, sizeof(svc_cfg));
+    memset(svc_targets, 0, sizeof(svc_targets));
+    memset(&svc, 0, sizeof(svc));
+    snprintf(svc_cfg.name, sizeof(svc_cfg.name), "svc");
+    snprintf(svc_cfg.codec, sizeof(svc_cfg.codec), "resp");
+    svc_cfg.mode = svc_cfg.effective_mode = MODE_FIFO;
+    svc_cfg.health.fail_after = 3;
+    svc_cfg.health.rise_after = 2;
+    svc_cfg.health.interval = 1000;
+    svc_cfg.health.timeout = 1000;
+    snprintf(svc_targets[0].name, sizeof(svc_targets[0].name), "t1");
+    snprintf(svc_targets[0].host, sizeof(svc_targets[0].host), "127.0.0.1");
+    svc_targets[0].port = 1;
+    svc_targets[0].weight = 1;
+    svc_cfg.targets = svc_targets;
+    svc_cfg.ntargets = 1;
+    svc.config = &svc_cfg;
+    svc_reactor = reactor_create(64);
+    ck_assert_ptr_nonnull(svc_reactor);
+    svc.upstream = upstream_create(svc_reactor, NULL, &svc_cfg, NULL);
+    ck_assert_ptr_nonnull(svc.upstream);
+}
+
+static void svc_teardown(void)
+{
+    upstream_destroy(svc.upstream);
+    reactor_destroy(svc_reactor);
+}
+
+/* POST /api/v1/services/svc/targets with body. */
+static void add(const char *body, int status, const char *want)
+{
+    char raw[4096];
+
+    snprintf(raw, sizeof(raw), "POST /api/v1/services/svc/targets HTTP/1.1\r\nContent-Length: %zu\r\n\r\n%s",
+             strlen(body), body);
+    expect(raw, status, want);
 }
 
 START_TEST(routes)
@@ -123,6 +185,62 @@ START_TEST(token)
 }
 END_TEST
 
+START_TEST(targets_add)
+{
+    add("{\"host\": \"127.0.0.1\", \"port\": 6380}", 201,
+        "{\"target\": \"127.0.0.1:6380\", \"address\": \"127.0.0.1:6380\", \"state\": \"up\"}");
+    add(" { \"name\" : \"u\\u0031\", \"unix\": \"/tmp/x.sock\", \"weight\": 3, \"backup\": true } ", 201,
+        "\"target\": \"u1\", \"address\": \"unix:/tmp/x.sock\"");
+    add("{\"host\": \"::1\", \"port\": 1}", 201, "\"target\": \"[::1]:1\"");
+    ck_assert_int_eq(upstream_target_count(svc.upstream), 4);
+    ck_assert_int_eq(upstream_target_find(svc.upstream, "u1"), 2);
+    add("{\"name\": \"t1\", \"host\": \"127.0.0.1\", \"port\": 2}", 409, "exists already");
+    expect("GET /api/v1/services/svc HTTP/1.1\r\n\r\n", 200, "\"name\": \"u1\", \"address\": \"unix:/tmp/x.sock\"");
+}
+END_TEST
+
+START_TEST(targets_bad_json)
+{
+    add("", 400, "must be a JSON object");
+    add("[1]", 400, "must be a JSON object");
+    add("{", 400, "malformed JSON");
+    add("{\"host\": \"a\", }", 400, "malformed JSON");
+    add("{\"host\": \"a\"} x", 400, "bytes after");
+    add("{\"host\": \"a\", \"host\": \"b\"}", 400, "repeated");
+    add("{\"host\": \"a\\n\", \"port\": 1}", 400, "malformed JSON string");
+    add("{\"host\": \"a\\u0001\", \"port\": 1}", 400, "malformed JSON string");
+    add("{\"host\": \"a\", \"port\": 1.5}", 400, "integer");
+    add("{\"host\": \"a\", \"port\": 99999999999}", 400, "out of range");
+    add("{\"host\": \"a\", \"port\": 70000}", 400, "a target takes");
+    add("{\"host\": \"a\", \"port\": \"1\"}", 400, "a target takes");
+    add("{\"host\": \"a\", \"port\": null}", 400, "malformed JSON");
+    add("{\"host\": {\"a\": 1}}", 400, "malformed JSON");
+    add("{\"colour\": \"red\"}", 400, "a target takes");
+    add("{\"host\": \"a\"}", 400, "needs host and port");
+    add("{\"unix\": \"/x\", \"port\": 1}", 400, "not both");
+    add("{\"a\":1,\"b\":1,\"c\":1,\"d\":1,\"e\":1,\"f\":1,\"g\":1,\"h\":1,\"i\":1}", 400, "too many fields");
+    ck_assert_int_eq(upstream_target_count(svc.upstream), 1);
+    expect("GET /api/v1/services/svc/targets HTTP/1.1\r\n\r\n", 405, "use POST");
+}
+END_TEST
+
+START_TEST(targets_drain)
+{
+    /* The last target stays. */
+    expect("DELETE /api/v1/services/svc/targets/t1 HTTP/1.1\r\n\r\n", 409, "last target");
+    add("{\"name\": \"t2\", \"host\": \"127.0.0.1\", \"port\": 2}", 201, "t2");
+    expect("DELETE /api/v1/services/svc/targets/nope HTTP/1.1\r\n\r\n", 404, "no target \\\"nope\\\"");
+    expect("POST /api/v1/services/svc/targets/t1 HTTP/1.1\r\n\r\n", 405, "use DELETE");
+    /* No connection: removed at once; t2 moves to index 0. */
+    expect("DELETE /api/v1/services/svc/targets/t1 HTTP/1.1\r\n\r\n", 202,
+           "{\"target\": \"t1\", \"draining\": true, \"connections\": 0, \"removed\": true}");
+    ck_assert_int_eq(upstream_target_count(svc.upstream), 1);
+    ck_assert_int_eq(upstream_target_find(svc.upstream, "t2"), 0);
+    expect("POST /api/v1/services/svc/targets/t2/dead HTTP/1.1\r\n\r\n", 200, "\"state\": \"maint\"");
+    expect("POST /api/v1/services/svc/targets/t2/alive HTTP/1.1\r\n\r\n", 200, "\"state\": \"up\"");
+}
+END_TEST
+
 Suite *admin_suite(void)
 {
     Suite *s = suite_create("admin");
@@ -134,6 +252,12 @@ Suite *admin_suite(void)
     tcase_add_test(tc, methods);
     tcase_add_test(tc, malformed);
     tcase_add_test(tc, token);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("targets");
+    tcase_add_checked_fixture(tc, svc_setup, svc_teardown);
+    tcase_add_test(tc, targets_add);
+    tcase_add_test(tc, targets_bad_json);
+    tcase_add_test(tc, targets_drain);
     suite_add_tcase(s, tc);
     return s;
 }

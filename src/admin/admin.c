@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <arpa/inet.h>
 #include <unistd.h>
 
 #include "admin.h"
@@ -192,6 +193,206 @@ static bool token_equal(const char *a, const char *b)
     return diff == 0;
 }
 
+/* ---- JSON bodies ----------------------------------------------------------- */
+
+/* One flat JSON object of strings, integers and booleans: the body of a
+ * target to add. Nesting, null, fractions and unknown keys are refused. */
+#define JSON_MAX_FIELDS 8
+#define JSON_VALUE_MAX CONFIG_HOST_MAX
+
+struct json_field {
+    char key[16];
+    char str[JSON_VALUE_MAX];
+    long long num;
+    enum { JSON_STRING, JSON_NUMBER, JSON_BOOL } type;
+};
+
+struct json_object {
+    struct json_field f[JSON_MAX_FIELDS];
+    int n;
+};
+
+static const char *json_skip(const char *p, const char *e)
+{
+    while (p < e && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
+        p++;
+    return p;
+}
+
+/* A string at p ('"' first) into out; returns the byte after it or NULL.
+ * Escapes: \" \\ \/ and \u00XX for XX 20-7e: names and hosts are
+ * printable ASCII (no control character reaches a log line). */
+static const char *json_string(const char *p, const char *e, char *out, size_t cap)
+{
+    size_t o = 0;
+
+    if (p >= e || *p != '"')
+        return NULL;
+    for (p++; p < e && *p != '"'; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (c < 0x20)
+            return NULL;
+        if (c == '\\') {
+            if (++p >= e)
+                return NULL;
+            switch (*p) {
+            case '"': case '\\': case '/': c = (unsigned char)*p; break;
+            case 'u': {
+                if (e - p < 5 || p[1] != '0' || p[2] != '0')
+                    return NULL;
+                int hi = hex_value(p[3]), lo = hex_value(p[4]);
+                if (hi < 0 || lo < 0 || hi * 16 + lo < 0x20 || hi * 16 + lo > 0x7e)
+                    return NULL;
+                c = (unsigned char)(hi * 16 + lo);
+                p += 4;
+                break;
+            }
+            default:
+                return NULL;
+            }
+        }
+        if (o + 1 >= cap)
+            return NULL;
+        out[o++] = (char)c;
+    }
+    if (p >= e)
+        return NULL;
+    out[o] = '\0';
+    return p + 1;
+}
+
+/* Parses s[0..n) into obj. Returns NULL or what is wrong. */
+static const char *json_parse(const char *s, size_t n, struct json_object *obj)
+{
+    const char *p = json_skip(s, s + n), *e = s + n;
+
+    memset(obj, 0, sizeof(*obj));
+    if (p >= e || *p != '{')
+        return "the body must be a JSON object";
+    p = json_skip(p + 1, e);
+    if (p < e && *p == '}') {
+        p = json_skip(p + 1, e);
+        return p == e ? NULL : "bytes after the JSON object";
+    }
+    for (;;) {
+        if (obj->n == JSON_MAX_FIELDS)
+            return "too many fields";
+        struct json_field *f = &obj->f[obj->n];
+        p = json_string(p, e, f->key, sizeof(f->key));
+        if (p == NULL)
+            return "malformed JSON: a field name (a short string) was expected";
+        for (int i = 0; i < obj->n; i++)
+            if (strcmp(obj->f[i].key, f->key) == 0)
+                return "malformed JSON: a field is repeated";
+        p = json_skip(p, e);
+        if (p >= e || *p != ':')
+            return "malformed JSON: ':' expected";
+        p = json_skip(p + 1, e);
+        if (p < e && *p == '"') {
+            f->type = JSON_STRING;
+            p = json_string(p, e, f->str, sizeof(f->str));
+            if (p == NULL)
+                return "malformed JSON string (or too long)";
+        } else if (p < e && (*p == '-' || (*p >= '0' && *p <= '9'))) {
+            bool neg = *p == '-';
+            int digits = 0;
+            f->type = JSON_NUMBER;
+            for (p += neg; p < e && *p >= '0' && *p <= '9'; p++) {
+                if (++digits > 9)
+                    return "number out of range";
+                f->num = f->num * 10 + (*p - '0');
+            }
+            if (digits == 0 || (p < e && (*p == '.' || *p == 'e' || *p == 'E')))
+                return "malformed JSON: an integer was expected";
+            if (neg)
+                f->num = -f->num;
+        } else if (e - p >= 4 && memcmp(p, "true", 4) == 0) {
+            f->type = JSON_BOOL;
+            f->num = 1;
+            p += 4;
+        } else if (e - p >= 5 && memcmp(p, "false", 5) == 0) {
+            f->type = JSON_BOOL;
+            p += 5;
+        } else {
+            return "malformed JSON: a string, an integer, true or false was expected";
+        }
+        obj->n++;
+        p = json_skip(p, e);
+        if (p < e && *p == ',') {
+            p = json_skip(p + 1, e);
+            continue;
+        }
+        if (p < e && *p == '}')
+            break;
+        return "malformed JSON: ',' or '}' expected";
+    }
+    p = json_skip(p + 1, e);
+    return p == e ? NULL : "bytes after the JSON object";
+}
+
+/* Fills tc from a target's JSON: {"host", "port"} or {"unix"}, optional
+ * "name", "weight", "backup". keep_alive and credentials come from the
+ * service's first target (like is like). Returns NULL or what is wrong. */
+static const char *target_from_json(const struct json_object *obj, const struct service_config *sc,
+                                    struct target_config *tc)
+{
+    memset(tc, 0, sizeof(*tc));
+    tc->weight = 1;
+    if (sc->ntargets > 0) {
+        tc->keep_alive = sc->targets[0].keep_alive;
+        memcpy(tc->username, sc->targets[0].username, sizeof(tc->username));
+        memcpy(tc->password, sc->targets[0].password, sizeof(tc->password));
+    }
+    for (int i = 0; i < obj->n; i++) {
+        const struct json_field *f = &obj->f[i];
+        bool str = f->type == JSON_STRING, num = f->type == JSON_NUMBER;
+        if (strcmp(f->key, "host") == 0 && str && f->str[0] != '\0' && strlen(f->str) < sizeof(tc->host))
+            snprintf(tc->host, sizeof(tc->host), "%s", f->str);
+        else if (strcmp(f->key, "port") == 0 && num && f->num >= 1 && f->num <= 65535)
+            tc->port = (int)f->num;
+        else if (strcmp(f->key, "unix") == 0 && str && f->str[0] == '/' && strlen(f->str) < sizeof(tc->unix_path))
+            snprintf(tc->unix_path, sizeof(tc->unix_path), "%s", f->str);
+        else if (strcmp(f->key, "name") == 0 && str && f->str[0] != '\0')
+            snprintf(tc->name, sizeof(tc->name), "%s", f->str);
+        else if (strcmp(f->key, "weight") == 0 && num && f->num >= 1 && f->num <= 1000)
+            tc->weight = (int)f->num;
+        else if (strcmp(f->key, "backup") == 0 && f->type == JSON_BOOL)
+            tc->backup = f->num != 0;
+        else
+            return "a target takes host (string) and port (1-65535), or unix (an absolute path); "
+                   "name (string), weight (1-1000), backup (true/false)";
+    }
+    if (tc->unix_path[0] != '\0') {
+        if (tc->host[0] != '\0' || tc->port != 0)
+            return "a target has host and port, or unix, not both";
+        struct sockaddr_un *sun = (struct sockaddr_un *)&tc->addr;
+        sun->sun_family = AF_UNIX;
+        memcpy(sun->sun_path, tc->unix_path, strlen(tc->unix_path) + 1);
+        tc->addr_len = (socklen_t)sizeof(*sun);
+        if (tc->name[0] == '\0')
+            snprintf(tc->name, sizeof(tc->name), "%s", tc->unix_path);
+        return NULL;
+    }
+    if (tc->host[0] == '\0' || tc->port == 0)
+        return "a target needs host and port (or unix)";
+    /* An address literal is used as is; a name is left to the resolver
+     * (addr_len 0), off the loop. */
+    struct sockaddr_in *sin = (struct sockaddr_in *)&tc->addr;
+    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&tc->addr;
+    if (inet_pton(AF_INET, tc->host, &sin->sin_addr) == 1) {
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons((uint16_t)tc->port);
+        tc->addr_len = sizeof(*sin);
+    } else if (inet_pton(AF_INET6, tc->host, &sin6->sin6_addr) == 1) {
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_port = htons((uint16_t)tc->port);
+        tc->addr_len = sizeof(*sin6);
+    }
+    if (tc->name[0] == '\0')
+        snprintf(tc->name, sizeof(tc->name), strchr(tc->host, ':') ? "[%s]:%d" : "%s:%d", tc->host, tc->port);
+    return NULL;
+}
+
 /* ---- replies ------------------------------------------------------------- */
 
 static void reply_begin(struct admin_reply *r, int status, const char *type)
@@ -281,6 +482,7 @@ static void service_snapshot(const struct service *s, struct stats_snapshot *sna
             .name = info.name, .address = info.address, .state = health_state_name(info.state),
             .reason = info.reason, .conns = info.conns, .connects = info.connects,
             .connect_errors = info.connect_errors, .weight = info.weight, .backup = info.backup,
+            .draining = info.draining,
         };
     }
 }
@@ -307,8 +509,8 @@ static void write_service(FILE *out, const struct service *s)
         stats_json_string(out, info.address);
         fprintf(out, ", \"state\": \"%s\", \"reason\": ", health_state_name(info.state));
         stats_json_string(out, info.reason);
-        fprintf(out, ", \"connections\": %u, \"weight\": %d, \"backup\": %s}", info.conns, info.weight,
-                info.backup ? "true" : "false");
+        fprintf(out, ", \"connections\": %u, \"weight\": %d, \"backup\": %s, \"draining\": %s}", info.conns,
+                info.weight, info.backup ? "true" : "false", info.draining ? "true" : "false");
     }
     fputs("]}", out);
 }
@@ -416,28 +618,92 @@ static void route_services(struct admin_reply *r, const struct admin_ctx *c, con
     fputs("]}\n", r->out);
 }
 
-/* /api/v1/services/NAME/targets/TARGET/(dead|alive) */
+/* POST /api/v1/services/NAME/targets: a target added until the next reload. */
+static void route_target_add(struct admin_reply *r, struct service *s, const struct admin_request *q)
+{
+    struct json_object *obj = malloc(sizeof(*obj));
+    struct target_config *tc = malloc(sizeof(*tc));
+    char err[256];
+    const char *why;
+
+    if (obj == NULL || tc == NULL) {
+        reply_error(r, 500, "out of memory");
+    } else if ((why = json_parse(q->body, q->body_len, obj)) != NULL ||
+               (why = target_from_json(obj, s->config, tc)) != NULL) {
+        reply_error(r, 400, why);
+    } else if (upstream_target_add(s->upstream, tc, err, sizeof(err)) != PMX_OK) {
+        reply_error(r, strcmp(err, "out of memory") == 0 ? 500 : 409, err);
+    } else {
+        struct upstream_target_info info;
+        upstream_target_info(s->upstream, upstream_target_find(s->upstream, tc->name), &info);
+        reply_begin(r, 201, "application/json");
+        fputs("{\"target\": ", r->out);
+        stats_json_string(r->out, info.name);
+        fputs(", \"address\": ", r->out);
+        stats_json_string(r->out, info.address);
+        fprintf(r->out, ", \"state\": \"%s\"}\n", health_state_name(info.state));
+    }
+    free(tc);
+    free(obj);
+}
+
+/* DELETE /api/v1/services/NAME/targets/TARGET: drained, then removed. The
+ * last target taking connections is kept: the service would serve nobody. */
+static void route_target_drain(struct admin_reply *r, struct service *s, int t)
+{
+    struct upstream_target_info info;
+    int others = 0;
+
+    for (int i = 0; i < upstream_target_count(s->upstream); i++) {
+        upstream_target_info(s->upstream, i, &info);
+        others += i != t && !info.draining;
+    }
+    if (others == 0) {
+        reply_error(r, 409, "the last target of a service cannot be removed");
+        return;
+    }
+    upstream_target_info(s->upstream, t, &info);
+    unsigned conns = info.conns;
+    reply_begin(r, 202, "application/json");
+    fputs("{\"target\": ", r->out);
+    stats_json_string(r->out, info.name);
+    /* Drained at once when it had no connection: gone from the list now. */
+    upstream_target_drain(s->upstream, t);
+    fprintf(r->out, ", \"draining\": true, \"connections\": %u, \"removed\": %s}\n", conns,
+            conns == 0 ? "true" : "false");
+}
+
+/* /api/v1/services/NAME/targets[/TARGET[/(dead|alive)]] */
 static void route_target(struct admin_reply *r, const struct admin_ctx *c, const struct admin_request *q)
 {
     struct service *s = find_service(c, q->segments[3]);
+    const char *allow = q->nsegments == 5 ? "POST" : q->nsegments == 6 ? "DELETE" : "POST";
     char msg[232];
 
-    if (q->nsegments != 7 || !(seg(q, 6, "dead") || seg(q, 6, "alive"))) {
+    if (q->nsegments > 7 || (q->nsegments == 7 && !(seg(q, 6, "dead") || seg(q, 6, "alive")))) {
         reply_error(r, 404, "no such path");
         return;
     }
-    if (!method_is(q, "POST")) {
-        reply_method(r, "POST");
+    if (!method_is(q, allow)) {
+        reply_method(r, allow);
         return;
     }
-    if (s == NULL) {
+    if (s == NULL || s->upstream == NULL) {
         reply_no_service(r, q->segments[3]);
+        return;
+    }
+    if (q->nsegments == 5) {
+        route_target_add(r, s, q);
         return;
     }
     int t = find_target(s, q->segments[5]);
     if (t < 0) {
         snprintf(msg, sizeof(msg), "no target \"%.200s\"", q->segments[5]);
         reply_error(r, 404, msg);
+        return;
+    }
+    if (q->nsegments == 6) {
+        route_target_drain(r, s, t);
         return;
     }
     upstream_target_set_maint(s->upstream, t, seg(q, 6, "dead"));
@@ -591,6 +857,8 @@ static const char *status_text(int status)
     switch (status) {
     case 100: return "Continue";
     case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
     case 400: return "Bad Request";
     case 401: return "Unauthorized";
     case 404: return "Not Found";

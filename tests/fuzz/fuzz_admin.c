@@ -92,7 +92,7 @@ static void check(const char *req, size_t len)
 
     admin_handle(&hooks, req, len, &resp);
     switch (resp.status) {
-    case 200: case 400: case 401: case 404: case 405: case 409: case 500: case 501:
+    case 200: case 201: case 202: case 400: case 401: case 404: case 405: case 409: case 500: case 501:
         break;
     default:
         abort();

@@ -301,3 +301,86 @@ class AdminTargetsTest(ProximuxTestCase):
         self.assertEqual(sorted(which_server(p) for _ in range(4)), ["r1", "r1", "r2", "r2"])
         held.close()
         self.assert_proximux_ok(pmx)
+
+    def proxy(self, aport, p, targets, warmup=False):
+        yaml = ("log_level: 2\n"
+                "admin: { listen: \"127.0.0.1:%d\", token: \"%s\" }\n"
+                "services:\n"
+                "  - name: px\n"
+                "    listen: [\"127.0.0.1:%d\"]\n"
+                "    exchange: { mode: proxy }\n"
+                "    pool: { connections: 8, warmup: %s }\n"
+                "    targets: [ %s ]\n"
+                % (aport, TOKEN, p, "true" if warmup else "false",
+                   ", ".join("{ name: %s, host: 127.0.0.1, port: %d }" % t for t in targets)))
+        return self.start_proximux(yaml=yaml, port=p)
+
+    def target_names(self, aport):
+        return [(t["name"], t["draining"])
+                for t in get_json(aport, "/api/v1/services/px")["targets"]]
+
+    def test_add_target(self):
+        """A target added at runtime takes its share of new clients at once,
+        is listed, and is gone after a reload (the file has one target)."""
+        r1, r2 = self.redis("r1"), self.redis("r2")
+        aport, p = free_port(), free_port()
+        pmx = self.proxy(aport, p, [("r1", r1.port)])
+        self.assertEqual([which_server(p) for _ in range(3)], ["r1"] * 3)
+        status, _, body = http(aport, "POST", "/api/v1/services/px/targets",
+                               body=json.dumps({"name": "r2", "host": "127.0.0.1", "port": r2.port}))
+        self.assertEqual(status, 201, body)
+        self.assertEqual(json.loads(body), {"target": "r2", "address": "127.0.0.1:%d" % r2.port,
+                                            "state": "up"})
+        self.assertEqual(sorted(which_server(p) for _ in range(4)), ["r1", "r1", "r2", "r2"])
+        self.assertEqual(self.target_names(aport), [("r1", False), ("r2", False)])
+        st = get_json(aport, "/api/v1/stats/px")
+        self.assertEqual(st["targets"][1]["connects"], 2)
+        status, _, body = http(aport, "POST", "/api/v1/services/px/targets",
+                               body=json.dumps({"name": "r2", "host": "127.0.0.1", "port": 1}))
+        self.assertEqual((status, json.loads(body)), (409, {"error": 'a target named "r2" exists already'}))
+        status, _, body = http(aport, "POST", "/api/v1/services/px/targets", body='{"host": "127.0.0.1"')
+        self.assertEqual(status, 400)
+        self.assertIn("error", json.loads(body))
+        pmx.send_signal(1)  # SIGHUP
+        pmx.wait_log(r"reloaded configuration")
+        self.assertEqual(self.target_names(aport), [("r1", False)])
+        self.assertEqual([which_server(p) for _ in range(3)], ["r1"] * 3)
+        self.assert_proximux_ok(pmx)
+
+    def test_drain_target(self):
+        """DELETE drains: a client connected to r1 keeps working, no new
+        client lands on r1, and r1 leaves the list once that client has
+        gone. With warm spares on, the spare held on r1 is moved too."""
+        r1, r2 = self.redis("r1"), self.redis("r2")
+        aport, p = free_port(), free_port()
+        pmx = self.proxy(aport, p, [("r1", r1.port), ("r2", r2.port)], warmup=True)
+        held = Resp(p)
+        self.addCleanup(held.close)
+        while held.command("GET", "who") != b"r1":
+            held.close()
+            held = Resp(p)
+        status, _, body = http(aport, "DELETE", "/api/v1/services/px/targets/r1")
+        self.assertEqual(status, 202, body)
+        reply = json.loads(body)
+        self.assertEqual((reply["target"], reply["draining"], reply["removed"]), ("r1", True, False))
+        self.assertEqual(self.target_names(aport), [("r1", True), ("r2", False)])
+        self.assertEqual([which_server(p) for _ in range(6)], ["r2"] * 6)
+        for i in range(5):
+            self.assertEqual(held.command("INCR", "n"), i + 1)
+        self.assertEqual(held.command("GET", "who"), b"r1")
+        st = get_json(aport, "/api/v1/stats/px")
+        self.assertEqual(st["targets"][0]["draining"], True)
+        self.assertEqual(st["targets"][0]["state"], "up")
+        m = metrics(http(aport, "GET", "/metrics")[2].decode())
+        self.assertEqual(m['proximux_target_up{service="px",target="r1"}'], 0)
+        held.close()
+        deadline = time.monotonic() + 5 * TIME_FACTOR
+        while self.target_names(aport) != [("r2", False)]:
+            self.assertLess(time.monotonic(), deadline, self.target_names(aport))
+            time.sleep(0.05)
+        pmx.wait_log(r"target r1 \(127.0.0.1:%d\) drained and removed" % r1.port)
+        self.assertEqual([which_server(p) for _ in range(3)], ["r2"] * 3)
+        status, _, body = http(aport, "DELETE", "/api/v1/services/px/targets/r2")
+        self.assertEqual((status, json.loads(body)),
+                         (409, {"error": "the last target of a service cannot be removed"}))
+        self.assert_proximux_ok(pmx)
