@@ -534,7 +534,7 @@ static void write_stats(FILE *out, const struct service *s)
 static void write_metrics(struct admin_reply *r, const struct admin_ctx *c)
 {
     struct stats_snapshot *snaps = calloc((size_t)PMX_MAX(c->nservices, 1), sizeof(*snaps));
-    struct stats_target **targets = calloc((size_t)PMX_MAX(c->nservices, 1), sizeof(*targets));
+    struct stats_target **targets = calloc((size_t)PMX_MAX(c->nservices, 1), sizeof(struct stats_target *));
     bool ok = snaps != NULL && targets != NULL;
 
     for (int i = 0; ok && i < c->nservices; i++) {
@@ -1083,8 +1083,11 @@ void admin_stop(struct admin *a)
 {
     if (a == NULL)
         return;
-    while (a->conns)
-        admin_conn_close(a->conns);
+    struct admin_conn *next;
+    for (struct admin_conn *ac = a->conns; ac != NULL; ac = next) {
+        next = ac->next;
+        admin_conn_close(ac);
+    }
     if (a->timer > 0)
         reactor_timer_del(a->r, a->timer);
     if (a->fd >= 0) {

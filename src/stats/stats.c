@@ -219,7 +219,7 @@ static void prom_labelled(FILE *out, const char *name, const struct stats_snapsh
         for (int i_ = 0; i_ < n; i_++) {                                    \
             const struct stats_snapshot *s = &svc[i_];                      \
             for (int k = 0; k < (count); k++)                               \
-                prom_labelled(out, name, s, label, names[k], (expr));       \
+                prom_labelled(out, name, s, label, (names)[k], (expr));       \
         }                                                                   \
     } while (0)
 
