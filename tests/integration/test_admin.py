@@ -384,3 +384,40 @@ class AdminTargetsTest(ProximuxTestCase):
         self.assertEqual((status, json.loads(body)),
                          (409, {"error": "the last target of a service cannot be removed"}))
         self.assert_proximux_ok(pmx)
+
+    def test_drain_target_funnel(self):
+        """Funnel mode, two pool connections over r1 and r2: draining r1
+        moves its pool connection to r2 once idle; a client connected all
+        along keeps being served, and r1 leaves the list."""
+        r1, r2 = self.redis("r1"), self.redis("r2")
+        aport, p = free_port(), free_port()
+        yaml = ("log_level: 2\n"
+                "admin: { listen: \"127.0.0.1:%d\", token: \"%s\" }\n"
+                "services:\n"
+                "  - name: fn\n"
+                "    listen: [\"127.0.0.1:%d\"]\n"
+                "    exchange: { mode: funnel, codec: resp }\n"
+                "    pool: { connections: 2, warmup: true }\n"
+                "    targets: [ { name: r1, host: 127.0.0.1, port: %d },\n"
+                "               { name: r2, host: 127.0.0.1, port: %d } ]\n"
+                % (aport, TOKEN, p, r1.port, r2.port))
+        pmx = self.start_proximux(yaml=yaml, port=p)
+        c = Resp(p)
+        self.addCleanup(c.close)
+        self.assertEqual(c.command("PING"), "PONG")
+        st = get_json(aport, "/api/v1/stats/fn")
+        self.assertEqual([t["connections"] for t in st["targets"]], [1, 1])
+        status, _, body = http(aport, "DELETE", "/api/v1/services/fn/targets/r1")
+        self.assertEqual(status, 202, body)
+        deadline = time.monotonic() + 5 * TIME_FACTOR
+        while [t["name"] for t in get_json(aport, "/api/v1/services/fn")["targets"]] != ["r2"]:
+            self.assertLess(time.monotonic(), deadline)
+            self.assertEqual(c.command("PING"), "PONG")
+            time.sleep(0.05)
+        for _ in range(10):
+            self.assertEqual(c.command("GET", "who"), b"r2")
+        st = get_json(aport, "/api/v1/stats/fn")
+        self.assertEqual(st["targets"][0]["connections"], 2)
+        self.assertEqual(st["responses"]["ok"], st["requests"])
+        c.close()
+        self.assert_proximux_ok(pmx)
