@@ -31,6 +31,7 @@ enum stats_status {
     STATS_SERVER_ERROR,             /* the upstream failed */
     STATS_TIMEOUT,                  /* no response within response_timeout */
     STATS_BUSY,                     /* queue full, queue timeout, no upstream available */
+    STATS_DROPPED,                  /* none: the client left before it was answered */
     STATS_STATUS_N,
 };
 
@@ -129,6 +130,14 @@ uint64_t stats_request_start(struct stats *s);
  * status: counts the response and its latency. s NULL: not a client's
  * request (one Proximux sent itself), nothing is counted. */
 void stats_request_done(struct stats *s, enum stats_status status, uint64_t start_us);
+
+/* A request counted by stats_request_start() is freed unanswered (its
+ * client left first). s NULL: nothing is counted. */
+static inline void stats_request_dropped(struct stats *s)
+{
+    if (s != NULL)
+        s->responses[STATS_DROPPED]++;
+}
 
 /* Counts one sample of us microseconds. */
 void stats_observe(struct stats_histogram *h, uint64_t us);

@@ -265,6 +265,7 @@ static void mux_client_refuse(struct mux *m, struct mux_client *c, const char *w
     }
     buf_init(&req->resp);
     req->client = c;
+    req->start_us = stats_request_start(req->stats = &m->x->stats);
     if (c->tail)
         c->tail->cnext = req;
     else

@@ -12,6 +12,8 @@
 
 void mux_request_free(struct mux_request *req)
 {
+    if (!req->done)
+        stats_request_dropped(req->stats);
     free(req->data);
     buf_free(&req->resp);
     free(req);

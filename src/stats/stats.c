@@ -17,7 +17,7 @@ const char *const stats_refusal_names[STATS_REFUSED_N] = {
 };
 
 const char *const stats_status_names[STATS_STATUS_N] = {
-    "ok", "client_error", "server_error", "timeout", "busy",
+    "ok", "client_error", "server_error", "timeout", "busy", "dropped",
 };
 
 const char *const stats_pin_names[STATS_PIN_REASONS] = {

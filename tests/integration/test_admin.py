@@ -82,7 +82,8 @@ class AdminTest(ProximuxTestCase):
         """A fifo resp service with max_connections 1 and max_wait 0: one
         client sends 7 commands (5 answered by redis, 2 refused here as
         unsupported); two more clients are refused; a second service with
-        no reachable target answers 3 requests busy. Every counter, the
+        no reachable target answers 3 requests busy; a malformed request
+        closes its client with an error. Every counter, the
         byte counts both ways and the latency count are exact."""
         r = self.redis()
         aport, p1, p2, dead = free_port(), free_port(), free_port(), free_port()
@@ -131,20 +132,35 @@ class AdminTest(ProximuxTestCase):
                     got += s.recv(4096)
                 self.assertTrue(got.startswith(b"-"), got)
 
-        deadline = time.monotonic() + 5 * TIME_FACTOR
-        while get_json(aport, "/api/v1/stats/cache")["clients"]["now"] != 0:
-            self.assertLess(time.monotonic(), deadline)
-            time.sleep(0.05)
+        def wait_gone():
+            deadline = time.monotonic() + 5 * TIME_FACTOR
+            while get_json(aport, "/api/v1/stats/cache")["clients"]["now"] != 0:
+                self.assertLess(time.monotonic(), deadline)
+                time.sleep(0.05)
+        wait_gone()
+        # A malformed request: an error reply, the client is closed.
+        with connect(p1) as s:
+            s.sendall(b"*x\r\n")
+            sent += b"*x\r\n"
+            got = b""
+            while True:
+                b = s.recv(4096)
+                if not b:
+                    break
+                got += b
+            self.assertTrue(got.startswith(b"-ERR"), got)
+            received += got
+        wait_gone()
         st = get_json(aport, "/api/v1/stats/cache")
         self.assertEqual(st["name"], "cache")
-        self.assertEqual(st["clients"]["total"], 1)
+        self.assertEqual(st["clients"]["total"], 2)
         self.assertEqual(st["clients"]["refused"]["max_connections"], 2)
-        self.assertEqual(st["requests"], 7)
-        self.assertEqual(st["responses"], {"ok": 5, "client_error": 2, "server_error": 0,
-                                           "timeout": 0, "busy": 0})
+        self.assertEqual(st["requests"], 8)
+        self.assertEqual(st["responses"], {"ok": 5, "client_error": 3, "server_error": 0,
+                                           "timeout": 0, "busy": 0, "dropped": 0})
         self.assertEqual(st["bytes"], {"in": len(sent), "out": len(received)})
-        self.assertEqual(st["latency_us"]["count"], 7)
-        self.assertEqual(sum(b["count"] for b in st["latency_us"]["buckets"]), 7)
+        self.assertEqual(st["latency_us"]["count"], 8)
+        self.assertEqual(sum(b["count"] for b in st["latency_us"]["buckets"]), 8)
         self.assertGreater(st["latency_us"]["p99"], 0)
         self.assertEqual(st["upstream_connections"]["ready"], 1)
         self.assertEqual(st["targets"][0]["name"], "r1")
@@ -164,13 +180,13 @@ class AdminTest(ProximuxTestCase):
         self.assertEqual(headers["content-type"], "text/plain; version=0.0.4; charset=utf-8")
         text = body.decode()
         m = metrics(text)
-        self.assertEqual(m['proximux_requests_total{service="cache"}'], 7)
+        self.assertEqual(m['proximux_requests_total{service="cache"}'], 8)
         self.assertEqual(m['proximux_responses_total{service="cache",status="ok"}'], 5)
-        self.assertEqual(m['proximux_responses_total{service="cache",status="client_error"}'], 2)
+        self.assertEqual(m['proximux_responses_total{service="cache",status="client_error"}'], 3)
         self.assertEqual(m['proximux_clients_refused_total{service="cache",reason="max_connections"}'], 2)
         self.assertEqual(m['proximux_responses_total{service="nowhere",status="busy"}'], 3)
-        self.assertEqual(m['proximux_request_duration_seconds_count{service="cache"}'], 7)
-        self.assertEqual(m['proximux_request_duration_seconds_bucket{service="cache",le="+Inf"}'], 7)
+        self.assertEqual(m['proximux_request_duration_seconds_count{service="cache"}'], 8)
+        self.assertEqual(m['proximux_request_duration_seconds_bucket{service="cache",le="+Inf"}'], 8)
         self.assertEqual(m['proximux_client_received_bytes_total{service="cache"}'], len(sent))
         self.assertEqual(m['proximux_target_up{service="cache",target="r1"}'], 1)
         if shutil.which("promtool"):
