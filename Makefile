@@ -54,7 +54,9 @@ SERVICE_SRC  := src/service/listener.c src/service/service.c src/service/activat
                 src/service/daemon.c src/service/upgrade.c
 CONFIG_SRC   := src/config/config_schema.c src/config/config.c src/config/config_dump.c \
                 src/config/config_env.c src/config/config_yaml.c
-LIB_SRC      := $(CORE_SRC) $(PROTO_SRC) $(UPSTREAM_SRC) $(EXCHANGE_SRC) $(SERVICE_SRC) $(CONFIG_SRC)
+STATS_SRC    := src/stats/stats.c src/admin/admin.c
+LIB_SRC      := $(CORE_SRC) $(PROTO_SRC) $(UPSTREAM_SRC) $(EXCHANGE_SRC) $(SERVICE_SRC) $(CONFIG_SRC) \
+                $(STATS_SRC)
 MAIN_SRC     := src/main.c
 
 LIB_OBJ  := $(LIB_SRC:src/%.c=$(BUILD)/src/%.o)

@@ -151,6 +151,8 @@ struct config {
     int log_level;                      /* LOG_LEVEL, log_level: 0..3 */
     char log_file[CONFIG_PATH_MAX];     /* LOG_FILE, log_file: "" = stderr */
     long shutdown_timeout;              /* SHUTDOWN_TIMEOUT, shutdown_timeout: ms */
+    char admin_listen[NET_ADDR_MAX + NET_HOST_MAX]; /* admin.listen: "" = no admin API (SPEC §12) */
+    char admin_token[CONFIG_SECRET_MAX];    /* admin.token: bearer token, "" = none */
 
     int nservices;
     struct service_config *services;    /* nservices entries, owned; names unique */

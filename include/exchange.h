@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <sys/socket.h>
 #include "pmx.h"
+#include "stats.h"
 
 struct service_config;
 struct codec_ops;
@@ -40,6 +41,8 @@ struct exchange_ops {
     void (*reload)(struct exchange *x);
     /* Closes everything and frees the mode's state. */
     void (*destroy)(struct exchange *x);
+    /* Fills the gauges of the statistics (queue depth, live bytes...). */
+    void (*gauges)(const struct exchange *x, struct stats_gauges *g);
 };
 
 struct exchange {
@@ -66,6 +69,7 @@ struct exchange {
      * send_proxy passes that on. NULL: the socket's own. */
     const struct sockaddr *accept_local;
     socklen_t accept_local_len;
+    struct stats stats;         /* counted by the modes, the listener (SPEC §12) */
 };
 
 extern const struct exchange_ops exchange_proxy;

@@ -107,6 +107,9 @@ struct upstream_target_info {
     unsigned conns;             /* open upstream connections */
     int weight;
     bool backup;
+    uint64_t connects;          /* connects started (statistics) */
+    uint64_t connect_errors;    /* connects failed */
+    bool draining;              /* removed at runtime: no new connections, gone once it has none */
 };
 
 /* Creates the upstream layer of service c (its targets, balancer and
@@ -137,6 +140,25 @@ bool upstream_available(const struct upstream *u);
 /* Number of targets and their state, for logs and the admin API. */
 int upstream_target_count(const struct upstream *u);
 void upstream_target_info(const struct upstream *u, int i, struct upstream_target_info *out);
+
+/* The upstream connections of u by state: counts[enum upstream_conn_state]. */
+void upstream_conn_states(const struct upstream *u, uint64_t counts[4]);
+
+/* The index of the target called name, or -1. */
+int upstream_target_find(const struct upstream *u, const char *name);
+
+/* Adds a target at runtime (admin API) at the end of the list; tc is
+ * copied (addr resolved already, or addr_len 0 and a host name the
+ * resolver looks up). It takes new connections at once and lasts until the
+ * next reload. Returns PMX_OK, or PMX_ERR with the reason in err (name
+ * taken, CONFIG_MAX_TARGETS reached, out of memory). */
+int upstream_target_add(struct upstream *u, const struct target_config *tc, char *err, size_t errlen) PMX_WUR;
+
+/* Drains target i: it takes no new connection, pool connections on it are
+ * replaced once idle (as after a reload), proxy sessions keep theirs; it
+ * leaves the list (indexes after it shift down) once it has no connection,
+ * at once or at a later upstream_tick(). */
+void upstream_target_drain(struct upstream *u, int i);
 
 /* Marks target i down for maintenance (skipped until marked up) or up. */
 void upstream_target_set_maint(struct upstream *u, int i, bool down);

@@ -24,5 +24,7 @@ Suite *session_suite(void);
 Suite *notify_suite(void);
 Suite *activation_suite(void);
 Suite *proxy_protocol_suite(void);
+Suite *stats_suite(void);
+Suite *admin_suite(void);
 
 #endif

@@ -307,12 +307,19 @@ static void dump_service(const struct service_config *sv, int indent, bool item,
 
 void config_dump(const struct config *c, FILE *out)
 {
+    const char *section = NULL;     /* the last dotted setting written (admin.listen) */
+
     fprintf(out, "# proximux %s effective configuration\n", PMX_VERSION);
     for (size_t i = 0; i < config_global_scope.n; i++) {
         const struct setting *s = &config_global_scope.settings[i];
-        if (s->type == T_LIST)
+        const char *dot = strchr(s->path, '.');
+        if (s->type == T_LIST || ((s->flags & S_OMIT_EMPTY) && value_empty(s, (const char *)c)))
             continue;
-        fprintf(out, "%s: ", s->path);
+        /* One level of sections at the top (admin:). */
+        if (dot != NULL && (section == NULL || strncmp(section, s->path, (size_t)(dot - s->path) + 1) != 0))
+            fprintf(out, "%.*s:\n", (int)(dot - s->path), s->path);
+        section = dot ? s->path : NULL;
+        fprintf(out, dot ? "  %s: " : "%s: ", dot ? dot + 1 : s->path);
         dump_value(s, (const char *)c, out);
         fputc('\n', out);
     }

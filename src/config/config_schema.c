@@ -98,6 +98,8 @@ static const struct setting global_settings[] = {
     { "log_level",          "LOG_LEVEL", "",        T_INT,   GF(log_level),         "1",       0,  3,       "",   S_RELOAD, 0, NULL },
     { "log_file",           "LOG_FILE", "",         T_PATH,  GF(log_file),          "",        0,  0,       "",   S_RELOAD, 0, NULL },
     { "shutdown_timeout",   "SHUTDOWN_TIMEOUT", "", T_LONG,  GF(shutdown_timeout),  "10000",   0,  3600000, "ms", S_RELOAD, 0, NULL },
+    { "admin.listen",       "ADMIN_LISTEN", "",     T_LABEL, GF(admin_listen),      "",        0,  NET_ADDR_MAX + NET_HOST_MAX - 1, "", S_OMIT_EMPTY, 0, NULL },
+    { "admin.token",        "ADMIN_TOKEN", "",      T_LABEL, GF(admin_token),       "",        0,  CONFIG_SECRET_MAX - 1, "", S_OMIT_EMPTY | S_RELOAD, 0, NULL },
     { "services",           NULL, "",               T_LIST,  LF(config, services),  NULL,      0,  0,       "",   0, 0, &services_list },
 };
 

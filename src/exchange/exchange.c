@@ -1,5 +1,7 @@
 /* The glue between the listener and the exchange modes: mode selection and
  * the client count that max_connections and graceful shutdown rely on. */
+#include <string.h>
+
 #include "codec.h"
 #include "config.h"
 #include "exchange.h"
@@ -15,6 +17,7 @@ void exchange_init(struct exchange *x, struct reactor *r, const struct service_c
     x->priv = NULL;
     x->accept_local = NULL;
     x->accept_local_len = 0;
+    memset(&x->stats, 0, sizeof(x->stats));
     switch (c->effective_mode) {
     case MODE_FIFO:
         x->ops = &exchange_fifo;
@@ -48,6 +51,7 @@ void exchange_out_of_fds(struct exchange *x)
 void exchange_client_added(struct exchange *x)
 {
     x->nclients++;
+    stats_client_added(&x->stats);
 }
 
 void exchange_client_removed(struct exchange *x)

@@ -170,6 +170,28 @@ static void mux_destroy(struct exchange *x)
     x->priv = NULL;
 }
 
+/* Statistics: queue depth, requests in flight, the bytes of the clients
+ * still connected and the resp session counters. */
+static void mux_gauges(const struct exchange *x, struct stats_gauges *g)
+{
+    const struct mux *m = x->priv;
+
+    memset(g, 0, sizeof(*g));
+    if (m == NULL)
+        return;
+    g->queued = m->queued;
+    g->active = m->active;
+    for (const struct mux_client *c = m->clients; c; c = c->next) {
+        g->bytes_in += c->conn.bytes_in;
+        g->bytes_out += c->conn.bytes_out;
+    }
+    for (int i = 0; i < MUX_PIN_REASONS && i < STATS_PIN_REASONS; i++)
+        g->pinned[i] = m->pinned[i];
+    g->pin_refused = m->pin_refused;
+    g->session_refused = m->session_refused;
+    g->dedicated = (uint64_t)PMX_MAX(m->nded, 0);
+}
+
 const struct exchange_ops exchange_fifo = {
     .name = "fifo",
     .start = mux_start,
@@ -179,6 +201,7 @@ const struct exchange_ops exchange_fifo = {
     .shutdown = mux_shutdown,
     .reload = mux_reload,
     .destroy = mux_destroy,
+    .gauges = mux_gauges,
 };
 
 const struct exchange_ops exchange_funnel = {
@@ -190,4 +213,5 @@ const struct exchange_ops exchange_funnel = {
     .shutdown = mux_shutdown,
     .reload = mux_reload,
     .destroy = mux_destroy,
+    .gauges = mux_gauges,
 };

@@ -133,6 +133,7 @@ static void session_release_client(struct session *s)
     if (s->client_released)
         return;
     s->client_released = true;
+    stats_client_left(&s->px->x->stats, s->client.bytes_in, s->client.bytes_out);
     conn_close(&s->client, s->px->x->reactor);
     exchange_client_removed(s->px->x);
 }
@@ -157,6 +158,8 @@ static void session_close(struct session *s, const char *reason)
     }
     if (s->active)
         px->active--;
+    if (!released)
+        stats_client_left(&px->x->stats, s->client.bytes_in, s->client.bytes_out);
     free(s);
     if (!released)
         exchange_client_removed(px->x);
@@ -179,6 +182,7 @@ static int session_connect(struct session *s)
         exchange_out_of_fds(px->x);
         session_close(s, "out of file descriptors for the upstream connection");
     } else {
+        stats_refused(&px->x->stats, STATS_REFUSED_NO_UPSTREAM);
         session_close(s, UPSTREAM_NONE_USABLE);
     }
     return PMX_ERR;
@@ -388,6 +392,7 @@ static void session_upstream_failed(struct upstream_conn *uc, const char *reason
     char why[256];
 
     snprintf(why, sizeof(why), "no target reachable (%s)", reason);
+    stats_refused(&s->px->x->stats, STATS_REFUSED_NO_UPSTREAM);
     session_close(s, why);
 }
 
@@ -529,6 +534,7 @@ static void proxy_accept(struct exchange *x, int fd, const char *peer, const str
 
     if (c->max_active >= 0 && px->active >= c->max_active) {
         if (c->max_queued >= 0 && px->nwaiting >= (size_t)c->max_queued) {
+            stats_refused(&x->stats, STATS_REFUSED_MAX_QUEUED);
             session_close(s, "limits.max_active and limits.max_queued reached");
             return;
         }
@@ -688,6 +694,7 @@ static void proxy_tick(struct exchange *x)
     list_for_each_safe(n, next, &px->sessions) {
         struct session *s = list_entry(n, struct session, link);
         if (s->waiting && c->queue_timeout > 0 && now - s->queued_at >= (uint64_t)c->queue_timeout) {
+            stats_refused(&x->stats, STATS_REFUSED_QUEUE_TIMEOUT);
             session_close(s, "queue timeout: no limits.max_active place free in time");
         } else if (s->draining) {
             session_update(s);
@@ -746,6 +753,27 @@ static void proxy_destroy(struct exchange *x)
     x->priv = NULL;
 }
 
+/* Statistics: sessions waiting for a max_active place, those holding one,
+ * and the bytes of the clients still connected. */
+static void proxy_gauges(const struct exchange *x, struct stats_gauges *g)
+{
+    const struct proxy *px = x->priv;
+    const struct list_node *n;
+
+    memset(g, 0, sizeof(*g));
+    if (px == NULL)
+        return;
+    g->queued = px->nwaiting;
+    g->active = (uint64_t)PMX_MAX(px->active, 0);
+    for (n = px->sessions.next; n != &px->sessions; n = n->next) {
+        const struct session *s = list_entry(n, struct session, link);
+        if (!s->client_released) {
+            g->bytes_in += s->client.bytes_in;
+            g->bytes_out += s->client.bytes_out;
+        }
+    }
+}
+
 const struct exchange_ops exchange_proxy = {
     .name = "proxy",
     .start = proxy_start,
@@ -755,4 +783,5 @@ const struct exchange_ops exchange_proxy = {
     .shutdown = proxy_shutdown,
     .reload = proxy_reload,
     .destroy = proxy_destroy,
+    .gauges = proxy_gauges,
 };

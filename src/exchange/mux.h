@@ -83,6 +83,12 @@ struct mux_request {
     uint64_t sent_at;
     uint64_t sent_us;               /* for least_latency samples only */
     uint64_t seq;                   /* its place among the requests written to its upstream */
+    /* Statistics: a client's request counts its response and latency in
+     * stats (NULL for Proximux's own requests); status is set with a reply
+     * made here (enum stats_status). */
+    struct stats *stats;
+    uint64_t start_us;
+    uint8_t status;
     /* resp: the client's session state when it sent this request: the
      * connection is put in it before the request is written. */
     int db;

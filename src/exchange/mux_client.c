@@ -94,6 +94,7 @@ void mux_client_close(struct mux_client *c, const char *reason)
              (unsigned long long)c->conn.bytes_out, c->npending);
     /* Outstanding requests stay in their upstream queues, ownerless: their
      * responses are read and dropped, which keeps the upstream in sync. */
+    stats_client_left(&m->x->stats, c->conn.bytes_in, c->conn.bytes_out);
     mux_session_client_left(c);
     mux_client_drop_requests(c);
     if (c->dirty) {
@@ -201,6 +202,7 @@ void mux_respond(struct mux_request *req, const char *data, size_t len, bool clo
     struct mux_client *c = req->client;
 
     req->done = true;
+    stats_request_done(req->stats, req->status, req->start_us);
     req->close_client = req->close_client || close_client;
     if (c == NULL) {
         mux_request_release(req);
@@ -236,6 +238,8 @@ void mux_reply(struct mux *m, struct mux_request *req, enum codec_reply kind, co
     size_t len = m->x->codec->reply(kind, reason, reply, sizeof(reply));
     bool close = len == 0 || kind == CODEC_REPLY_QUIT || kind == CODEC_REPLY_CLIENT_ERROR;
 
+    req->status = kind <= CODEC_REPLY_BUSY ? (uint8_t)(STATS_CLIENT_ERROR + kind) : STATS_OK;
+
     /* Busy replies come by the thousand in an outage or under a limit;
      * what caused them is logged once where it happened. */
     if (req->client && kind == CODEC_REPLY_BUSY)
@@ -261,6 +265,7 @@ static void mux_client_refuse(struct mux *m, struct mux_client *c, const char *w
     }
     buf_init(&req->resp);
     req->client = c;
+    req->start_us = stats_request_start(req->stats = &m->x->stats);
     if (c->tail)
         c->tail->cnext = req;
     else
@@ -449,6 +454,7 @@ void mux_enforce_request_memory(struct mux *m)
             break;
         log_error("#%llu client %s: holds %zu bytes of partial request; request memory budget (%ld) spent, refusing it",
                   (unsigned long long)big->id, big->peer, big->counted, mux_config(m)->request_memory);
+        stats_refused(&m->x->stats, STATS_REFUSED_REQUEST_MEMORY);
         mux_client_refuse(m, big, "request memory limit reached");
         mux_client_update(big);
     }

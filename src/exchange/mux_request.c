@@ -12,6 +12,8 @@
 
 void mux_request_free(struct mux_request *req)
 {
+    if (!req->done)
+        stats_request_dropped(req->stats);
     free(req->data);
     buf_free(&req->resp);
     free(req);
@@ -49,6 +51,7 @@ void mux_submit(struct mux *m, struct mux_client *c, const char *data, size_t le
     req->client = c;
     req->info = info;
     req->queued_at = reactor_now(m->x->reactor);
+    req->start_us = stats_request_start(req->stats = &m->x->stats);
     if (c->tail)
         c->tail->cnext = req;
     else
@@ -72,6 +75,7 @@ void mux_submit(struct mux *m, struct mux_client *c, const char *data, size_t le
         size_t n = m->x->codec->reply(CODEC_REPLY_CLIENT_ERROR, why, reply, sizeof(reply));
         log_info("#%llu client %s: refused: %s", (unsigned long long)c->id, c->peer, why);
         /* An unsupported command is refused; the client may go on. */
+        req->status = STATS_CLIENT_ERROR;
         mux_respond(req, reply, n, n == 0);
         return;
     }

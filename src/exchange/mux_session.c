@@ -216,6 +216,7 @@ static bool mux_session_submit_tracked(struct mux *m, struct mux_client *c, stru
     }
     if (v == SESSION_REFUSE) {
         m->session_refused++;
+        req->status = STATS_CLIENT_ERROR;
         log_info("#%llu client %s: refused %s", (unsigned long long)c->id, c->peer, what);
     }
     mux_respond(req, reply, n, false);

@@ -26,6 +26,7 @@
 #include "daemon.h"
 #include "exchange.h"
 #include "activation.h"
+#include "admin.h"
 #include "log.h"
 #include "notify.h"
 #include "reactor.h"
@@ -65,6 +66,9 @@ struct daemon {
     bool ready;                     /* every service accepted once */
     long long deadline_timer;
     char **argv;
+    struct admin *admin;            /* the admin API, when admin.listen is set */
+    struct service **view;          /* the admin API's view of services[] */
+    int nview;
 };
 
 static struct daemon_conf *conf_ref(struct daemon_conf *dc)
@@ -619,6 +623,38 @@ static void daemon_signal(int signo, void *data)
     }
 }
 
+/* ---- the admin API's view of the daemon ---- */
+
+static struct service *const *daemon_admin_services(void *data, int *n)
+{
+    struct daemon *d = data;
+
+    if (d->nview < d->nservices) {
+        struct service **view = realloc(d->view, (size_t)d->nservices * sizeof(*view));
+        if (view == NULL) {
+            *n = 0;
+            return NULL;
+        }
+        d->view = view;
+        d->nview = d->nservices;
+    }
+    for (int i = 0; i < d->nservices; i++)
+        d->view[i] = &d->services[i]->service;
+    *n = d->nservices;
+    return d->view;
+}
+
+static const struct config *daemon_admin_config(void *data)
+{
+    return &((struct daemon *)data)->conf->c;
+}
+
+static bool daemon_admin_reload(void *data, char *msg, size_t msglen)
+{
+    log_info("reload asked through the admin API");
+    return daemon_reload(data, msg, msglen) == PMX_OK;
+}
+
 static long daemon_janitor(struct reactor *r, long long id, void *data)
 {
     struct daemon *d = data;
@@ -697,6 +733,15 @@ int daemon_run(struct daemon *d)
     for (int i = 0; i < d->nservices; i++)
         if (svc_start(d, d->services[i]) != PMX_OK)
             return 1;
+    if (d->conf->c.admin_listen[0] != '\0') {
+        char err[256];
+        struct admin_hooks hooks = { daemon_admin_services, daemon_admin_config, daemon_admin_reload, d };
+        d->admin = admin_start(d->reactor, d->conf->c.admin_listen, &hooks, err, sizeof(err));
+        if (d->admin == NULL) {
+            fprintf(stderr, "proximux: %s\n", err);
+            return 2;
+        }
+    }
     if (reactor_timer_add(d->reactor, EXCHANGE_TICK_MS, daemon_janitor, d) < 0) {
         fprintf(stderr, "proximux: out of memory\n");
         return 1;
@@ -712,6 +757,8 @@ int daemon_run(struct daemon *d)
 
 void daemon_destroy(struct daemon *d)
 {
+    admin_stop(d->admin);
+    free(d->view);
     for (int i = 0; i < d->nservices; i++)
         svc_free(d->services[i]);
     free(d->services);

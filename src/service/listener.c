@@ -99,6 +99,7 @@ static bool listener_refuse_one(struct listener *l, long max, long waited)
     if (cfd < 0)
         return errno == EINTR || errno == ECONNABORTED;
     net_format_addr((const struct sockaddr *)&addr, len, peer, sizeof(peer));
+    stats_refused(&l->exchange->stats, STATS_REFUSED_MAX_CONNECTIONS);
     if (waited > 0)
         log_error("client %s refused: max_connections %ld reached, no slot freed within max_wait %ld ms",
                   peer, max, waited);

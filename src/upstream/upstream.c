@@ -27,6 +27,14 @@ struct upstream_target {
     struct health health;
     struct health_probe *probe;     /* in progress, or NULL */
     long long probe_timer;          /* next probe, 0 none */
+    uint64_t connects;              /* statistics: connects started, kept across reloads */
+    uint64_t connect_errors;        /* ... and failed */
+    /* Added at runtime (admin API): config points here, owned; such a
+     * target lasts until the next reload. */
+    struct target_config *own;
+    /* Removed at runtime: takes no new connection; removed from the list
+     * once its last connection has closed (upstream_tick). */
+    bool draining;
 };
 
 struct upstream {
@@ -108,7 +116,7 @@ static void target_quiesce(struct upstream_target *t)
 
 static bool target_usable(const struct upstream_target *t)
 {
-    return t->addr_len > 0 && health_usable(&t->health);
+    return t->addr_len > 0 && health_usable(&t->health) && !t->draining;
 }
 
 static void target_notify_up(struct upstream *u)
@@ -274,6 +282,8 @@ static int upstream_build(struct upstream *u, const struct service_config *c, in
                 continue;
             map[i] = j;
             t->health = old->health;
+            t->connects = old->connects;
+            t->connect_errors = old->connect_errors;
             bool same_place = strcmp(old->config->host, tc->host) == 0 && old->config->port == tc->port &&
                               strcmp(old->config->unix_path, tc->unix_path) == 0;
             if (same_place && tc->addr_len == 0)
@@ -284,8 +294,10 @@ static int upstream_build(struct upstream *u, const struct service_config *c, in
             break;
         }
     }
-    for (int i = 0; i < u->ntargets; i++)
+    for (int i = 0; i < u->ntargets; i++) {
         target_quiesce(&u->targets[i]);
+        free(u->targets[i].own);
+    }
     free(u->targets);
     free(u->bt);
     u->targets = targets;
@@ -341,8 +353,10 @@ void upstream_destroy(struct upstream *u)
 {
     if (u == NULL)
         return;
-    for (int i = 0; i < u->ntargets; i++)
+    for (int i = 0; i < u->ntargets; i++) {
         target_quiesce(&u->targets[i]);
+        free(u->targets[i].own);
+    }
     balancer_destroy(u->balancer);
     free(u->targets);
     free(u->bt);
@@ -432,6 +446,22 @@ void upstream_target_info(const struct upstream *u, int i, struct upstream_targe
     out->conns = u->bt[i].conns;
     out->weight = t->config->weight;
     out->backup = t->config->backup;
+    out->connects = t->connects;
+    out->connect_errors = t->connect_errors;
+    out->draining = t->draining;
+}
+
+void upstream_conn_states(const struct upstream *u, uint64_t counts[4])
+{
+    const struct list_node *n;
+
+    for (int i = 0; i < 4; i++)
+        counts[i] = 0;
+    for (n = u->conns.next; n != &u->conns; n = n->next) {
+        const struct upstream_conn *uc = list_entry(n, struct upstream_conn, link);
+        if ((unsigned)uc->state < 4)
+            counts[uc->state]++;
+    }
 }
 
 void upstream_target_set_maint(struct upstream *u, int i, bool down)
@@ -447,6 +477,155 @@ void upstream_target_set_maint(struct upstream *u, int i, bool down)
         if (target_wants_probes(t))
             target_probe_schedule(t, u->config->health.interval);
     }
+}
+
+/* ---- runtime changes (admin API) ---------------------------------------- */
+
+/*
+ * Adding or removing a target replaces the arrays, as a reload does:
+ * probes, probe timers and lookups hold pointers to targets, so they are
+ * stopped on the old array and started again on the new one; connections
+ * hold indexes, remapped with map[old] = new (-1: gone).
+ */
+static int upstream_resize(struct upstream *u, int n, const int *map)
+{
+    struct upstream_target *targets = calloc((size_t)PMX_MAX(n, 1), sizeof(*targets));
+    struct balancer_target *bt = calloc((size_t)PMX_MAX(n, 1), sizeof(*bt));
+    struct list_node *node;
+
+    if (targets == NULL || bt == NULL) {
+        free(targets);
+        free(bt);
+        return PMX_ERR;
+    }
+    for (int i = 0; i < u->ntargets; i++) {
+        target_quiesce(&u->targets[i]);
+        if (map[i] < 0) {
+            free(u->targets[i].own);
+            continue;
+        }
+        targets[map[i]] = u->targets[i];
+        bt[map[i]] = u->bt[i];
+    }
+    for (node = u->conns.next; node != &u->conns; node = node->next) {
+        struct upstream_conn *uc = list_entry(node, struct upstream_conn, link);
+        if (uc->target >= 0 && uc->target < u->ntargets)
+            uc->target = map[uc->target];
+        for (int k = 0; k < uc->tries && k < (int)PMX_ARRAY_LEN(uc->tried); k++)
+            if (uc->tried[k] >= 0 && uc->tried[k] < u->ntargets)
+                uc->tried[k] = map[uc->tried[k]];
+    }
+    free(u->targets);
+    free(u->bt);
+    u->targets = targets;
+    u->bt = bt;
+    u->ntargets = n;
+    for (int j = 0; j < n; j++) {
+        struct upstream_target *t = &targets[j];
+        if (t->u == NULL)
+            continue;       /* the slot of a target being added: the caller fills it */
+        if (t->addr_len == 0)
+            target_resolve(t);
+        if (target_wants_probes(t))
+            target_probe_schedule(t, u->config->health.interval);
+    }
+    return PMX_OK;
+}
+
+int upstream_target_find(const struct upstream *u, const char *name)
+{
+    for (int i = 0; i < u->ntargets; i++)
+        if (strcmp(u->targets[i].config->name, name) == 0)
+            return i;
+    return -1;
+}
+
+int upstream_target_add(struct upstream *u, const struct target_config *tc, char *err, size_t errlen)
+{
+    int n = u->ntargets;
+
+    if (upstream_target_find(u, tc->name) >= 0) {
+        snprintf(err, errlen, "a target named \"%s\" exists already", tc->name);
+        return PMX_ERR;
+    }
+    if (n >= CONFIG_MAX_TARGETS) {
+        snprintf(err, errlen, "the service has %d targets already", CONFIG_MAX_TARGETS);
+        return PMX_ERR;
+    }
+    int *map = calloc((size_t)PMX_MAX(n, 1), sizeof(*map));
+    struct target_config *own = malloc(sizeof(*own));
+    if (map == NULL || own == NULL) {
+        free(map);
+        free(own);
+        snprintf(err, errlen, "out of memory");
+        return PMX_ERR;
+    }
+    *own = *tc;
+    for (int i = 0; i < n; i++)
+        map[i] = i;
+    if (upstream_resize(u, n + 1, map) != PMX_OK) {
+        free(map);
+        free(own);
+        snprintf(err, errlen, "out of memory");
+        return PMX_ERR;
+    }
+    free(map);
+    /* The new one is last: no connection refers to it yet. */
+    struct upstream_target *t = &u->targets[n];
+    target_init(u, t, own);
+    t->own = own;
+    u->bt[n].name = own->name;
+    u->bt[n].weight = own->weight;
+    u->bt[n].backup = own->backup;
+    if (upstream_set_balancer(u, u->strategy) != PMX_OK)
+        log_error("service %s: out of memory for the balancer", upstream_name(u));
+    if (t->addr_len == 0)
+        target_resolve(t);
+    log_error("service %s: target %s (%s) added", upstream_name(u), own->name, t->address);
+    target_notify_up(u);
+    return PMX_OK;
+}
+
+/* Removes the draining targets whose last connection has closed. */
+static void target_remove_drained(struct upstream *u)
+{
+    int n = 0, *map;
+    bool any = false;
+
+    for (int i = 0; i < u->ntargets; i++)
+        any = any || (u->targets[i].draining && u->bt[i].conns == 0);
+    if (!any || (map = calloc((size_t)u->ntargets, sizeof(*map))) == NULL)
+        return;
+    for (int i = 0; i < u->ntargets; i++) {
+        struct upstream_target *t = &u->targets[i];
+        if (t->draining && u->bt[i].conns == 0) {
+            log_error("service %s: target %s (%s) drained and removed", upstream_name(u), t->config->name,
+                      t->address);
+            map[i] = -1;
+        } else {
+            map[i] = n++;
+        }
+    }
+    if (upstream_resize(u, n, map) != PMX_OK)
+        log_error("service %s: out of memory removing drained targets; trying again", upstream_name(u));
+    else if (upstream_set_balancer(u, u->strategy) != PMX_OK)
+        log_error("service %s: out of memory for the balancer", upstream_name(u));
+    free(map);
+}
+
+void upstream_target_drain(struct upstream *u, int i)
+{
+    struct upstream_target *t = &u->targets[i];
+
+    if (t->draining)
+        return;
+    t->draining = true;
+    log_error("service %s: target %s (%s) draining: %u connections", upstream_name(u), t->config->name,
+              t->address, u->bt[i].conns);
+    /* Pool connections (fifo, funnel) move away once idle, as from a
+     * target a reload removed; proxy sessions keep theirs until they end. */
+    target_notify_up(u);
+    target_remove_drained(u);
 }
 
 /* ---- the connect engine ------------------------------------------------- */
@@ -519,6 +698,7 @@ static int conn_try(struct upstream_conn *uc, const char **reason)
         if (uc->tries < (int)PMX_ARRAY_LEN(uc->tried))
             uc->tried[uc->tries] = t;
         uc->tries++;
+        target->connects++;
         uc->target = t;
         uc->id = conn_next_id();
         snprintf(uc->peer, sizeof(uc->peer), "%s", target->address);
@@ -541,6 +721,7 @@ static int conn_try(struct upstream_conn *uc, const char **reason)
             uc->conn.fd = -1;
         }
         snprintf(why, sizeof(why), "connect: %s", strerror(err));
+        target->connect_errors++;
         *reason = why;
         log_error("service %s: upstream #%llu connect to %s (%s) failed: %s", upstream_name(u),
                   (unsigned long long)uc->id, target->config->name, uc->peer, why);
@@ -585,6 +766,8 @@ static void conn_connect_failed(struct upstream_conn *uc, const char *reason)
     log_error("service %s: upstream #%llu connect to %s (%s) failed: %s", upstream_name(u),
               (unsigned long long)uc->id, uc->target >= 0 ? u->targets[uc->target].config->name : "-", uc->peer,
               why);
+    if (uc->target >= 0)
+        u->targets[uc->target].connect_errors++;
     if (uc->target >= 0)
         target_failure(&u->targets[uc->target], why);
     conn_drop_socket(uc, true);
@@ -693,7 +876,7 @@ bool upstream_conn_misplaced(const struct upstream_conn *uc)
 
     if (uc->state != UPSTREAM_READY)
         return false;
-    if (uc->target < 0)
+    if (uc->target < 0 || u->targets[uc->target].draining)
         return true;
     if (!u->targets[uc->target].config->backup)
         return false;
@@ -798,6 +981,7 @@ void upstream_tick(struct upstream *u)
             list_remove(&uc->pending);
         }
     }
+    target_remove_drained(u);
     if (u->config->resolve_interval > 0 && now >= u->next_resolve) {
         u->next_resolve = now + (uint64_t)u->config->resolve_interval;
         for (int i = 0; i < u->ntargets; i++)
