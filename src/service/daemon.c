@@ -630,7 +630,7 @@ static struct service *const *daemon_admin_services(void *data, int *n)
     struct daemon *d = data;
 
     if (d->nview < d->nservices) {
-        struct service **view = realloc(d->view, (size_t)d->nservices * sizeof(*view));
+        struct service **view = realloc(d->view, (size_t)d->nservices * sizeof(struct service *));
         if (view == NULL) {
             *n = 0;
             return NULL;
