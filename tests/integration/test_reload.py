@@ -8,6 +8,8 @@ client errors (redis-benchmark through fifo, the mariadb client through
 proxy mode)."""
 
 import os
+import http.client
+import json
 import re
 import shutil
 import signal
@@ -98,17 +100,33 @@ class ReloadRedisTest(ProximuxTestCase):
         return "log_level: 2\nshutdown_timeout: %d\nservices:\n" % shutdown_timeout + "".join(services)
 
     def test_reloads_under_redis_benchmark(self):
-        """50 SIGHUPs, every 50 ms, while redis-benchmark runs 200000
-        SET/GET through fifo and a thread connects once per PING: every
-        other reload replaces the service (local.buffer_size changed: a new
-        object, the listening socket handed over), the others update it in
-        place (exchange.response_timeout). Zero errors."""
+        """50 reloads every 50 ms, by SIGHUP and by POST /api/v1/reload in
+        turn, while redis-benchmark runs 200000 SET/GET through fifo and a
+        thread connects once per PING: every other reload replaces the
+        service (local.buffer_size changed: a new object, the listening
+        socket handed over), the others update it in place
+        (exchange.response_timeout). Zero errors."""
         port = free_port()
+        aport = free_port()
         def text(buf, timeout):
             # redis-benchmark's clients stay on the service object they
             # connected to for the whole run: a long shutdown_timeout.
-            return self.yaml(self.service("kv", port, extra=", buffer_size: %d" % buf).replace(
-                "mode: fifo,", "mode: fifo, response_timeout: %d," % timeout), shutdown_timeout=300000)
+            return ("admin: { listen: \"127.0.0.1:%d\" }\n" % aport) + self.yaml(
+                self.service("kv", port, extra=", buffer_size: %d" % buf).replace(
+                    "mode: fifo,", "mode: fifo, response_timeout: %d," % timeout), shutdown_timeout=300000)
+
+        def reload_by_api(pmx):
+            mark = len(pmx.log())
+            conn = http.client.HTTPConnection("127.0.0.1", aport, timeout=10 * TIME_FACTOR)
+            try:
+                conn.request("POST", "/api/v1/reload", body="")
+                resp = conn.getresponse()
+                body = json.loads(resp.read())
+            finally:
+                conn.close()
+            self.assertEqual(resp.status, 200, body)
+            self.assertTrue(body["reloaded"], body)
+            return pmx.wait_log(r"(reloaded configuration|reload refused).*$", 5 * TIME_FACTOR, mark).group(0)
 
         pmx = self.start_proximux(yaml=text(16384, 5000), port=port)
         pinger = Pinger(port)
@@ -121,7 +139,7 @@ class ReloadRedisTest(ProximuxTestCase):
             for i in range(50):
                 # Even: buffer_size toggles (replaced); odd: response_timeout (in place).
                 pmx.write_yaml(text(16384 + ((i // 2 + 1) % 2) * 4096, 5000 + i))
-                line = reload_and_wait(pmx)
+                line = reload_and_wait(pmx) if i % 4 < 2 else reload_by_api(pmx)
                 self.assertIn("reloaded configuration", line)
                 if "replaced kv" in line:
                     replaced += 1
