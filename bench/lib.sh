@@ -198,10 +198,22 @@ start_proximux() {
         TGT_WHY="no binary at $PROXIMUX"
         return 1
     fi
+    # BENCH_ADMIN=1: the admin listener on, /metrics scraped every second
+    # (the cost of statistics and of being watched).
+    local admin=()
+    if [ "${BENCH_ADMIN:-0}" = 1 ]; then
+        free_ports 1
+        admin=(ADMIN_LISTEN="127.0.0.1:${PORTS[0]}")
+    fi
     bg_start "$BENCH_TMP/proximux-$port.log" env -i PATH="$PATH" \
-        LOCAL_HOST=127.0.0.1 LOCAL_PORT="$port" LOG_LEVEL=1 "$@" \
+        LOCAL_HOST=127.0.0.1 LOCAL_PORT="$port" LOG_LEVEL=1 "${admin[@]}" "$@" \
         "${PIN_SRV[@]}" "$PROXIMUX"
     TGT_PID=$BG_PID
+    if [ "${#admin[@]}" -gt 0 ]; then
+        bg_start "$BENCH_TMP/scraper-$port.log" bash -c \
+            'while kill -0 "$1" 2>/dev/null; do python3 -c "import urllib.request,sys; urllib.request.urlopen(sys.argv[1], timeout=2).read()" "$2" || true; sleep 1; done' \
+            scraper "$TGT_PID" "http://${admin[0]#ADMIN_LISTEN=}/metrics"
+    fi
     if ! wait_port "$port" "$TGT_PID" 10; then
         if alive "$TGT_PID"; then
             TGT_WHY="did not listen on $port within 10 s"

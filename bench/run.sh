@@ -14,6 +14,7 @@
 #   BENCH_PIPELINES  redis-benchmark -P values (default "1 16")
 #   BENCH_PIN=1      taskset: servers+proxies on CPU 1, load generator on CPU 0
 #   BENCH_OUT=FILE   also write the raw results (TSV) to FILE
+#   BENCH_ADMIN=1    Proximux with its admin listener on, /metrics scraped every second
 #   BENCH_KEEP=1     keep the temp dir with every log and config
 set -u
 
