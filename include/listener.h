@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include "net.h"
 #include "pmx.h"
 #include "proxy_accept.h"
 
@@ -15,7 +16,9 @@ struct reactor;
 
 struct listener {
     int fd;
-    const char *spec;           /* the address as configured, for logs */
+    /* The address as configured, for logs: a copy, since a reload frees
+     * the configuration it came from while the listener stays. */
+    char spec[NET_ADDR_MAX + NET_HOST_MAX];
     char unix_path[108];        /* a unix socket to remove at close; "" for TCP */
     struct reactor *reactor;
     struct exchange *exchange;

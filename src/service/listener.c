@@ -27,7 +27,7 @@ int listener_open(struct listener *l, const struct listen_config *lc, bool ipv6_
 {
     memset(l, 0, sizeof(*l));
     proxy_accept_init(&l->proxy_pending);
-    l->spec = lc->spec;
+    snprintf(l->spec, sizeof(l->spec), "%s", lc->spec);
     if (lc->where.unix_socket) {
         l->fd = net_listen_unix(lc->where.path, (mode_t)unix_mode, LISTENER_BACKLOG, err, errlen);
         if (l->fd >= 0)
@@ -42,7 +42,7 @@ int listener_open(struct listener *l, const struct listen_config *lc, bool ipv6_
 void listener_adopt(struct listener *l, const struct listen_config *lc, int fd)
 {
     memset(l, 0, sizeof(*l));
-    l->spec = lc->spec;
+    snprintf(l->spec, sizeof(l->spec), "%s", lc->spec);
     l->fd = fd;
     proxy_accept_init(&l->proxy_pending);
     l->inherited = true;
