@@ -131,7 +131,8 @@ int upstream_reload(struct upstream *u, const struct service_config *c) PMX_WUR;
 void upstream_tick(struct upstream *u);
 
 /* Stops everything that runs by itself (probes, resolution, reconnects
- * after backoff): the service is shutting down. */
+ * after backoff): the service is shutting down or was replaced. Opens its
+ * owner asks for still work (its remaining clients are served). */
 void upstream_stop(struct upstream *u);
 
 /* Whether at least one target may take a new connection. */

@@ -787,7 +787,10 @@ int upstream_conn_open(struct upstream_conn *uc, const struct sockaddr *client, 
     if (uc->state != UPSTREAM_CLOSED)
         return PMX_OK;
     errno = 0;
-    if (u->stopped || !upstream_available(u))
+    /* A stopped layer (its service shutting down or replaced) still opens
+     * connections its owner asks for: the clients it keeps serving need
+     * them. Only what runs by itself stops. */
+    if (!upstream_available(u))
         return PMX_ERR;
     uc->client_len = 0;
     if (client != NULL && client_len > 0 && client_len <= sizeof(uc->client)) {

@@ -230,6 +230,24 @@ class ReloadRedisTest(ProximuxTestCase):
         ping(sock)
         self.assert_proximux_ok(pmx)
 
+    def test_client_of_a_replaced_service_is_served(self):
+        """A client connected to service a before a reload renames it b,
+        which sends its first request after the reload: a's connection to
+        the target opens then, and the client is served (failed before:
+        "no upstream available", the replaced service's upstream layer
+        refused to open connections)."""
+        port = free_port()
+        pmx = self.start_proximux(yaml=self.yaml(self.service("a", port)), port=port)
+        with Resp(port) as old:
+            self.assertEqual(old.command("CLIENT", "SETNAME", "early"), "OK")  # answered locally: nothing opened
+            pmx.write_yaml(self.yaml(self.service("b", port)))
+            self.assertRegex(reload_and_wait(pmx), r"removed a, added b")
+            self.assertEqual(old.command("PING"), "PONG")
+            self.assertEqual(old.command("SET", "k", "v"), "OK")
+        with Resp(port) as new:
+            self.assertEqual(new.command("GET", "k"), b"v")
+        self.assert_proximux_ok(pmx)
+
     def test_codec_and_mode_change(self):
         """proxy/raw becomes fifo/resp: the connected client finishes on
         the proxy object (RESET reaches redis), new clients get fifo (RESET
