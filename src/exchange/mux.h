@@ -346,6 +346,9 @@ void mux_upstream_fail(struct mux *m, struct mux_upstream *up, const char *reaso
 /* Sends what waits on up while it can. */
 void mux_dispatch(struct mux *m, struct mux_upstream *up);
 void mux_upstream_open(struct mux *m, struct mux_upstream *up);
+/* Writes what handlers queued on up's connection (more waiting requests
+ * go out as room frees). */
+void mux_upstream_flush(struct mux *m, struct mux_upstream *up);
 /* Before the loop sleeps: writes what handlers queued on every connection. */
 void mux_upstreams_flush(struct mux *m);
 /* Janitor: response and inactivity timeouts. */

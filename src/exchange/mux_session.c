@@ -331,20 +331,7 @@ void mux_session_sweep(struct mux *m)
         } else if (c != NULL && up->wait.head != NULL) {
             mux_dispatch(m, up);
         }
-        while (up->dirty) {
-            up->dirty = false;
-            if (up->uc.state != UPSTREAM_READY)
-                break;
-            int rc = conn_flush(upstream_conn_socket(&up->uc));
-            if (rc == PMX_ERR) {
-                mux_upstream_fail(m, up, strerror(errno), CODEC_REPLY_SERVER_ERROR, true);
-                break;
-            }
-            up->last_active = reactor_now(m->x->reactor);
-            upstream_conn_watch(&up->uc, rc == PMX_AGAIN ? REACTOR_READABLE | REACTOR_WRITABLE : REACTOR_READABLE);
-            if (rc == PMX_OK)
-                mux_dispatch(m, up);
-        }
+        mux_upstream_flush(m, up);
     }
 }
 

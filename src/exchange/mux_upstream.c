@@ -497,10 +497,28 @@ void mux_upstream_release(struct mux_upstream *up)
     buf_free(&up->in);
 }
 
+void mux_upstream_flush(struct mux *m, struct mux_upstream *up)
+{
+    /* A flush that empties the buffer lets more waiting requests in,
+     * which must go out before the loop sleeps. */
+    while (up->dirty) {
+        up->dirty = false;
+        if (up->uc.state != UPSTREAM_READY)
+            break;
+        int rc = conn_flush(upstream_conn_socket(&up->uc));
+        if (rc == PMX_ERR) {
+            mux_upstream_fail(m, up, strerror(errno), CODEC_REPLY_SERVER_ERROR, true);
+            break;
+        }
+        up->last_active = reactor_now(m->x->reactor);
+        upstream_conn_watch(&up->uc, rc == PMX_AGAIN ? REACTOR_READABLE | REACTOR_WRITABLE : REACTOR_READABLE);
+        if (rc == PMX_OK)
+            mux_dispatch(m, up);
+    }
+}
+
 void mux_upstreams_flush(struct mux *m)
 {
-    struct reactor *r = m->x->reactor;
-
     if (m->resp)
         mux_session_sweep(m);
     if (m->kick) {
@@ -511,25 +529,8 @@ void mux_upstreams_flush(struct mux *m)
         for (int i = 0; i < m->nups; i++)
             mux_dispatch(m, &m->ups[i]);
     }
-    for (int i = 0; i < m->nups; i++) {
-        struct mux_upstream *up = &m->ups[i];
-        /* A flush that empties the buffer lets more waiting requests in,
-         * which must go out before the loop sleeps. */
-        while (up->dirty) {
-            up->dirty = false;
-            if (up->uc.state != UPSTREAM_READY)
-                break;
-            int rc = conn_flush(upstream_conn_socket(&up->uc));
-            if (rc == PMX_ERR) {
-                mux_upstream_fail(m, up, strerror(errno), CODEC_REPLY_SERVER_ERROR, true);
-                break;
-            }
-            up->last_active = reactor_now(r);
-            upstream_conn_watch(&up->uc, rc == PMX_AGAIN ? REACTOR_READABLE | REACTOR_WRITABLE : REACTOR_READABLE);
-            if (rc == PMX_OK)
-                mux_dispatch(m, up);
-        }
-    }
+    for (int i = 0; i < m->nups; i++)
+        mux_upstream_flush(m, &m->ups[i]);
 }
 
 /* A connection whose target was removed, or that is on a backup target
