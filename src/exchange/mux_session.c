@@ -304,24 +304,20 @@ void mux_session_sweep(struct mux *m)
              * client at end of stream too. */
             mux_client_close(c, "end of stream while subscribed or blocked");
         }
-        if (c == NULL && up->left_dirty) {
-            /* Its client left (mux_session_client_left): the connection is
-             * kept for another only if nothing of its session is on it. */
+        if (c == NULL) {
+            /* Its client left (mux_session_client_left): its unsent
+             * requests are dropped, and the connection is kept for another
+             * only if nothing of its session is on it. */
             struct mux_request *req;
-            while ((req = mux_queue_pop(&up->wait)) != NULL) {     /* its unsent requests */
+            while ((req = mux_queue_pop(&up->wait)) != NULL) {
                 m->queued--;
                 mux_request_leave_upstream(req);
                 mux_request_release(req);
             }
-            up->left_dirty = false;
-            if (up->uc.state != UPSTREAM_CLOSED)
-                mux_upstream_fail(m, up, "its client left", CODEC_REPLY_SERVER_ERROR, false);
-        } else if (c == NULL) {
-            struct mux_request *req;
-            while ((req = mux_queue_pop(&up->wait)) != NULL) {     /* unsent requests of a client that left */
-                m->queued--;
-                mux_request_leave_upstream(req);
-                mux_request_release(req);
+            if (up->left_dirty) {
+                up->left_dirty = false;
+                if (up->uc.state != UPSTREAM_CLOSED)
+                    mux_upstream_fail(m, up, "its client left", CODEC_REPLY_SERVER_ERROR, false);
             }
         } else if (c != NULL && !session_pinned(&c->session) && !up->passthrough && mux_outstanding(up) == 0 &&
                    c->affinity != up) {
