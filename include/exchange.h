@@ -79,6 +79,13 @@ extern const struct exchange_ops exchange_funnel;
 /* Fills x for config c: selects the mode and the codec. */
 void exchange_init(struct exchange *x, struct reactor *r, const struct service_config *c);
 
+/* Hands a new client to the mode: the one door every accepted client goes
+ * through (listener, PROXY header accepted), so that checks on a client
+ * (access lists, the on_connect hook) live in one place. peer is the
+ * client's address for logs, addr the same for matching and ip_hash. */
+void exchange_accept(struct exchange *x, int fd, const char *peer, const struct sockaddr *addr,
+                     socklen_t addr_len);
+
 /* Called by a mode when warmup is over (once). */
 void exchange_ready(struct exchange *x);
 

@@ -33,6 +33,12 @@ void exchange_init(struct exchange *x, struct reactor *r, const struct service_c
     }
 }
 
+void exchange_accept(struct exchange *x, int fd, const char *peer, const struct sockaddr *addr,
+                     socklen_t addr_len)
+{
+    x->ops->accept(x, fd, peer, addr, addr_len);
+}
+
 void exchange_ready(struct exchange *x)
 {
     if (x->ready)

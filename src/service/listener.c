@@ -214,7 +214,7 @@ static void listener_accept(struct reactor *r, int fd, void *data, int mask)
             proxy_accept_start(l, cfd, (const struct sockaddr *)&addr, len);
             continue;
         }
-        x->ops->accept(x, cfd, peer, (const struct sockaddr *)&addr, len);
+        exchange_accept(x, cfd, peer, (const struct sockaddr *)&addr, len);
     }
 }
 

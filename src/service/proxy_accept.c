@@ -80,7 +80,7 @@ static void pa_done(struct proxy_accept_client *pc)
         struct sockaddr_storage addr = pc->addr;
         socklen_t len = pc->addr_len;
         pa_free(pc, false);
-        x->ops->accept(x, fd, real, (const struct sockaddr *)&addr, len);
+        exchange_accept(x, fd, real, (const struct sockaddr *)&addr, len);
         return;
     }
     net_format_addr((const struct sockaddr *)&d->src, d->src_len, real, sizeof(real));
@@ -90,7 +90,7 @@ static void pa_done(struct proxy_accept_client *pc)
     pa_free(pc, false);
     x->accept_local = (const struct sockaddr *)&dst;
     x->accept_local_len = dst_len;
-    x->ops->accept(x, fd, real, (const struct sockaddr *)&src, src_len);
+    exchange_accept(x, fd, real, (const struct sockaddr *)&src, src_len);
     x->accept_local = NULL;
     x->accept_local_len = 0;
 }
