@@ -40,6 +40,36 @@ enum exchange_mode {
 #define CONFIG_ERR_MAX 512
 #define CONFIG_MAX_PROXY_FROM 64    /* accept_proxy_from ranges per service */
 
+#define CONFIG_ROUTE_TEXT_MAX 4096 /* a route's match/prefix/sni/http_host pattern and its reply/data/close bytes */
+#define CONFIG_MAX_ROUTES 256       /* routes per service */
+
+/* What a route looks at (SPEC §10): exactly one per route. */
+enum route_kind {
+    ROUTE_MATCH,                    /* match: POSIX ERE over the buffered bytes, $1..$9 captures */
+    ROUTE_PREFIX,                   /* prefix: plain byte prefix */
+    ROUTE_SNI,                      /* sni: TLS ClientHello server_name, "*.example.com" wildcards */
+    ROUTE_HTTP_HOST,                /* http_host: Host header of the first HTTP request (same wildcards) */
+};
+
+/* One item of routes: (SPEC §10). Byte strings are decoded from C escapes
+ * (\r \n \t \\ \xNN) and may hold NUL bytes, hence the lengths. */
+struct route_config {
+    enum route_kind kind;
+    char pattern[CONFIG_ROUTE_TEXT_MAX];    /* the regex, prefix bytes, server name or host */
+    size_t pattern_len;
+    char target[CONFIG_TARGET_NAME_MAX];    /* a target name of the service, or HOST:PORT with $1..$9; "" with close */
+    char reply[CONFIG_ROUTE_TEXT_MAX];      /* reply: bytes sent to the client first */
+    size_t reply_len;
+    char data[CONFIG_ROUTE_TEXT_MAX];       /* data: sent upstream instead of the buffered bytes ($1..$9) */
+    size_t data_len;
+    bool has_data;
+    char close[CONFIG_ROUTE_TEXT_MAX];      /* close: bytes sent, then the client is closed */
+    size_t close_len;
+    bool has_close;
+    long connect_timeout;                   /* ms, -1: pool.connect_timeout */
+    long inactivity_timeout;                /* ms from connect to the target's first byte, -1: none */
+};
+
 /* One item of session.auth.users: a client may AUTH user password. */
 struct auth_user_config {
     char user[CONFIG_SECRET_MAX];
@@ -142,6 +172,13 @@ struct service_config {
     bool accept_proxy;              /* accept_proxy: read a header from clients in accept_proxy_from */
     int naccept_proxy_from;
     struct cidr accept_proxy_from[CONFIG_MAX_PROXY_FROM];   /* accept_proxy_from: required with accept_proxy */
+
+    /* routing on the first bytes (SPEC §10), proxy mode */
+    int nroutes;
+    struct route_config *routes;    /* routes: nroutes entries, owned */
+    long route_max_bytes;           /* route_max_bytes: bytes buffered while no route decides (1-1048576, 4096) */
+    long route_timeout;             /* route_timeout: ms to wait for a decision (1-3600000, 5000) */
+    char route_default[CONFIG_TARGET_NAME_MAX]; /* route_default: "close" or a target name */
 
     int ntargets;
     struct target_config *targets;  /* ntargets entries, owned */

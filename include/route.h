@@ -1,0 +1,43 @@
+/* Routing on the first bytes (SPEC §10): a service's routes compiled once
+ * (regexes, patterns) and asked, each time more of a client's first bytes
+ * have arrived, whether one of them decides. Pure: no sockets, no timers;
+ * the proxy exchange buffers the bytes, applies route_max_bytes,
+ * route_timeout and route_default, and carries the decision out. */
+#ifndef ROUTE_H
+#define ROUTE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "pmx.h"
+#include "route_decision.h"
+
+struct route_config;
+struct route_table;
+
+enum route_result {
+    ROUTE_RESULT_WAIT,          /* some route could still match with more bytes */
+    ROUTE_RESULT_DECIDED,       /* a route matched: *out is filled */
+    ROUTE_RESULT_NO_MATCH,      /* no route can ever match these bytes */
+};
+
+/* Compiles n routes (regexes with REG_EXTENDED). Returns NULL with a
+ * one-line reason in err naming the route (e.g. `routes[2].match: ...`). */
+struct route_table *route_table_create(const struct route_config *routes, int n, char *err,
+                                       size_t errlen);
+
+void route_table_free(struct route_table *t);
+
+/* Tries the routes in order over the len first bytes of a client (binary:
+ * NUL bytes included). The first route that matches decides: out gets its
+ * action, target and data with $1..$9 replaced by the captures, reply,
+ * close bytes and timeouts. WAIT when no route matched but one could with
+ * more bytes (a prefix or TLS/HTTP header not complete yet); NO_MATCH when
+ * none can. out is initialised by the caller (route_decision_init) and
+ * freed by it. Returns PMX_ERR (out of memory) as NO_MATCH never: the
+ * caller closes the client on ROUTE_RESULT_NO_MATCH only after
+ * route_default. */
+enum route_result route_table_decide(const struct route_table *t, const char *data, size_t len,
+                                     struct route_decision *out);
+
+#endif
