@@ -19,6 +19,7 @@ enum route_result {
     ROUTE_RESULT_WAIT,          /* some route could still match with more bytes */
     ROUTE_RESULT_DECIDED,       /* a route matched: *out is filled */
     ROUTE_RESULT_NO_MATCH,      /* no route can ever match these bytes */
+    ROUTE_RESULT_ERROR,         /* out of memory filling *out: the caller closes the client */
 };
 
 /* Compiles n routes (regexes with REG_EXTENDED). Returns NULL with a
@@ -33,10 +34,8 @@ void route_table_free(struct route_table *t);
  * action, target and data with $1..$9 replaced by the captures, reply,
  * close bytes and timeouts. WAIT when no route matched but one could with
  * more bytes (a prefix or TLS/HTTP header not complete yet); NO_MATCH when
- * none can. out is initialised by the caller (route_decision_init) and
- * freed by it. Returns PMX_ERR (out of memory) as NO_MATCH never: the
- * caller closes the client on ROUTE_RESULT_NO_MATCH only after
- * route_default. */
+ * none can (the caller then applies route_default). out is initialised by
+ * the caller (route_decision_init) and freed by it. */
 enum route_result route_table_decide(const struct route_table *t, const char *data, size_t len,
                                      struct route_decision *out);
 
