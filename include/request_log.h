@@ -35,6 +35,9 @@ struct request_log_record {
     const char *target;         /* target name, "" when none */
     const char *command;        /* resp/memcache: command and first key; http: method and path; mysql: the SQL */
     size_t command_len;
+    /* The command's whole length when command holds only its first
+     * command_len bytes (a caller that kept a prefix); 0: command_len. */
+    size_t command_total;
     uint64_t bytes_in;          /* request bytes from the client */
     uint64_t bytes_out;         /* response bytes to the client */
     uint64_t us;                /* request sent upstream -> response complete; 0 when never sent */

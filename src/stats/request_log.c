@@ -347,20 +347,24 @@ static void out_text(struct request_log_out *o, enum request_log_format f, const
 
 /* The command, cut at max_text bytes (not inside a UTF-8 sequence), then
  * the marker "...[N bytes]" giving its whole length. */
-static void out_command(struct request_log *log, struct request_log_out *o, const char *s, size_t n)
+static void out_command(struct request_log *log, struct request_log_out *o, const char *s, size_t n, size_t total)
 {
-    if (n <= log->max_text) {
+    if (total < n)
+        total = n;
+    if (total <= log->max_text) {
         out_text(o, log->format, s, n);
         return;
     }
-    size_t cut = log->max_text;
+    size_t cut = PMX_MIN(n, log->max_text);
     /* Back up over continuation bytes to the start of the sequence. */
-    for (size_t k = 0; k < 3 && cut > 0 && ((unsigned char)s[cut] & 0xc0) == 0x80; k++)
-        cut--;
-    if (cut == 0)
-        cut = log->max_text;
+    if (cut < n) {
+        for (size_t k = 0; k < 3 && cut > 0 && ((unsigned char)s[cut] & 0xc0) == 0x80; k++)
+            cut--;
+        if (cut == 0)
+            cut = PMX_MIN(n, log->max_text);
+    }
     out_text(o, log->format, s, cut);
-    out_fmt(o, "...[%zu bytes]", n);
+    out_fmt(o, "...[%zu bytes]", total);
 }
 
 static const char *const request_log_status_names[] = {
@@ -411,7 +415,7 @@ static size_t request_log_format(struct request_log *log, const struct request_l
         out_str(&o, "\",\"target\":\"");
         out_json_text(&o, target, strlen(target));
         out_str(&o, "\",\"command\":\"");
-        out_command(log, &o, command, r->command_len);
+        out_command(log, &o, command, r->command_len, r->command_total);
         out_fmt(&o, "\",\"bytes_in\":%llu,\"bytes_out\":%llu,\"us\":%llu,\"status\":\"%s\"",
                 (unsigned long long)r->bytes_in, (unsigned long long)r->bytes_out, (unsigned long long)r->us,
                 request_log_status_name(r->status));
@@ -437,7 +441,7 @@ static size_t request_log_format(struct request_log *log, const struct request_l
         if (r->statement_id >= 0)
             out_fmt(&o, " statement_id=%lld", (long long)r->statement_id);
         out_str(&o, " \"");
-        out_command(log, &o, command, r->command_len);
+        out_command(log, &o, command, r->command_len, r->command_total);
         out_str(&o, "\"");
     }
     /* line_cap - 1 was the limit: the newline always fits. */
