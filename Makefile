@@ -54,7 +54,7 @@ SERVICE_SRC  := src/service/listener.c src/service/service.c src/service/activat
                 src/service/daemon.c src/service/upgrade.c
 CONFIG_SRC   := src/config/config_schema.c src/config/config.c src/config/config_dump.c \
                 src/config/config_env.c src/config/config_yaml.c
-STATS_SRC    := src/stats/stats.c src/admin/admin.c
+STATS_SRC    := src/stats/stats.c src/admin/admin.c src/stats/request_log.c
 LIB_SRC      := $(CORE_SRC) $(PROTO_SRC) $(UPSTREAM_SRC) $(EXCHANGE_SRC) $(SERVICE_SRC) $(CONFIG_SRC) \
                 $(STATS_SRC)
 MAIN_SRC     := src/main.c

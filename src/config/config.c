@@ -486,6 +486,28 @@ static int setting_parse(const struct setting *s, char *base, const char *value,
         }
         return PMX_OK;
     }
+    case T_LOG_FORMAT:
+        if (strcmp(value, "json") == 0)
+            *(enum request_log_format *)field = REQUEST_LOG_JSON;
+        else if (strcmp(value, "text") == 0)
+            *(enum request_log_format *)field = REQUEST_LOG_TEXT;
+        else
+            goto not_a;
+        return PMX_OK;
+    case T_FRACTION: {
+        char *end;
+        errno = 0;
+        double f = strtod(value, &end);
+        /* Digits only: no "nan", "inf" or hex floats. */
+        if (*value == '\0' || *end != '\0' || errno != 0 || strspn(value, "0123456789.") != strlen(value))
+            goto not_a;
+        if (!(f >= 0.0 && f <= 1.0)) {
+            snprintf(err, errlen, "%s: %s is out of range (%s)", name, q, allowed);
+            return PMX_ERR;
+        }
+        *(double *)field = f;
+        return PMX_OK;
+    }
     case T_LIST:
         break;
     }
