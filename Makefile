@@ -49,7 +49,7 @@ PROTO_SRC    := src/proto/codec.c src/proto/codec_raw.c src/proto/codec_line.c \
                 src/proto/resp_session.c src/proto/proxy_protocol.c src/proto/mysql.c
 UPSTREAM_SRC := src/upstream/upstream.c src/upstream/balancer.c src/upstream/health.c
 EXCHANGE_SRC := src/exchange/exchange.c src/exchange/exchange_proxy.c src/exchange/exchange_mux.c src/exchange/mux_client.c src/exchange/mux_request.c src/exchange/mux_upstream.c \
-                src/exchange/mux_sched.c src/exchange/mux_session.c
+                src/exchange/mux_sched.c src/exchange/mux_session.c src/exchange/proxy_mysql.c
 SERVICE_SRC  := src/service/listener.c src/service/service.c src/service/activation.c src/service/proxy_accept.c \
                 src/service/daemon.c src/service/upgrade.c
 CONFIG_SRC   := src/config/config_schema.c src/config/config.c src/config/config_dump.c \

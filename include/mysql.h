@@ -7,7 +7,8 @@
  * Memory per session is bounded: the current packet's header and first
  * MYSQL_HEAD_MAX payload bytes per direction, the SQL text of each command
  * in flight (at most MYSQL_MAX_PENDING, each truncated to max_text), and
- * the texts of at most MYSQL_MAX_STATEMENTS prepared statements. */
+ * the texts of at most MYSQL_MAX_STATEMENTS prepared statements; text
+ * buffers grow with the text, so short queries cost little. */
 #ifndef MYSQL_H
 #define MYSQL_H
 
@@ -25,7 +26,7 @@
  * the oldest (an EXECUTE of a forgotten one is reported without text). */
 #define MYSQL_MAX_STATEMENTS 64
 /* Upper bound of max_text (bytes of SQL text kept per command). */
-#define MYSQL_TEXT_LIMIT (64 * 1024)
+#define MYSQL_TEXT_LIMIT (1024 * 1024)
 
 /* Command bytes the follower reports or needs to name. */
 #define MYSQL_COM_QUIT          0x01
@@ -72,6 +73,7 @@ struct mysql_event {
     const char *text;           /* the SQL text (the prepared one for EXECUTE), not NUL-terminated */
     size_t text_len;            /* at most max_text */
     bool truncated;             /* the text was longer */
+    uint64_t text_total;        /* the whole text's length */
     int64_t statement_id;       /* PREPARE (its answer's id) and EXECUTE, else -1 */
     /* QUERY: where the caller may keep a stamp (its start time); DONE
      * gives it back. */

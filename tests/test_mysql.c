@@ -159,6 +159,7 @@ struct rec {
     uint64_t rows;
     unsigned results;
     uint64_t bytes_in, bytes_out;
+    uint64_t text_total;
     uint64_t stamp;
     char reason[64];
 };
@@ -180,6 +181,7 @@ static void record(void *ctx, const struct mysql_event *e)
     x->text_len = e->text_len;
     memcpy(x->text, e->text, e->text_len < sizeof(x->text) ? e->text_len : sizeof(x->text) - 1);
     x->truncated = e->truncated;
+    x->text_total = e->text_total;
     x->statement_id = e->statement_id;
     x->outcome = e->outcome;
     x->error_code = e->error_code;
@@ -252,6 +254,7 @@ static const struct rec *find(const struct recorder *r, enum mysql_event_type ty
 static void check_text(const struct rec *e, const char *text)
 {
     ck_assert_uint_eq(e->text_len, strlen(text));
+    ck_assert_uint_eq(e->text_total, strlen(text));
     ck_assert(memcmp(e->text, text, e->text_len) == 0);
 }
 
@@ -485,6 +488,7 @@ START_TEST(test_mysql_multi_packet)
     ck_assert_uint_eq(d->text_len, 64);
     ck_assert(d->truncated);
     ck_assert(memcmp(d->text, "SELECT 'xxx", 11) == 0);
+    ck_assert_uint_eq(d->text_total, big - 1);
     ck_assert_uint_eq(d->bytes_in, big + 3 * 4);
     /* In pieces of 1000 bytes too. */
     static struct recorder r2;

@@ -1013,6 +1013,14 @@ static int finish_relations(struct load *l, struct inst *svc, char *err, size_t 
         return PMX_ERR;
     }
     sc->effective_mode = derive_mode(sc);
+    /* A proxy-only codec (mysql) follows one client's session on its own
+     * upstream connection; fifo/funnel would need it to frame requests. */
+    if (codec_find(sc->codec) != NULL && codec_find(sc->codec)->proxy_only && sc->effective_mode != MODE_PROXY) {
+        name_of(l, svc, svc_setting("exchange.codec"), 0, true, name, sizeof name);
+        snprintf(err, errlen, "%s: \"%s\" needs exchange.mode proxy (the mode is %s)", name, sc->codec,
+                 config_mode_name(sc->effective_mode));
+        return PMX_ERR;
+    }
     /* PROXY protocol: a header goes first on an upstream connection of one
      * client, which only proxy mode has; one is read only from the
      * balancers listed (any client could forge its address otherwise). */

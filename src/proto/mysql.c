@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "codec.h"
 #include "mysql.h"
 #include "pmx.h"
 
@@ -45,8 +46,10 @@ struct mysql_cmd {
     bool reported;              /* QUERY/PREPARE/EXECUTE: QUERY and DONE events */
     uint32_t left;              /* definitions left in R_COLUMNS / R_PREP_* */
     uint16_t prep_cols;
-    char *text;                 /* max_text bytes once a text byte came */
+    char *text;                 /* grows with the text, up to max_text bytes */
     size_t text_len;
+    size_t text_cap;
+    uint64_t text_total;        /* the whole text's length */
     bool truncated;
     int64_t statement_id;
     uint64_t stamp;
@@ -74,6 +77,8 @@ struct mysql_stmt {
     uint32_t id;
     char *text;
     size_t text_len;
+    size_t text_cap;
+    uint64_t text_total;
     bool truncated;
 };
 
@@ -124,10 +129,8 @@ static size_t lenenc(const uint8_t *p, size_t avail, uint64_t *v)
 
 static void cmd_free(struct mysql_follower *f, struct mysql_cmd *c)
 {
-    if (c->text != NULL) {
-        free(c->text);
-        f->memory -= f->max_text;
-    }
+    free(c->text);
+    f->memory -= c->text_cap;
     memset(c, 0, sizeof(*c));
 }
 
@@ -146,7 +149,7 @@ static void cmd_event(struct mysql_follower *f, struct mysql_cmd *c, enum mysql_
 {
     struct mysql_event ev = {
         .type = type, .command = c->command, .text = c->text, .text_len = c->text_len,
-        .truncated = c->truncated, .statement_id = c->statement_id,
+        .truncated = c->truncated, .text_total = c->text_total, .statement_id = c->statement_id,
         .stamp_slot = type == MYSQL_EVENT_QUERY ? &c->stamp : NULL, .stamp = c->stamp,
         .outcome = outcome, .error_code = error_code, .rows = c->rows, .results = c->results,
         .bytes_in = c->bytes_in, .bytes_out = c->bytes_out,
@@ -154,24 +157,26 @@ static void cmd_event(struct mysql_follower *f, struct mysql_cmd *c, enum mysql_
     emit(f, &ev);
 }
 
-/* Text storage of c: max_text bytes, allocated on the first text byte. */
-static bool cmd_text_alloc(struct mysql_follower *f, struct mysql_cmd *c)
+/* Makes room for need text bytes in c (need <= max_text), growing by
+ * doubling. Returns false when out of memory (the text is then cut). */
+static bool cmd_text_reserve(struct mysql_follower *f, struct mysql_cmd *c, size_t need)
 {
-    if (c->text != NULL)
+    if (need <= c->text_cap)
         return true;
-    c->text = malloc(f->max_text);
-    if (c->text == NULL)
+    size_t cap = PMX_MIN(PMX_MAX(PMX_MAX(need, c->text_cap * 2), (size_t)64), f->max_text);
+    char *t = realloc(c->text, cap);
+    if (t == NULL)
         return false;
-    f->memory += f->max_text;
+    f->memory += cap - c->text_cap;
+    c->text = t;
+    c->text_cap = cap;
     return true;
 }
 
 static void stmt_forget_at(struct mysql_follower *f, unsigned i)
 {
-    if (f->stmts[i].text != NULL) {
-        free(f->stmts[i].text);
-        f->memory -= f->max_text;
-    }
+    free(f->stmts[i].text);
+    f->memory -= f->stmts[i].text_cap;
     memmove(&f->stmts[i], &f->stmts[i + 1], (f->nstmts - i - 1) * sizeof(f->stmts[0]));
     f->nstmts--;
 }
@@ -197,9 +202,12 @@ static void stmt_remember(struct mysql_follower *f, uint32_t id, struct mysql_cm
     st->id = id;
     st->text = c->text;
     st->text_len = c->text_len;
+    st->text_cap = c->text_cap;
+    st->text_total = c->text_total;
     st->truncated = c->truncated;
     c->text = NULL;             /* the memory moves with it */
     c->text_len = 0;
+    c->text_cap = 0;
 }
 
 /* EXECUTE: c's text is the statement's, if it is remembered (id
@@ -213,11 +221,12 @@ static void cmd_resolve_statement(struct mysql_follower *f, struct mysql_cmd *c)
     if (id == 0xFFFFFFFF && f->last_prepared >= 0)
         id = f->last_prepared;
     int i = id >= 0 ? stmt_find(f, (uint32_t)id) : -1;
-    if (i < 0 || f->stmts[i].text == NULL || !cmd_text_alloc(f, c))
+    if (i < 0 || f->stmts[i].text_len == 0 || !cmd_text_reserve(f, c, f->stmts[i].text_len))
         return;
     c->statement_id = id;
     memcpy(c->text, f->stmts[i].text, f->stmts[i].text_len);
     c->text_len = f->stmts[i].text_len;
+    c->text_total = f->stmts[i].text_total;
     c->truncated = f->stmts[i].truncated;
 }
 
@@ -284,8 +293,10 @@ static void command_complete(struct mysql_follower *f, const struct mysql_reader
             if (a > 0 && b > 0 && n == 0 && c->text_len >= a + b) {
                 memmove(c->text, c->text + a + b, c->text_len - a - b);
                 c->text_len -= a + b;
+                c->text_total -= a + b;
             } else {
                 c->text_len = 0;
+                c->text_total = 0;
                 c->truncated = false;
             }
         }
@@ -304,6 +315,7 @@ static void command_complete(struct mysql_follower *f, const struct mysql_reader
         c->statement_id = le32(h + 1);
         c->state = R_FIRST;
         c->text_len = 0;
+        c->text_total = 0;
         c->truncated = false;
         cmd_resolve_statement(f, c);
         break;
@@ -343,6 +355,7 @@ static void command_complete(struct mysql_follower *f, const struct mysql_reader
         c->command != MYSQL_COM_STMT_EXECUTE) {
         /* Only the SQL of these is reported: drop any text kept. */
         c->text_len = 0;
+        c->text_total = 0;
         c->truncated = false;
     }
     if (f->npending == MYSQL_MAX_PENDING) {
@@ -747,12 +760,17 @@ static void packet_bytes(struct mysql_follower *f, enum mysql_direction dir, str
     if (n <= skip)
         return;
     size_t k = n - skip;
+    c->text_total += k;
     size_t room = f->max_text - c->text_len;
     if (k > room) {
         c->truncated = true;
         k = room;
     }
-    if (k > 0 && cmd_text_alloc(f, c)) {
+    if (k > 0 && !cmd_text_reserve(f, c, c->text_len + k)) {
+        c->truncated = true;
+        return;
+    }
+    if (k > 0) {
         memcpy(c->text + c->text_len, data + skip, k);
         c->text_len += k;
     }
@@ -862,3 +880,11 @@ size_t mysql_follower_memory(const struct mysql_follower *f)
 {
     return sizeof(*f) + f->memory;
 }
+
+/* The codec entry naming mysql for exchange.codec: it frames nothing for
+ * fifo/funnel (the configuration allows it with proxy mode only); proxy
+ * sessions follow their bytes with a mysql_follower. */
+const struct codec_ops codec_mysql = {
+    .name = "mysql",
+    .proxy_only = true,
+};
