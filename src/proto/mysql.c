@@ -489,6 +489,10 @@ static void answer_packet(struct mysql_follower *f, struct mysql_cmd *c, const s
     uint32_t status = 0;
     bool good = false;
 
+    /* MariaDB progress reports (MARIADB_CLIENT_PROGRESS) are ERR packets
+     * with code 0xFFFF in the middle of an answer: not its end. */
+    if (r->logical_len > 0 && h[0] == 0xFF && err_code(r) == 0xFFFF)
+        return;
     if (c->state != R_FIRST && c->state != R_INFILE_RESULT && r->logical_len > 0 && h[0] == 0xFF &&
         c->state != R_COLUMNS && c->state != R_PREP_PARAMS && c->state != R_PREP_COLS) {
         /* An error ends any answer (a query killed mid-result). */
