@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -192,7 +193,14 @@ struct request_log *request_log_open(const struct request_log_config *c, char *e
         snprintf(err, errlen, "request_log.file: \"%s\": out of memory", c->file);
         goto fail;
     }
+    /* The writer takes no signal: the daemon reads them from a signalfd
+     * on the loop, and a thread with them unblocked would take one to its
+     * default action (SIGTERM, SIGHUP: the process ends). */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
     int rc = pthread_create(&log->writer, NULL, request_log_writer, log);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc != 0) {
         snprintf(err, errlen, "request_log.file: \"%s\": cannot start its writer: %s", c->file, strerror(rc));
         goto fail;
