@@ -199,15 +199,16 @@ static void record(void *ctx, const struct mysql_event *e)
 }
 
 /* Feeds script s to a new follower: each step in pieces of at most chunk
- * bytes (0: whole), or, with split_step >= 0, that step cut at split_at. */
-static void run(const struct script *s, struct recorder *r, size_t max_text, size_t chunk, int split_step, size_t split_at)
+ * bytes (0: whole), but with split, step split_step cut at split_at. */
+static void run_split(const struct script *s, struct recorder *r, size_t max_text, size_t chunk, bool split,
+                      int split_step, size_t split_at)
 {
     struct mysql_follower *f = mysql_follower_new(max_text, record, r);
     ck_assert_ptr_nonnull(f);
     memset(r, 0, sizeof(*r));
     for (int i = 0; i < s->n; i++) {
         const struct step *st = &s->steps[i];
-        if (i == split_step) {
+        if (split && i == split_step) {
             mysql_follower_feed(f, st->dir, st->data, split_at);
             mysql_follower_feed(f, st->dir, st->data + split_at, st->len - split_at);
         } else if (chunk == 0) {
@@ -221,6 +222,11 @@ static void run(const struct script *s, struct recorder *r, size_t max_text, siz
     mysql_follower_free(f);
 }
 
+static void run(const struct script *s, struct recorder *r, size_t max_text, size_t chunk)
+{
+    run_split(s, r, max_text, chunk, false, 0, 0);
+}
+
 static void assert_same(const struct recorder *a, const struct recorder *b)
 {
     ck_assert_int_eq(a->n, b->n);
@@ -232,12 +238,12 @@ static void assert_same(const struct recorder *a, const struct recorder *b)
 static void run_all_splits(const struct script *s, struct recorder *whole)
 {
     static struct recorder other;
-    run(s, whole, 1024, 0, -1, 0);
-    run(s, &other, 1024, 1, -1, 0);
+    run(s, whole, 1024, 0);
+    run(s, &other, 1024, 1);
     assert_same(whole, &other);
     for (int i = 0; i < s->n; i++) {
         for (size_t at = 0; at <= s->steps[i].len; at++) {
-            run(s, &other, 1024, 0, i, at);
+            run_split(s, &other, 1024, 0, true, i, at);
             assert_same(whole, &other);
         }
     }
@@ -481,7 +487,7 @@ START_TEST(test_mysql_multi_packet)
     packet(&s, MYSQL_FROM_SERVER, 8, sql, 0xFFFFFF + 10);
     eof(&s, 10, 2);
     free(sql);
-    run(&s, &r, 64, 0, -1, 0);
+    run(&s, &r, 64, 0);
     ck_assert_int_eq(r.n, 2);
     const struct rec *d = find(&r, MYSQL_EVENT_DONE, 0);
     ck_assert_int_eq(d->outcome, MYSQL_OK);
@@ -493,7 +499,7 @@ START_TEST(test_mysql_multi_packet)
     ck_assert_uint_eq(d->bytes_in, big + 3 * 4);
     /* In pieces of 1000 bytes too. */
     static struct recorder r2;
-    run(&s, &r2, 64, 1000, -1, 0);
+    run(&s, &r2, 64, 1000);
     assert_same(&r, &r2);
     script_free(&s);
 }
@@ -516,7 +522,7 @@ START_TEST(test_mysql_tls_not_followed)
 
     handshake(&s, CAPS_BASE | MYSQL_CLIENT_COMPRESS);
     query(&s, MYSQL_COM_QUERY, "SELECT 1");
-    run(&s, &r, 1024, 0, -1, 0);
+    run(&s, &r, 1024, 0);
     ck_assert_int_eq(r.n, 1);
     ck_assert_str_eq(r.ev[0].reason, "compression");
     script_free(&s);
@@ -530,13 +536,13 @@ START_TEST(test_mysql_not_followed)
     /* A sequence id off. */
     handshake(&s, CAPS_BASE);
     client(&s, 1, "\x03SELECT 1", 9);
-    run(&s, &r, 1024, 0, -1, 0);
+    run(&s, &r, 1024, 0);
     ck_assert_int_eq(r.n, 1);
     ck_assert_str_eq(r.ev[0].reason, "sequence id out of order");
     script_free(&s);
     /* The client speaks first (not MySQL). */
     client(&s, 0, "GET / HTTP/1.1\r\n", 16);
-    run(&s, &r, 1024, 0, -1, 0);
+    run(&s, &r, 1024, 0);
     ck_assert_int_eq(r.n, 1);
     ck_assert_int_eq(r.ev[0].type, MYSQL_EVENT_NOT_FOLLOWED);
     script_free(&s);
@@ -544,7 +550,7 @@ START_TEST(test_mysql_not_followed)
     handshake(&s, CAPS_BASE);
     query(&s, MYSQL_COM_QUERY, "SELECT SLEEP(10)");
     server(&s, 1, "\x01", 1);
-    run(&s, &r, 1024, 0, -1, 0);
+    run(&s, &r, 1024, 0);
     ck_assert_int_eq(r.n, 2);
     ck_assert_int_eq(r.ev[1].type, MYSQL_EVENT_DONE);
     ck_assert_int_eq(r.ev[1].outcome, MYSQL_CLIENT_GONE);
