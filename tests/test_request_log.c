@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "codec.h"
 #include "config.h"
 #include "config_check.h"
 #include "request_log.h"
@@ -284,6 +285,110 @@ START_TEST(open_errors)
 }
 END_TEST
 
+/* ---- the codecs' describe() and error_reply() ---- */
+
+/* describe() of data with room for cap bytes: the text written (NUL
+ * terminated here) and the whole length. */
+static size_t describe(const struct codec_ops *c, const char *data, size_t cap, char *out)
+{
+    size_t n = c->describe(data, strlen(data), out, cap);
+    out[PMX_MIN(n, cap)] = '\0';
+    return n;
+}
+
+START_TEST(describe_resp)
+{
+    char out[64];
+
+    ck_assert_uint_eq(describe(&codec_resp, "*3\r\n$3\r\nSET\r\n$6\r\nuser:1\r\n$5\r\nhello\r\n", 63, out), 10);
+    ck_assert_str_eq(out, "SET user:1");
+    ck_assert_uint_eq(describe(&codec_resp, "*1\r\n$4\r\nPING\r\n", 63, out), 4);
+    ck_assert_str_eq(out, "PING");
+    /* Inline commands: the first two words. */
+    ck_assert_uint_eq(describe(&codec_resp, "GET  user:1 extra\r\n", 63, out), 10);
+    ck_assert_str_eq(out, "GET user:1");
+    /* Cut at cap; the whole length is returned. */
+    ck_assert_uint_eq(describe(&codec_resp, "*2\r\n$3\r\nGET\r\n$10\r\n0123456789\r\n", 6, out), 14);
+    ck_assert_str_eq(out, "GET 01");
+    ck_assert_uint_eq(describe(&codec_resp, "*2\r\n$3\r\nGET\r\n$10\r\n0123456789\r\n", 2, out), 14);
+    ck_assert_str_eq(out, "GE");
+    /* Binary keys are kept as they are (the log escapes them). */
+    char bin[] = "*2\r\n$3\r\nGET\r\n$3\r\na\0b\r\n";
+    char raw[16];
+    ck_assert_uint_eq(codec_resp.describe(bin, sizeof(bin) - 1, raw, sizeof(raw)), 7);
+    ck_assert_int_eq(memcmp(raw, "GET a\0b", 7), 0);
+    /* Malformed or short: what can be read, never past the end. */
+    ck_assert_uint_eq(describe(&codec_resp, "*2\r\n$3\r\nGET\r\n$99\r\nab\r\n", 63, out), 3);
+    ck_assert_str_eq(out, "GET");
+    ck_assert_uint_eq(describe(&codec_resp, "*x\r\n", 63, out), 0);
+    ck_assert_uint_eq(describe(&codec_resp, "*", 63, out), 0);
+    ck_assert_uint_eq(describe(&codec_resp, "", 63, out), 0);
+
+    ck_assert(codec_resp.error_reply("-ERR no\r\n", 9));
+    ck_assert(codec_resp.error_reply("!5\r\nerror\r\n", 10));
+    ck_assert(!codec_resp.error_reply("+OK\r\n", 5));
+    ck_assert(!codec_resp.error_reply("$-1\r\n", 5));
+    ck_assert(!codec_resp.error_reply("", 0));
+}
+END_TEST
+
+START_TEST(describe_memcache)
+{
+    char out[64];
+
+    ck_assert_uint_eq(describe(&codec_memcache, "set user:1 0 0 5\r\nhello\r\n", 63, out), 10);
+    ck_assert_str_eq(out, "set user:1");
+    ck_assert_uint_eq(describe(&codec_memcache, "get a b c\r\n", 63, out), 5);
+    ck_assert_str_eq(out, "get a");
+    ck_assert_uint_eq(describe(&codec_memcache, "version\r\n", 63, out), 7);
+    ck_assert_str_eq(out, "version");
+    ck_assert_uint_eq(describe(&codec_memcache, "mg key v\r\n", 63, out), 6);
+    ck_assert_str_eq(out, "mg key");
+
+    ck_assert(codec_memcache.error_reply("ERROR\r\n", 7));
+    ck_assert(codec_memcache.error_reply("CLIENT_ERROR bad\r\n", 18));
+    ck_assert(codec_memcache.error_reply("SERVER_ERROR out of memory\r\n", 28));
+    ck_assert(!codec_memcache.error_reply("END\r\n", 5));
+    ck_assert(!codec_memcache.error_reply("STORED\r\n", 8));
+}
+END_TEST
+
+START_TEST(describe_http)
+{
+    char out[64];
+
+    ck_assert_uint_eq(describe(&codec_http, "GET /index.html?q=1 HTTP/1.1\r\nHost: x\r\n\r\n", 63, out), 19);
+    ck_assert_str_eq(out, "GET /index.html?q=1");
+    ck_assert_uint_eq(describe(&codec_http, "POST /api HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi", 63, out), 9);
+    ck_assert_str_eq(out, "POST /api");
+
+    ck_assert(codec_http.error_reply("HTTP/1.1 502 Bad Gateway\r\n\r\n", 28));
+    ck_assert(codec_http.error_reply("HTTP/1.0 500 x\r\n\r\n", 18));
+    ck_assert(!codec_http.error_reply("HTTP/1.1 404 Not Found\r\n\r\n", 26));
+    ck_assert(!codec_http.error_reply("HTTP/1.1 200 OK\r\n\r\n", 19));
+    ck_assert(!codec_http.error_reply("HTTP/1.1", 8));
+}
+END_TEST
+
+START_TEST(describe_line_raw)
+{
+    char out[64];
+
+    ck_assert_uint_eq(describe(&codec_line, "hello world, all of it\r\n", 63, out), 22);
+    ck_assert_str_eq(out, "hello world, all of it");
+    ck_assert_uint_eq(describe(&codec_line, "no newline", 63, out), 10);
+    ck_assert_uint_eq(describe(&codec_line, "abcdef\n", 3, out), 6);
+    ck_assert_str_eq(out, "abc");
+    ck_assert_ptr_null(codec_line.error_reply);
+
+    ck_assert_uint_eq(describe(&codec_raw, "\x01\x02 bytes\r\n", 63, out), 10);
+    ck_assert_str_eq(out, "\x01\x02 bytes\r\n");
+    ck_assert_uint_eq(describe(&codec_raw, "0123456789", 4, out), 10);
+    ck_assert_str_eq(out, "0123");
+    ck_assert_ptr_null(codec_raw.error_reply);
+}
+END_TEST
+
 /* ---- the request_log: settings ---- */
 
 #define RL_BASE "local: {port: 6380}\npool: {connections: 1}\ntargets: [{host: 127.0.0.1, port: 6379}]\n"
@@ -344,6 +449,13 @@ Suite *request_log_suite(void)
     tcase_add_test(tc, drops_when_sink_blocked);
     tcase_add_test(tc, open_errors);
     suite_add_tcase(s, tc);
+
+    TCase *dc = tcase_create("describe");
+    tcase_add_test(dc, describe_resp);
+    tcase_add_test(dc, describe_memcache);
+    tcase_add_test(dc, describe_http);
+    tcase_add_test(dc, describe_line_raw);
+    suite_add_tcase(s, dc);
 
     TCase *cf = tcase_create("config");
     tcase_add_unchecked_fixture(cf, dir_setup, dir_teardown);

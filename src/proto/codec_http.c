@@ -823,8 +823,10 @@ static size_t http_describe(const char *data, size_t len, char *out, size_t cap)
 /* A 5xx status line: "HTTP/1.1 503 ...". */
 static bool http_error_reply(const char *data, size_t len)
 {
-    return len >= 10 && memcmp(data, "HTTP/", 5) == 0 && memchr(data, ' ', PMX_MIN(len, 10)) != NULL &&
-           ((const char *)memchr(data, ' ', PMX_MIN(len, 10)))[1] == '5';
+    if (len < 6 || memcmp(data, "HTTP/", 5) != 0)
+        return false;
+    const char *sp = memchr(data + 5, ' ', len - 5);
+    return sp != NULL && (size_t)(sp - data) + 1 < len && sp[1] == '5';
 }
 
 const struct codec_ops codec_http = {
