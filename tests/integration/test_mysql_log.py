@@ -12,6 +12,7 @@ import json
 import os
 import socket
 import struct
+import subprocess
 import time
 
 from harness import MariaDB, ProximuxTestCase, TIME_FACTOR, free_port, make_tmpdir, run_proximux
@@ -157,8 +158,9 @@ class MySQLQueryLogTest(ProximuxTestCase):
     def tearDownClass(cls):
         cls.db.stop()
 
-    def start_example(self):
-        """The shipped example with this test's ports and log file."""
+    def start_example(self, warmup=True):
+        """The shipped example with this test's ports and log file; without
+        warmup the greeting comes through the session itself."""
         self.dir = make_tmpdir("mysqllog")
         self.log_path = os.path.join(self.dir, "queries.log")
         self.port, self.aport = free_port(), free_port()
@@ -167,7 +169,8 @@ class MySQLQueryLogTest(ProximuxTestCase):
         for old, new in (("127.0.0.1:3307", "127.0.0.1:%d" % self.port),
                          ("127.0.0.1:9307", "127.0.0.1:%d" % self.aport),
                          ("port: 3306", "port: %d" % self.db.port),
-                         ("/tmp/mysql-queries.log", self.log_path)):
+                         ("/tmp/mysql-queries.log", self.log_path),
+                         ("warmup: true", "warmup: %s" % ("true" if warmup else "false"))):
             self.assertIn(old, yaml)
             yaml = yaml.replace(old, new)
         return self.start_proximux(yaml=yaml, port=self.port)
@@ -243,7 +246,7 @@ class MySQLQueryLogTest(ProximuxTestCase):
         self.assert_proximux_ok(pmx)
 
     def test_local_infile(self):
-        pmx = self.start_example()
+        pmx = self.start_example(warmup=False)
         data = os.path.join(self.dir, "rows.txt")
         with open(data, "w") as f:
             f.write("".join("%d\n" % i for i in range(1, 5001)))
@@ -262,6 +265,40 @@ class MySQLQueryLogTest(ProximuxTestCase):
         # The file went through: its bytes count as the request's.
         self.assertGreater(recs[0]["bytes_in"], os.path.getsize(data))
         self.assertEqual(recs[1]["command"], "SELECT COUNT(*) FROM t_infile")
+        self.assert_proximux_ok(pmx)
+
+    def test_compressed_session_not_followed(self):
+        """A compressed session (mariadb --compress) is piped untouched:
+        the queries work, nothing is logged, one line says why."""
+        pmx = self.start_example()
+        r = subprocess.run(["mariadb", "--no-defaults", "--compress", "-h", "127.0.0.1", "-P", str(self.port),
+                            "-u", MariaDB.USER, "-p" + MariaDB.PASSWORD, MariaDB.DB, "-N", "-B",
+                            "-e", "SELECT 1; SELECT seq FROM seq_1_to_3000"],
+                           capture_output=True, text=True, timeout=30 * TIME_FACTOR, stdin=subprocess.DEVNULL)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout, "1\n" + "".join("%d\n" % i for i in range(1, 3001)))
+        # Then a plain one is logged: the follower is per session.
+        self.assertEqual(self.db.client("SELECT 7", port=self.port), "7\n")
+        recs = self.records(1)
+        self.assertEqual(recs[0]["command"], "SELECT 7")
+        self.assertEqual(pmx.log().count("mysql session not followed (compression)"), 1, pmx.log())
+        self.assert_proximux_ok(pmx)
+
+    def test_client_gone_mid_query(self):
+        """A client that leaves while its query runs: logged client_gone,
+        counted dropped."""
+        pmx = self.start_example()
+        c = RawMySQL(self.port, MariaDB.USER, MariaDB.PASSWORD, MariaDB.DB)
+        c.command(0x03, b"SELECT SLEEP(1)")
+        time.sleep(0.2)
+        c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        c.sock.close()         # a reset: the client is gone at once
+        recs = self.records(1)
+        self.assertEqual(recs[0]["command"], "SELECT SLEEP(1)")
+        self.assertEqual(recs[0]["status"], "client_gone")
+        st = get_json(self.aport, "/api/v1/stats/mysql", token=TOKEN)
+        self.assertEqual(st["requests"], 1)
+        self.assertEqual(st["responses"]["dropped"], 1)
         self.assert_proximux_ok(pmx)
 
     def test_codec_mysql_needs_proxy(self):
