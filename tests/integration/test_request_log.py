@@ -222,6 +222,39 @@ class RequestLogRedis(_LogDir, ProximuxTestCase):
         self.assertEqual([x["command"] for x in read_json_lines(self.log_path)], ["SET a", "GET a"])
 
 
+    def test_readme_example(self):
+        """config/examples/redis-command-log.yaml (ports and file moved)
+        writes the lines README's "Request log" shows, but for ts, client
+        and us."""
+        top = os.path.join(os.path.dirname(__file__), "..", "..")
+        with open(os.path.join(top, "config", "examples", "redis-command-log.yaml")) as f:
+            yaml = f.read()
+        with open(os.path.join(top, "README.md")) as f:
+            readme = f.read()
+        section = readme[readme.index("**Example: a Redis command log in JSON lines**"):]
+        shown = [json.loads(x) for x in re.findall(r"^(\{.*\})$", section, re.M)[:4]]
+        self.assertEqual(len(shown), 4)
+        port = free_port()
+        yaml = (yaml.replace("127.0.0.1:6380", "127.0.0.1:%d" % port)
+                    .replace("port: 6379", "port: %d" % self.redis.port)
+                    .replace("/var/log/proximux/redis-commands.log", self.log_path))
+        pmx = self.start_proximux(yaml=yaml, port=port)
+        self.redis.cli("del", "user:1")
+        for args in (["set", "user:1", "hello"], ["get", "user:1"], ["get", "nokey"], ["incr", "user:1"]):
+            c, me = self.client(port)
+            c.command(*args)
+            c.close()
+        self.assert_proximux_ok(pmx)
+        lines = read_json_lines(self.log_path)
+        self.assertEqual(len(lines), 4, lines)
+        for got, want in zip(lines, shown):
+            for k in ("ts", "client", "us"):
+                self.assertIn(k, got)
+                got.pop(k)
+                want.pop(k)
+            self.assertEqual(got, want)
+
+
 class RequestLogMemcached(_LogDir, ProximuxTestCase):
 
     @classmethod
