@@ -14,7 +14,7 @@ import socket
 import struct
 import time
 
-from harness import (TIME_FACTOR, ProximuxTestCase, RedisServer, Resp, connect, free_port,
+from harness import (TIME_FACTOR, ProximuxTestCase, RedisServer, Resp, RespError, connect, free_port,
                      make_tmpdir, remove_tmpdir, resp_encode, run_proximux)
 from muxlib import McClient, MemcachedServer
 
@@ -253,6 +253,29 @@ class RequestLogRedis(_LogDir, ProximuxTestCase):
                 got.pop(k)
                 want.pop(k)
             self.assertEqual(got, want)
+
+
+    def test_upstream_gone(self):
+        """Redis killed with a command in flight: upstream_gone; the next
+        command, with no target to connect to: busy."""
+        redis = RedisServer()
+        self.addCleanup(redis.stop)
+        port = free_port()
+        cfg = self.config(port).replace("port: %d," % self.redis.port, "port: %d," % redis.port)
+        pmx = self.start_proximux(yaml=cfg, port=port)
+        c, me = self.client(port)
+        c.send("EVAL", BUSY, 0, int(3000000 * TIME_FACTOR))
+        time.sleep(0.1 * TIME_FACTOR)
+        redis.kill()
+        self.assertIsInstance(c.read_reply(), RespError)
+        self.assertIsInstance(c.command("GET", "a"), RespError)
+        self.assert_proximux_ok(pmx)
+        lines = read_json_lines(self.log_path)
+        self.assertEqual(len(lines), 2, lines)
+        self.assertEqual((lines[0]["status"], lines[0]["target"], lines[0]["client"]),
+                         ("upstream_gone", "redis-1", me), lines[0])
+        self.assertGreater(lines[0]["us"], 0)
+        self.assertEqual((lines[1]["status"], lines[1]["target"], lines[1]["command"]), ("busy", "", "GET a"), lines[1])
 
 
 class RequestLogMemcached(_LogDir, ProximuxTestCase):
