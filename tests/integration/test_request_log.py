@@ -14,7 +14,7 @@ import socket
 import struct
 import time
 
-from harness import (TIME_FACTOR, ProximuxTestCase, RedisServer, Resp, connect, free_port,
+from harness import (TIME_FACTOR, ProximuxTestCase, RedisServer, Resp, RespError, connect, free_port,
                      make_tmpdir, remove_tmpdir, resp_encode, run_proximux)
 from muxlib import McClient, MemcachedServer
 
@@ -220,6 +220,62 @@ class RequestLogRedis(_LogDir, ProximuxTestCase):
         self.assertEqual(c.command("GET", "a"), b"1")
         self.assert_proximux_ok(pmx)
         self.assertEqual([x["command"] for x in read_json_lines(self.log_path)], ["SET a", "GET a"])
+
+
+    def test_readme_example(self):
+        """config/examples/redis-command-log.yaml (ports and file moved)
+        writes the lines README's "Request log" shows, but for ts, client
+        and us."""
+        top = os.path.join(os.path.dirname(__file__), "..", "..")
+        with open(os.path.join(top, "config", "examples", "redis-command-log.yaml")) as f:
+            yaml = f.read()
+        with open(os.path.join(top, "README.md")) as f:
+            readme = f.read()
+        section = readme[readme.index("**Example: a Redis command log in JSON lines**"):]
+        shown = [json.loads(x) for x in re.findall(r"^(\{.*\})$", section, re.M)[:4]]
+        self.assertEqual(len(shown), 4)
+        port = free_port()
+        yaml = (yaml.replace("127.0.0.1:6380", "127.0.0.1:%d" % port)
+                    .replace("port: 6379", "port: %d" % self.redis.port)
+                    .replace("/var/log/proximux/redis-commands.log", self.log_path))
+        pmx = self.start_proximux(yaml=yaml, port=port)
+        self.redis.cli("del", "user:1")
+        for args in (["set", "user:1", "hello"], ["get", "user:1"], ["get", "nokey"], ["incr", "user:1"]):
+            c, me = self.client(port)
+            c.command(*args)
+            c.close()
+        self.assert_proximux_ok(pmx)
+        lines = read_json_lines(self.log_path)
+        self.assertEqual(len(lines), 4, lines)
+        for got, want in zip(lines, shown):
+            for k in ("ts", "client", "us"):
+                self.assertIn(k, got)
+                got.pop(k)
+                want.pop(k)
+            self.assertEqual(got, want)
+
+
+    def test_upstream_gone(self):
+        """Redis killed with a command in flight: upstream_gone; the next
+        command, with no target to connect to: busy."""
+        redis = RedisServer()
+        self.addCleanup(redis.stop)
+        port = free_port()
+        cfg = self.config(port).replace("port: %d," % self.redis.port, "port: %d," % redis.port)
+        pmx = self.start_proximux(yaml=cfg, port=port)
+        c, me = self.client(port)
+        c.send("EVAL", BUSY, 0, int(3000000 * TIME_FACTOR))
+        time.sleep(0.1 * TIME_FACTOR)
+        redis.kill()
+        self.assertIsInstance(c.read_reply(), RespError)
+        self.assertIsInstance(c.command("GET", "a"), RespError)
+        self.assert_proximux_ok(pmx)
+        lines = read_json_lines(self.log_path)
+        self.assertEqual(len(lines), 2, lines)
+        self.assertEqual((lines[0]["status"], lines[0]["target"], lines[0]["client"]),
+                         ("upstream_gone", "redis-1", me), lines[0])
+        self.assertGreater(lines[0]["us"], 0)
+        self.assertEqual((lines[1]["status"], lines[1]["target"], lines[1]["command"]), ("busy", "", "GET a"), lines[1])
 
 
 class RequestLogMemcached(_LogDir, ProximuxTestCase):
