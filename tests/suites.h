@@ -26,5 +26,7 @@ Suite *activation_suite(void);
 Suite *proxy_protocol_suite(void);
 Suite *stats_suite(void);
 Suite *admin_suite(void);
+Suite *request_log_suite(void);
+Suite *mysql_suite(void);
 
 #endif
