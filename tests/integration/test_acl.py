@@ -126,6 +126,12 @@ class AclTest(ProximuxTestCase):
                          ("port: 22 }", "port: %d }" % ssh_up.port)):
             self.assertIn(old, text)
             text = text.replace(old, new)
+        # README's "Access control" shows the file (its settings, comments aside).
+        with open(os.path.join(os.path.dirname(EXAMPLE), "..", "..", "README.md")) as f:
+            readme = f.read()
+        with open(EXAMPLE) as f:
+            settings = "".join(line for line in f if not line.startswith("#"))
+        self.assertIn("```yaml\n" + settings + "```\n", readme)
         pmx = self.start_proximux(yaml=text, port=web)
 
         self.assertTrue(refused(web, "127.0.0.65"))
