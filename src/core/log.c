@@ -32,13 +32,11 @@ void log_format_client(const struct sockaddr *addr, socklen_t len, char *out, si
 {
     static const unsigned char mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
 
-    if (!log_mask_ip) {
-        net_format_addr(addr, len, out, outlen);
-    } else if (addr->sa_family == AF_INET && len >= (socklen_t)sizeof(struct sockaddr_in)) {
+    if (log_mask_ip && addr->sa_family == AF_INET && len >= (socklen_t)sizeof(struct sockaddr_in)) {
         const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)addr;
         const unsigned char *b = (const unsigned char *)&in->sin_addr;
         snprintf(out, outlen, "%u.%u.x.x:%u", b[0], b[1], ntohs(in->sin_port));
-    } else if (addr->sa_family == AF_INET6 && len >= (socklen_t)sizeof(struct sockaddr_in6)) {
+    } else if (log_mask_ip && addr->sa_family == AF_INET6 && len >= (socklen_t)sizeof(struct sockaddr_in6)) {
         const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)addr;
         const unsigned char *b = in6->sin6_addr.s6_addr;
         if (memcmp(b, mapped, sizeof(mapped)) == 0) {
@@ -52,7 +50,7 @@ void log_format_client(const struct sockaddr *addr, socklen_t len, char *out, si
         inet_ntop(AF_INET6, &net, host, sizeof(host));
         snprintf(out, outlen, "[%s/48]:%u", host, ntohs(in6->sin6_port));
     } else {
-        net_format_addr(addr, len, out, outlen);
+        net_format_addr(addr, len, out, outlen);    /* unmasked, or a unix peer */
     }
 }
 
