@@ -15,7 +15,7 @@ import socket
 import threading
 import time
 
-from harness import (TIME_FACTOR, ProximuxTestCase, RedisServer, free_port, recv_until_eof)
+from harness import (TIME_FACTOR, ProximuxTestCase, RedisServer, free_port, recv_until_eof, run_proximux)
 from test_admin import get_json, http, metrics
 from test_proxy_protocol import Recorder, exchange
 
@@ -292,3 +292,20 @@ class AclTest(ProximuxTestCase):
         time.sleep(0.2 * TIME_FACTOR)
         self.assertEqual(up.accepted, 1)
         self.assert_proximux_ok(pmx)
+
+    def test_bad_entry_is_a_config_error(self):
+        """A bad entry stops the start (and -t) with exit status 2 and one
+        line naming the entry, the value and why."""
+        base = ("local: { port: %d }\npool: { connections: 1 }\n"
+                "targets: [ { host: 127.0.0.1, port: 1 } ]\n" % free_port())
+        for extra, name, want in (
+                ("deny: [10.0.0.0/8, 1.2.3.4, 10.0.0.1/8]\n", "deny[3] (",
+                 ' line 4): "10.0.0.1/8" is not an address range: host bits set beyond /8'),
+                ("allow: [\"::1/129\"]\n", "allow[1] (",
+                 ' line 4): "::1/129" is not an address range: prefix 129 is not 0-128')):
+            for args in ((), ("-t",)):
+                code, out, err = run_proximux(list(args), yaml=base + extra, timeout=5)
+                self.assertEqual(code, 2, err)
+                self.assertTrue(err.startswith("proximux: " + name), err)
+                self.assertIn(want, err)
+                self.assertEqual(len(err.strip().splitlines()), 1, err)
