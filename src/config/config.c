@@ -1094,9 +1094,6 @@ static int check_listen_unique(struct load *l, struct inst *const *svcs, int n, 
     return PMX_OK;
 }
 
-/* Checks what no single value can, service by service; derives the mode;
- * resolves the addresses; in the single-service form makes the top-level
- * service services[0]. */
 /* Builds the lookup sets of the allow/deny lists (SPEC §11): the top
  * level's, then each service's, which also points at the top level's. */
 static int finish_access(struct config *c, char *err, size_t errlen)
@@ -1118,6 +1115,9 @@ oom:
     return PMX_ERR;
 }
 
+/* Checks what no single value can, service by service; derives the mode;
+ * resolves the addresses; in the single-service form makes the top-level
+ * service services[0]. */
 static int load_finish(struct load *l, char *err, size_t errlen)
 {
     struct config *c = l->c;
