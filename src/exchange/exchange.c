@@ -5,6 +5,7 @@
 #include "codec.h"
 #include "config.h"
 #include "exchange.h"
+#include "log.h"
 
 void exchange_init(struct exchange *x, struct reactor *r, const struct service_config *c)
 {
@@ -67,4 +68,9 @@ void exchange_client_removed(struct exchange *x)
         x->on_client_removed(x);
     if (x->nclients == 0 && x->on_idle)
         x->on_idle(x);
+}
+
+void exchange_event(struct exchange *x, const char *name, const char *target, const char *detail)
+{
+    log_error("service %s: event %s target %s: %s", x->config->name, name, target, detail);
 }
