@@ -52,11 +52,12 @@ EXCHANGE_SRC := src/exchange/exchange.c src/exchange/exchange_proxy.c src/exchan
                 src/exchange/mux_sched.c src/exchange/mux_session.c
 SERVICE_SRC  := src/service/listener.c src/service/service.c src/service/activation.c src/service/proxy_accept.c \
                 src/service/daemon.c src/service/upgrade.c
+ROUTE_SRC    := src/route/route.c
 CONFIG_SRC   := src/config/config_schema.c src/config/config.c src/config/config_dump.c \
                 src/config/config_env.c src/config/config_yaml.c
 STATS_SRC    := src/stats/stats.c src/admin/admin.c
 LIB_SRC      := $(CORE_SRC) $(PROTO_SRC) $(UPSTREAM_SRC) $(EXCHANGE_SRC) $(SERVICE_SRC) $(CONFIG_SRC) \
-                $(STATS_SRC)
+                $(STATS_SRC) $(ROUTE_SRC)
 MAIN_SRC     := src/main.c
 
 LIB_OBJ  := $(LIB_SRC:src/%.c=$(BUILD)/src/%.o)
