@@ -1101,7 +1101,7 @@ static void conn_event(struct reactor *r, int fd, void *data, int mask)
         balancer_observe(&u->bt[uc->target], (uint32_t)PMX_MIN(us, UINT32_MAX));
     }
     log_info("service %s: upstream #%llu connected to %s (%s)", upstream_name(u), (unsigned long long)uc->id,
-             uc->target >= 0 ? u->targets[uc->target].config->name : "-", uc->peer);
+             uc->target >= 0 ? u->targets[uc->target].config->name : uc->adhoc ? "a route's address" : "-", uc->peer);
     if (reactor_set(r, fd, REACTOR_NONE, conn_event, uc) != PMX_OK)
         log_error_errno("upstream #%llu: epoll", (unsigned long long)uc->id);
     uc->events->connected(uc);
