@@ -90,6 +90,7 @@ struct route_entry {
 struct route_table {
     int n;
     struct route_entry *e;      /* n entries */
+    bool regex;                 /* some route is a match: */
 };
 
 /* A route's verdict on the bytes so far. */
@@ -160,6 +161,7 @@ struct route_table *route_table_create(const struct route_config *routes, int n,
                 return NULL;
             }
             e->compiled = true;
+            t->regex = true;
             route_literal_prefix(e);
         }
         t->n = k + 1;
@@ -278,8 +280,9 @@ static enum route_verdict route_eval(const struct route_entry *e, const char *da
 }
 
 /* Fills out with what e decided on data (captures in m, or NULL).
- * Returns DECIDED, ERROR (out of memory), or NO_MATCH when the target made
- * from the captures cannot be one. */
+ * Returns DECIDED, ERROR (out of memory), or WAIT when the target made
+ * from the captures cannot be one: that route does not decide, and as
+ * captures may change with more bytes, it is not ruled out either. */
 static enum route_result route_fill(const struct route_entry *e, const char *data, const regmatch_t *m,
                                     struct route_decision *out)
 {
@@ -295,7 +298,7 @@ static enum route_result route_fill(const struct route_entry *e, const char *dat
     if (rc == PMX_ERR)
         return ROUTE_RESULT_ERROR;
     if (rc == PMX_AGAIN)
-        return ROUTE_RESULT_NO_MATCH;
+        return ROUTE_RESULT_WAIT;
     out->action = ROUTE_TARGET;
     out->connect_timeout = c->connect_timeout;
     out->inactivity_timeout = c->inactivity_timeout;
@@ -312,7 +315,20 @@ enum route_result route_table_decide(const struct route_table *t, const char *da
 {
     regmatch_t m[ROUTE_CAPTURES + 1];
     bool wait = false;
+    char *copy = NULL;
+    enum route_result result = ROUTE_RESULT_NO_MATCH;
 
+    /* regexec() gets a NUL-terminated copy: REG_STARTEND bounds what glibc
+     * reads, but not what a sanitizer's interceptor reads (it runs strlen
+     * on the string), and the caller's buffer need not hold a NUL. */
+    if (t->regex) {
+        copy = malloc(len + 1);
+        if (copy == NULL)
+            return ROUTE_RESULT_ERROR;
+        memcpy(copy, data, len);
+        copy[len] = '\0';
+        data = copy;
+    }
     for (int k = 0; k < t->n; k++) {
         const struct route_entry *e = &t->e[k];
         enum route_verdict v = route_eval(e, data, len, m);
@@ -321,8 +337,14 @@ enum route_result route_table_decide(const struct route_table *t, const char *da
         if (v != ROUTE_MATCHES)
             continue;
         enum route_result rr = route_fill(e, data, e->cfg.kind == ROUTE_MATCH ? m : NULL, out);
-        if (rr != ROUTE_RESULT_NO_MATCH)
-            return rr;
+        if (rr != ROUTE_RESULT_WAIT) {
+            result = rr;
+            break;
+        }
+        wait = true;
     }
-    return wait ? ROUTE_RESULT_WAIT : ROUTE_RESULT_NO_MATCH;
+    free(copy);
+    if (result == ROUTE_RESULT_NO_MATCH && wait)
+        result = ROUTE_RESULT_WAIT;
+    return result;
 }
