@@ -281,6 +281,9 @@ static const struct {
     { "routes:\n  - { prefix: a, target: web, colour: red }\n",
       "routes[1].colour (@FILE@ line 7): unknown setting (a route takes match, prefix, sni, http_host, "
       "target, reply, data, close, connect_timeout, inactivity_timeout)" },
+    { "routes:\n  - { match: '((a{99}){99}){99}', target: web }\n",
+      "routes[1].match (@FILE@ line 7): is too complex: its repetitions make more than 20000 copies of its "
+      "parts (glibc copies a repeated part once per repetition; nest fewer +, {n,m})" },
     { "route_default: nope\n",
       "route_default (@FILE@ line 6): \"nope\" is not close or a target name of the service" },
     { "route_max_bytes: 0\n",

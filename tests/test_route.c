@@ -385,6 +385,45 @@ START_TEST(table_errors)
 }
 END_TEST
 
+/* Regexes whose compiled form would be huge are refused before regcomp
+ * (glibc copies a repeated part once per repetition). */
+START_TEST(regex_too_complex)
+{
+    static const struct {
+        const char *re;
+        int ok;
+    } cases[] = {
+        { "^....git-upload-pack /([A-Za-z0-9._-]+)/", 1 },
+        { "[a-z]{1,255}", 1 },
+        { "^(a+)+$", 1 },
+        { "(((((((a+)+)+)+)+)+)+)+", 1 },
+        { "(x{1,100}){1,100}", 1 },
+        { "[[:alpha:]]{1,200}[]{]{1,10}\\{", 1 },
+        { "((a{99}){99}){99}", 0 },
+        { "(ab|cd){1,30000}", 0 },
+        { "([A-Za-z0-9._-]+)++++++++++++++++++++++++++++++++++", 0 },
+    };
+    char err[512];
+    const char *field;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        routes_reset();
+        struct route_config *r = add(ROUTE_MATCH, cases[i].re, strlen(cases[i].re), "x:1");
+        int rc = route_check(r, &field, err, sizeof err);
+        ck_assert_msg((rc == PMX_OK) == cases[i].ok, "%s: %s", cases[i].re, rc == PMX_OK ? "accepted" : err);
+        if (rc != PMX_OK)
+            ck_assert_ptr_nonnull(strstr(err, "is too complex"));
+    }
+    /* Groups nested deeper than anyone writes. */
+    routes_reset();
+    char deep[600];
+    memset(deep, '(', 300);
+    memset(deep + 300, ')', 300);
+    struct route_config *r = add(ROUTE_MATCH, deep, sizeof deep, "x:1");
+    r->pattern[sizeof deep] = '\0';
+    ck_assert_int_eq(route_check(r, &field, err, sizeof err), PMX_ERR);
+}
+END_TEST
+
 /* The table is a copy: the configuration may go away (a reload). */
 START_TEST(table_outlives_config)
 {
@@ -486,6 +525,7 @@ Suite *route_suite(void)
     tcase_add_test(tc, table_errors);
     tcase_add_test(tc, table_outlives_config);
     tcase_add_test(tc, readme_example);
+    tcase_add_test(tc, regex_too_complex);
     suite_add_tcase(s, tc);
     return s;
 }
