@@ -26,5 +26,6 @@ Suite *activation_suite(void);
 Suite *proxy_protocol_suite(void);
 Suite *stats_suite(void);
 Suite *admin_suite(void);
+Suite *script_suite(void);
 
 #endif
