@@ -48,7 +48,7 @@ CORE_SRC     := src/core/reactor.c src/core/buf.c src/core/conn.c src/core/net.c
                 src/core/signals.c src/core/resolver.c src/core/notify.c src/core/cidr.c
 PROTO_SRC    := src/proto/codec.c src/proto/codec_raw.c src/proto/codec_line.c \
                 src/proto/codec_resp.c src/proto/codec_memcache.c src/proto/codec_http.c \
-                src/proto/resp_session.c src/proto/proxy_protocol.c
+                src/proto/resp_session.c src/proto/proxy_protocol.c src/proto/codec_command.c
 UPSTREAM_SRC := src/upstream/upstream.c src/upstream/balancer.c src/upstream/health.c
 EXCHANGE_SRC := src/exchange/exchange.c src/exchange/exchange_proxy.c src/exchange/exchange_mux.c src/exchange/mux_client.c src/exchange/mux_request.c src/exchange/mux_upstream.c \
                 src/exchange/mux_sched.c src/exchange/mux_session.c

@@ -125,6 +125,13 @@ const char *codec_names(void);
  * the reply() of line-based protocols. */
 size_t codec_error_line(const char *prefix, const char *reason, char *out, size_t cap);
 
+/* Writes the command of the request data[0..len) into out (NUL-terminated,
+ * cut to cap - 1 bytes) and returns its length: resp the first words
+ * elements (command, key...), memcache the first words tokens, http the
+ * method and path, line and raw the first line. */
+size_t codec_command(const struct codec_ops *codec, const char *data, size_t len, int words, char *out,
+                     size_t cap);
+
 extern const struct codec_ops codec_raw;
 extern const struct codec_ops codec_line;
 extern const struct codec_ops codec_resp;

@@ -182,6 +182,9 @@ struct service_config {
 
     int ntargets;
     struct target_config *targets;  /* ntargets entries, owned */
+
+    /* Lua hooks (SPEC §11): "" none; loaded by config_load() to check it */
+    char script[CONFIG_PATH_MAX];   /* script: the hooks file */
 };
 
 struct config {

@@ -70,6 +70,9 @@ struct exchange {
     const struct sockaddr *accept_local;
     socklen_t accept_local_len;
     struct stats stats;         /* counted by the modes, the listener (SPEC §12) */
+    /* The service's Lua hooks (SPEC §11), NULL: none. Set by the service;
+     * a client that needs it later takes a reference (script_ref). */
+    struct script *script;
 };
 
 extern const struct exchange_ops exchange_proxy;

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "buf.h"
 #include "pmx.h"
@@ -53,6 +54,12 @@ bool script_has(const struct script *s, const char *name);
  * returned false (its second value, a string, is the reason: written to
  * reason) or failed (reason "script error"). */
 bool script_on_connect(struct script *s, const char *addr, int port, char *reason, size_t reasonlen);
+
+/* script_on_connect() for a client socket address: addr is its IP text
+ * (an IPv4-mapped IPv6 address as IPv4), port its port; a unix-socket
+ * client is addr "unix", port 0. */
+bool script_accept(struct script *s, const struct sockaddr *addr, socklen_t addr_len, char *reason,
+                   size_t reasonlen);
 
 /* route(data, {addr=, port=, service=}): fills out (route_decision_init()
  * first) from the hook's ProxyMachine-style result: nil or {noop=true}

@@ -154,6 +154,7 @@ static const struct setting service_settings[] = {
     { "accept_proxy",              NULL, "",                        T_BOOL,    SF(accept_proxy),       "false",       0,     0,             "",      S_RELOAD, 0, NULL },
     { "accept_proxy_from",         NULL, "",                        T_LIST,    LF(service_config, accept_proxy_from), NULL, 0, 0,           "",      S_RELOAD, 0, &proxy_from_list },
     { "targets",                   NULL, "",                        T_LIST,    LF(service_config, targets), NULL,         0,     0,             "",      S_RELOAD, 0, &targets_list },
+    { "script",                    NULL, "",                        T_PATH,    SF(script),             "",            0,     0,             "",      S_OMIT_EMPTY | S_RELOAD, 0, NULL },
 };
 
 /* A target: YAML targets[n].host, env TARGET_HOST_n... All reloadable: a

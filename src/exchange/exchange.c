@@ -1,10 +1,13 @@
 /* The glue between the listener and the exchange modes: mode selection and
  * the client count that max_connections and graceful shutdown rely on. */
 #include <string.h>
+#include <unistd.h>
 
 #include "codec.h"
 #include "config.h"
 #include "exchange.h"
+#include "log.h"
+#include "script.h"
 
 void exchange_init(struct exchange *x, struct reactor *r, const struct service_config *c)
 {
@@ -36,6 +39,17 @@ void exchange_init(struct exchange *x, struct reactor *r, const struct service_c
 void exchange_accept(struct exchange *x, int fd, const char *peer, const struct sockaddr *addr,
                      socklen_t addr_len)
 {
+    /* The Lua on_connect hook (SPEC §11): a refused client is closed before
+     * any byte reaches a target. */
+    if (x->script != NULL) {
+        char why[SCRIPT_REASON_MAX + 32];
+        if (!script_accept(x->script, addr, addr_len, why, sizeof(why))) {
+            log_info("service %s: client %s refused by on_connect: %s", x->config->name, peer, why);
+            stats_refused(&x->stats, STATS_REFUSED_SCRIPT);
+            close(fd);
+            return;
+        }
+    }
     x->ops->accept(x, fd, peer, addr, addr_len);
 }
 

@@ -20,6 +20,7 @@
 #include "config.h"
 #include "conn.h"
 #include "resp_session.h"
+#include "script.h"
 #include "exchange.h"
 #include "mux_sched.h"
 #include "upstream.h"
@@ -99,6 +100,10 @@ struct mux_request {
     uint8_t expect;
     uint8_t kind;                   /* resp: SESSION_KIND_* on a dedicated connection */
     bool abort_exec;                /* resp: DISCARD sent for a poisoned EXEC: answer -EXECABORT */
+    /* The Lua on_response hook: the req table kept for it (hook_ref) in
+     * the script it came from (a reference; NULL: no hook to call). */
+    struct script *hook_script;
+    int hook_ref;
     struct mux_request *next;       /* in the upstream's sent queue */
     struct mux_request *cnext;      /* in the client's list */
 };
@@ -135,6 +140,7 @@ struct mux_client {
     uint64_t noreply_gen;
     struct resp_session session;    /* resp: database, protocol, name, auth (all zero: a new client) */
     struct mux_upstream *dedicated; /* resp: its dedicated connection while pinned or in use */
+    struct script *script;          /* the service's Lua hooks when it came (a reference), or NULL */
     bool closing;                   /* read no more; close once flushed */
     bool closed;                    /* gone; freed before the loop sleeps */
     bool dirty;                     /* out has bytes to flush before sleep */

@@ -2,9 +2,11 @@
  * string, table, math, utf8), a memory limit through its allocator, an
  * instruction budget per call through a count hook, and the calls of the
  * hooks with their arguments and results. */
+#include <arpa/inet.h>
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -657,4 +659,33 @@ void script_event(struct script *s, const char *name, const char *service, const
         lua_setfield(s->L, -2, "reason");
     }
     (void)script_call(s, "on_event", 2, 0);
+}
+
+bool script_accept(struct script *s, const struct sockaddr *addr, socklen_t addr_len, char *reason,
+                   size_t reasonlen)
+{
+    char text[INET6_ADDRSTRLEN] = "unix";
+    int port = 0;
+
+    if (s == NULL || !script_has(s, "on_connect")) {
+        if (reasonlen > 0)
+            reason[0] = '\0';
+        return true;
+    }
+    if (addr != NULL && addr->sa_family == AF_INET && addr_len >= (socklen_t)sizeof(struct sockaddr_in)) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)addr;
+        inet_ntop(AF_INET, &in->sin_addr, text, sizeof text);
+        port = ntohs(in->sin_port);
+    } else if (addr != NULL && addr->sa_family == AF_INET6 &&
+               addr_len >= (socklen_t)sizeof(struct sockaddr_in6)) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)addr;
+        /* A block list of IPv4 addresses matches clients of a dual-stack
+         * listener too. */
+        if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr))
+            inet_ntop(AF_INET, &in6->sin6_addr.s6_addr[12], text, sizeof text);
+        else
+            inet_ntop(AF_INET6, &in6->sin6_addr, text, sizeof text);
+        port = ntohs(in6->sin6_port);
+    }
+    return script_on_connect(s, text, port, reason, reasonlen);
 }
