@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "codec.h"
 #include "log.h"
 #include "route_decision.h"
 #include "script.h"
@@ -385,6 +386,85 @@ START_TEST(references)
 }
 END_TEST
 
+/* config/examples/socks4.lua, as the README shows it (unit tests run from
+ * the top of the tree). */
+START_TEST(socks4_example)
+{
+    char err[512];
+    struct script *s = script_load("config/examples/socks4.lua", "socks4", err, sizeof err);
+    struct route_decision d;
+    static const char req[] = "\x04\x01\x1f\x90\x7f\x00\x00\x01user\0GET / HTTP/1.0\r\n\r\n";
+    size_t len = sizeof req - 1;
+
+    ck_assert_msg(s != NULL, "%s", err);
+    /* Every prefix that stops before the user id's NUL waits. */
+    for (size_t n = 0; n < 13; n++) {
+        ck_assert_int_eq(route_of(s, req, n, &d), ROUTE_WAIT);
+        route_decision_free(&d);
+    }
+    ck_assert_int_eq(route_of(s, req, len, &d), ROUTE_TARGET);
+    ck_assert_str_eq(d.target, "127.0.0.1:8080");
+    ck_assert_uint_eq(buf_len(&d.reply), 8);
+    ck_assert_int_eq(memcmp(buf_start(&d.reply), "\x00\x5a\x1f\x90\x7f\x00\x00\x01", 8), 0);
+    ck_assert_int_eq(d.has_data, 1);
+    ck_assert_uint_eq(buf_len(&d.data), len - 13);
+    ck_assert_int_eq(memcmp(buf_start(&d.data), "GET / HTTP/1.0\r\n\r\n", len - 13), 0);
+    route_decision_free(&d);
+    /* The request alone: nothing to pass on. */
+    ck_assert_int_eq(route_of(s, req, 13, &d), ROUTE_TARGET);
+    ck_assert_uint_eq(buf_len(&d.data), 0);
+    route_decision_free(&d);
+    /* BIND (2) and SOCKS4a are rejected with 0x5b. */
+    ck_assert_int_eq(route_of(s, "\x04\x02\x00\x50\x7f\x00\x00\x01\0", 9, &d), ROUTE_CLOSE);
+    ck_assert_uint_eq(buf_len(&d.data), 8);
+    ck_assert_int_eq(memcmp(buf_start(&d.data), "\x00\x5b\x00\x50\x7f\x00\x00\x01", 8), 0);
+    route_decision_free(&d);
+    ck_assert_int_eq(route_of(s, "\x04\x01\x00\x50\x00\x00\x00\x07\0host\0", 14, &d), ROUTE_CLOSE);
+    route_decision_free(&d);
+    ck_assert_uint_eq(script_errors(s), 0);
+    script_unref(s);
+}
+END_TEST
+
+/* config/examples/blocklist.lua, as the README shows it. */
+START_TEST(blocklist_example)
+{
+    char err[512], reason[64];
+    struct script *s = script_load("config/examples/blocklist.lua", "blocklist", err, sizeof err);
+
+    ck_assert_msg(s != NULL, "%s", err);
+    ck_assert(!script_on_connect(s, "127.0.0.2", 1, reason, sizeof reason));
+    ck_assert_str_eq(reason, "blocked");
+    ck_assert(!script_on_connect(s, "2001:db8::10", 1, reason, sizeof reason));
+    ck_assert(script_on_connect(s, "127.0.0.3", 1, reason, sizeof reason));
+    script_unref(s);
+}
+END_TEST
+
+START_TEST(command_text)
+{
+    char out[32];
+
+    ck_assert_uint_eq(codec_command(&codec_resp, "*2\r\n$3\r\nGET\r\n$3\r\nkey\r\n", 22, 1, out, sizeof out), 3);
+    ck_assert_str_eq(out, "GET");
+    codec_command(&codec_resp, "*2\r\n$3\r\nGET\r\n$3\r\nkey\r\n", 22, 2, out, sizeof out);
+    ck_assert_str_eq(out, "GET key");
+    codec_command(&codec_resp, "*2\r\n$3\r\nGET\r\n$9\r\nke", 18, 2, out, sizeof out);
+    ck_assert_str_eq(out, "GET");
+    codec_command(&codec_resp, "PING hello\r\n", 12, 1, out, sizeof out);
+    ck_assert_str_eq(out, "PING");
+    codec_command(&codec_memcache, "get a b\r\n", 9, 2, out, sizeof out);
+    ck_assert_str_eq(out, "get a");
+    codec_command(&codec_http, "POST /x?y=1 HTTP/1.1\r\nHost: a\r\n\r\n", 35, 1, out, sizeof out);
+    ck_assert_str_eq(out, "POST /x?y=1");
+    codec_command(&codec_line, "hello world\n", 12, 1, out, sizeof out);
+    ck_assert_str_eq(out, "hello world");
+    /* Cut at the buffer's size. */
+    ck_assert_uint_eq(codec_command(&codec_line, "0123456789", 10, 1, out, 5), 4);
+    ck_assert_str_eq(out, "0123");
+}
+END_TEST
+
 Suite *script_suite(void)
 {
     Suite *s = suite_create("script");
@@ -399,6 +479,9 @@ Suite *script_suite(void)
     tcase_add_test(tc, on_request_results);
     tcase_add_test(tc, events_and_log);
     tcase_add_test(tc, references);
+    tcase_add_test(tc, socks4_example);
+    tcase_add_test(tc, blocklist_example);
+    tcase_add_test(tc, command_text);
     suite_add_tcase(s, tc);
     return s;
 }
