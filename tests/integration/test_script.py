@@ -11,6 +11,7 @@ proxy routing phase)."""
 
 import glob
 import http.server
+import json
 import os
 import re
 import shutil
@@ -19,6 +20,7 @@ import socket
 import subprocess
 import threading
 import time
+import urllib.request
 
 from harness import (TIME_FACTOR, ProximuxTestCase, RedisServer, Resp, RespError, free_port,
                      make_tmpdir, remove_tmpdir, resp_encode, run_proximux)
@@ -69,18 +71,19 @@ class ScriptTest(ProximuxTestCase):
         os.replace(path + ".tmp", path)
         return path
 
-    def start(self, script, extra="", mode="fifo", redis_port=None, log_level=2, pool=""):
+    def start(self, script, extra="", mode="fifo", redis_port=None, log_level=2, pool="", top=""):
         port = free_port()
-        yaml = ("log_level: %d\n"
+        yaml = ("log_level: %d\n%s"
                 "services:\n"
                 "  - name: lua\n"
                 "    listen: [\"127.0.0.1:%d\"]\n"
                 "    exchange: { mode: %s, codec: resp, funnel_async: true }\n"
                 "    pool: { connections: %d%s }\n"
+                "    local: { max_connections: %d }\n"
                 "    script: %s\n"
                 "%s"
                 "    targets: [ { name: r1, host: 127.0.0.1, port: %d } ]\n"
-                % (log_level, port, mode, 1 if mode == "fifo" else 2, pool, script, extra,
+                % (log_level, top, port, mode, 1 if mode == "fifo" else 2, pool, 100 if mode == "proxy" else -1, script, extra,
                    redis_port or self.redis.port))
         p = self.start_proximux(yaml=yaml, port=port)
         return p, port
@@ -88,9 +91,16 @@ class ScriptTest(ProximuxTestCase):
     def test_blocklist_example(self):
         """config/examples/blocklist.lua as the README shows it: 127.0.0.2
         is closed before any byte reaches Redis (logged with the reason,
-        counted as refused), 127.0.0.3 and 127.0.0.1 are served."""
+        counted as refused), 127.0.0.3 and 127.0.0.1 are served; in fifo
+        and in proxy mode."""
+        for mode in ("fifo", "proxy"):
+            with self.subTest(mode=mode):
+                self.blocklist(mode)
+
+    def blocklist(self, mode):
         script = shutil.copy(os.path.join(EXAMPLES, "blocklist.lua"), self.dir)
-        p, port = self.start(script)
+        aport = free_port()
+        p, port = self.start(script, mode=mode, top="admin: { listen: \"127.0.0.1:%d\" }\n" % aport)
         blocked = bound_client(port, "127.0.0.2")
         blocked.sock.sendall(resp_encode("SET", "blocked", "yes"))
         self.assertTrue(closed_without_data(blocked.sock))
@@ -102,6 +112,9 @@ class ScriptTest(ProximuxTestCase):
                 self.assertEqual(c.command("GET", "k" + source), source.encode())
         with self.redis.client() as direct:
             self.assertIsNone(direct.command("GET", "blocked"))
+        with urllib.request.urlopen("http://127.0.0.1:%d/api/v1/stats/lua" % aport, timeout=5) as r:
+            stats = json.load(r)
+        self.assertEqual(stats["clients"]["refused"]["script"], 1, stats)
         self.assert_proximux_ok(p)
 
     def test_errors_and_endless_loops(self):
