@@ -27,6 +27,11 @@ struct route_decision;
 /* Errors logged per script per second; the others are counted and their
  * number logged with the next logged one. */
 #define SCRIPT_ERRORS_PER_SECOND 10
+/* req.bytes and resp.bytes hold at most this many bytes of a request or
+ * response (req.size and resp.size give the whole length): the tables of
+ * requests in flight stay small whatever the values, and a large value
+ * never meets the memory limit before the hook even runs. */
+#define SCRIPT_BYTES_MAX 65536
 /* A reason returned by on_connect is cut to this many bytes. */
 #define SCRIPT_REASON_MAX 128
 
@@ -79,7 +84,7 @@ enum script_verdict {
 };
 
 /* A request of a fifo/funnel client: builds req = {client=, service=,
- * command=, bytes=} and calls on_request(req) if defined. With
+ * command=, bytes=, size=} and calls on_request(req) if defined. With
  * SCRIPT_REPLY the reply bytes are appended to reply. When the script has
  * on_response and the request passes, *ref is set to a handle on req for
  * script_on_response() (else to SCRIPT_NO_REF); a handle must be given
@@ -89,7 +94,7 @@ enum script_verdict script_on_request(struct script *s, const char *client, cons
                                       size_t command_len, const char *bytes, size_t len,
                                       struct buf *reply, int *ref);
 
-/* on_response(req, {status=, bytes=, us=}) for the request of handle ref,
+/* on_response(req, {status=, bytes=, size=, us=}) for the request of handle ref,
  * then forgets the handle. */
 void script_on_response(struct script *s, int ref, const char *status, const char *bytes, size_t len,
                         uint64_t us);

@@ -301,6 +301,24 @@ START_TEST(on_request_results)
     buf_free(&reply);
     script_unref(s);
 
+    /* A request larger than SCRIPT_BYTES_MAX: bytes is cut, size is whole. */
+    {
+        size_t big = 4 * SCRIPT_BYTES_MAX;
+        char *data = calloc(1, big);
+        struct script *t = load_ok("function on_request(req)\n"
+                                   "  return { reply = #req.bytes .. ' ' .. req.size }\n"
+                                   "end\n");
+        buf_init(&reply);
+        ck_assert_ptr_nonnull(data);
+        ck_assert_int_eq(script_on_request(t, "c", "SET", 3, data, big, &reply, &ref), SCRIPT_REPLY);
+        char want[64];
+        int n = snprintf(want, sizeof want, "%d %zu", SCRIPT_BYTES_MAX, big);
+        ck_assert_uint_eq(buf_len(&reply), (size_t)n);
+        ck_assert_int_eq(memcmp(buf_start(&reply), want, (size_t)n), 0);
+        buf_free(&reply);
+        free(data);
+        script_unref(t);
+    }
     /* Only on_response: req is still built. */
     s = load_ok("n = 0\nfunction on_response(req, resp) n = n + #req.bytes end\n");
     buf_init(&reply);

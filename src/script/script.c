@@ -575,15 +575,17 @@ enum script_verdict script_on_request(struct script *s, const char *client, cons
             lua_pop(s->L, 1);
         return SCRIPT_PASS;
     }
-    lua_createtable(s->L, 0, 4);
+    lua_createtable(s->L, 0, 5);
     lua_pushstring(s->L, client);
     lua_setfield(s->L, -2, "client");
     lua_pushstring(s->L, s->service);
     lua_setfield(s->L, -2, "service");
     lua_pushlstring(s->L, command, command_len);
     lua_setfield(s->L, -2, "command");
-    lua_pushlstring(s->L, bytes, len);
+    lua_pushlstring(s->L, bytes, len > SCRIPT_BYTES_MAX ? SCRIPT_BYTES_MAX : len);
     lua_setfield(s->L, -2, "bytes");
+    lua_pushinteger(s->L, (lua_Integer)len);
+    lua_setfield(s->L, -2, "size");
     if (!has_request) {
         *ref = luaL_ref(s->L, LUA_REGISTRYINDEX);
         if (*ref == LUA_REFNIL || *ref == LUA_NOREF)
@@ -625,11 +627,13 @@ void script_on_response(struct script *s, int ref, const char *status, const cha
     }
     lua_rawgeti(s->L, LUA_REGISTRYINDEX, ref);
     luaL_unref(s->L, LUA_REGISTRYINDEX, ref);
-    lua_createtable(s->L, 0, 3);
+    lua_createtable(s->L, 0, 4);
     lua_pushstring(s->L, status);
     lua_setfield(s->L, -2, "status");
-    lua_pushlstring(s->L, bytes != NULL ? bytes : "", len);
+    lua_pushlstring(s->L, bytes != NULL ? bytes : "", len > SCRIPT_BYTES_MAX ? SCRIPT_BYTES_MAX : len);
     lua_setfield(s->L, -2, "bytes");
+    lua_pushinteger(s->L, (lua_Integer)len);
+    lua_setfield(s->L, -2, "size");
     lua_pushinteger(s->L, (lua_Integer)us);
     lua_setfield(s->L, -2, "us");
     (void)script_call(s, "on_response", 2, 0);
