@@ -111,6 +111,19 @@ struct codec_ops {
      * bytes, truncating reason if needed) and returns its length; 0 means
      * the protocol has no such reply and the client is closed instead. */
     size_t (*reply)(enum codec_reply kind, const char *reason, char *out, size_t cap);
+    /* The request log's `command` for the whole request data[0..len):
+     * resp and memcache the command and its first key, http the method and
+     * path, line the line, raw the bytes. Writes at most cap bytes of it
+     * into out and returns its whole length (like snprintf, no NUL); the
+     * request itself is not copied. */
+    size_t (*describe)(const char *data, size_t len, char *out, size_t cap);
+    /* Whether the whole response data[0..len) is an error reply (resp
+     * "-ERR", memcache ERROR / CLIENT_ERROR / SERVER_ERROR, http 5xx); NULL
+     * when the protocol has none (line, raw). */
+    bool (*error_reply)(const char *data, size_t len);
+    /* true for mysql: no framing functions; exchange.codec accepts it with
+     * mode proxy only (a proxy session follows the packets itself). */
+    bool proxy_only;
 };
 
 /* The codec called name ("raw", "line", "resp", "memcache", "http"), or
@@ -125,17 +138,19 @@ const char *codec_names(void);
  * the reply() of line-based protocols. */
 size_t codec_error_line(const char *prefix, const char *reason, char *out, size_t cap);
 
-/* Writes the command of the request data[0..len) into out (NUL-terminated,
- * cut to cap - 1 bytes) and returns its length: resp the first words
- * elements (command, key...), memcache the first words tokens, http the
- * method and path, line and raw the first line. */
-size_t codec_command(const struct codec_ops *codec, const char *data, size_t len, int words, char *out,
-                     size_t cap);
+/* For describe(): up to `words` space-separated words of the first line of
+ * data[0..len) (the line without CR/LF; words 0: the whole line), joined
+ * by one space. Returns the whole length; writes at most cap bytes. */
+size_t codec_describe_words(const char *data, size_t len, int words, char *out, size_t cap);
+
+/* For describe(): the bytes as they are. */
+size_t codec_describe_bytes(const char *data, size_t len, char *out, size_t cap);
 
 extern const struct codec_ops codec_raw;
 extern const struct codec_ops codec_line;
 extern const struct codec_ops codec_resp;
 extern const struct codec_ops codec_memcache;
 extern const struct codec_ops codec_http;
+extern const struct codec_ops codec_mysql;
 
 #endif

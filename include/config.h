@@ -117,6 +117,19 @@ struct health_config {
     bool check_up;                  /* also probe targets that are up */
 };
 
+/* request_log: (SPEC §11): one line per request and response pair. */
+enum request_log_format {
+    REQUEST_LOG_JSON,               /* "json": JSON lines */
+    REQUEST_LOG_TEXT,               /* "text": one space-separated line (README "Request log") */
+};
+
+struct request_log_config {
+    char file[CONFIG_PATH_MAX];     /* request_log.file: "" off, "-" stderr */
+    enum request_log_format format; /* request_log.format (json) */
+    double sample;                  /* request_log.sample: share of requests logged, 0.0-1.0 (1.0) */
+    long max_text;                  /* request_log.max_text: command bytes kept (16-1048576, 1024) */
+};
+
 struct service_config {
     char name[CONFIG_NAME_MAX];     /* "default" for the single-service forms */
 
@@ -183,6 +196,7 @@ struct service_config {
     int ntargets;
     struct target_config *targets;  /* ntargets entries, owned */
 
+    struct request_log_config request_log;  /* request_log: (SPEC §11) */
     /* Lua hooks (SPEC §11): "" none; loaded by config_load() to check it */
     char script[CONFIG_PATH_MAX];   /* script: the hooks file */
 };

@@ -15,6 +15,7 @@ struct codec_ops;
 struct reactor;
 struct exchange;
 struct upstream;
+struct request_log;
 
 /* The janitor runs this often (ms): timeouts are checked at this grain. */
 #define EXCHANGE_TICK_MS 100
@@ -70,6 +71,9 @@ struct exchange {
     const struct sockaddr *accept_local;
     socklen_t accept_local_len;
     struct stats stats;         /* counted by the modes, the listener (SPEC §12) */
+    /* The service's request log (SPEC §11), NULL when off; owned by the
+     * service, replaced on reload: look it up for each record. */
+    struct request_log *request_log;
     /* The service's Lua hooks (SPEC §11), NULL: none. Set by the service;
      * a client that needs it later takes a reference (script_ref). */
     struct script *script;

@@ -35,6 +35,9 @@ struct request_log_record {
     const char *target;         /* target name, "" when none */
     const char *command;        /* resp/memcache: command and first key; http: method and path; mysql: the SQL */
     size_t command_len;
+    /* The command's whole length when command holds only its first
+     * command_len bytes (a caller that kept a prefix); 0: command_len. */
+    size_t command_total;
     uint64_t bytes_in;          /* request bytes from the client */
     uint64_t bytes_out;         /* response bytes to the client */
     uint64_t us;                /* request sent upstream -> response complete; 0 when never sent */
@@ -48,8 +51,10 @@ struct request_log_record {
 struct request_log;
 
 /* Opens the log described by c (request_log: file, format, sample,
- * max_text). Returns NULL with a one-line reason in err (file cannot be
- * opened). */
+ * max_text) and starts its writer thread. Returns NULL with a one-line
+ * reason in err naming request_log.file (file cannot be opened). Each log
+ * buffers up to 1 MiB (two halves of 512 KiB, more when max_text needs it);
+ * request_log_write() drops a line that does not fit. */
 struct request_log *request_log_open(const struct request_log_config *c, char *err, size_t errlen);
 
 /* Whether the next request is logged (sample: 1.0 always, 0.25 about one
@@ -59,8 +64,15 @@ bool request_log_sampled(struct request_log *log);
 /* Formats r into the log's buffer; dropped and counted when full. */
 void request_log_write(struct request_log *log, const struct request_log_record *r);
 
-/* Flushes what is buffered (waiting for the writer at most a moment),
- * stops the writer thread and closes the file. NULL is ignored. */
+/* Lines dropped so far (buffer full, or a failed write). */
+uint64_t request_log_dropped(struct request_log *log);
+
+/* "ok", "error", ... as the log writes s. */
+const char *request_log_status_name(enum request_log_status s);
+
+/* Flushes what is buffered (waiting for the writer at most 500 ms, then
+ * abandoning what a stuck sink did not take), stops the writer thread and
+ * closes the file. NULL is ignored. */
 void request_log_close(struct request_log *log);
 
 #endif

@@ -29,6 +29,8 @@ struct service {
     int nlisteners;
     bool accepting;                 /* listeners watched (warmup done) */
     bool stopping;                  /* shutdown begun: listeners closed */
+    struct request_log *request_log;        /* request_log: NULL when off */
+    struct request_log *next_request_log;   /* opened by service_reload_prepare() */
     /* public: set by the owner before service_start() */
     service_fn on_idle;             /* told each time its last client leaves */
     service_fn on_fatal;            /* told when it cannot go on (epoll failure) */
@@ -63,6 +65,14 @@ void service_tick(struct service *s);
 /* Stops accepting (listeners closed). fast: finish what is in flight, then
  * close every client; otherwise serve clients until they leave. */
 void service_shutdown(struct service *s, bool fast);
+
+/* Before a reload in place with cfg: opens what the new settings need and
+ * may fail to get (the request log, reopened on every reload so that a
+ * log moved away is written anew). Returns PMX_OK, or PMX_ERR with one
+ * line in err (the reload is refused). service_reload() then uses it, or
+ * service_reload_abort() drops it. */
+int service_reload_prepare(struct service *s, const struct service_config *cfg, char *err, size_t errlen) PMX_WUR;
+void service_reload_abort(struct service *s);
 
 /* The configuration was reloaded: cfg replaces the service's settings (the
  * caller kept those that need a restart, config_service_keep_fixed). */

@@ -88,6 +88,9 @@ struct stats_target {
     uint64_t conns;                     /* open connections */
     uint64_t connects;                  /* connects started */
     uint64_t connect_errors;            /* connects failed */
+    uint64_t requests;                  /* requests it answered */
+    uint64_t bytes_sent;                /* bytes written to it */
+    uint64_t bytes_received;            /* bytes read from it */
     int weight;
     bool backup;
     bool draining;                      /* removed at runtime, waiting for its connections to end */

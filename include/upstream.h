@@ -112,6 +112,9 @@ struct upstream_target_info {
     bool backup;
     uint64_t connects;          /* connects started (statistics) */
     uint64_t connect_errors;    /* connects failed */
+    uint64_t requests;          /* requests it answered (upstream_conn_answered) */
+    uint64_t bytes_sent;        /* bytes written to it, open connections included */
+    uint64_t bytes_received;    /* bytes read from it */
     bool draining;              /* removed at runtime: no new connections, gone once it has none */
 };
 
@@ -202,6 +205,9 @@ enum upstream_close {
 /* Closes the socket (pending output is dropped); the connection is CLOSED
  * and may be opened again. */
 void upstream_conn_close(struct upstream_conn *uc, enum upstream_close how, const char *reason);
+
+/* The target answered a request on uc: counted for its statistics. */
+void upstream_conn_answered(struct upstream_conn *uc);
 
 /* The connection proved itself (a response arrived; a proxy session
  * connected): the target's failure count and the backoff start over. */

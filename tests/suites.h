@@ -26,6 +26,8 @@ Suite *activation_suite(void);
 Suite *proxy_protocol_suite(void);
 Suite *stats_suite(void);
 Suite *admin_suite(void);
+Suite *request_log_suite(void);
+Suite *mysql_suite(void);
 Suite *script_suite(void);
 
 #endif

@@ -363,7 +363,7 @@ END_TEST
 /* A valid service, for the cases that need one first. */
 #define SVC_A "  - name: a\n    listen: [\"127.0.0.1:7001\"]\n    pool: {connections: 1}\n" \
               "    targets: [{host: 127.0.0.1, port: 1}]\n"
-#define SERVICE_KEYS "name, listen, listen_mode, local, exchange, pool, balance, retries, health, limits, session, send_proxy, accept_proxy, accept_proxy_from, targets, script"
+#define SERVICE_KEYS "name, listen, listen_mode, local, exchange, pool, balance, retries, health, limits, session, send_proxy, accept_proxy, accept_proxy_from, targets, request_log, script"
 
 static const struct {
     const char *yaml;
@@ -482,7 +482,7 @@ static const struct {
       "holds only the exchange, pool, health and limits defaults)", 0 },
     { "name: a\n",
       "name (@FILE@ line 1): unknown setting (the top level takes log_level, log_file, shutdown_timeout, "
-      "admin, services, listen, listen_mode, local, exchange, pool, balance, retries, health, limits, session, send_proxy, accept_proxy, accept_proxy_from, targets, script)", 0 },
+      "admin, services, listen, listen_mode, local, exchange, pool, balance, retries, health, limits, session, send_proxy, accept_proxy, accept_proxy_from, targets, request_log, script)", 0 },
     { "local: {port: 1}\nlisten: [\"127.0.0.1:2\"]\n",
       "local.port (@FILE@ line 1): conflicts with listen[1] (line 2): give listen or local.host/local.port, not both", 0 },
     { "listen: []\npool: {connections: 1}\ntargets: [{host: 127.0.0.1, port: 1}]\n",
@@ -628,6 +628,7 @@ START_TEST(dump_two_services)
         "\n    targets:\n"
         "      - { name: \"primary\", host: \"127.0.0.1\", port: 3306, weight: 1, backup: false, keep_alive: false }  # 127.0.0.1:3306\n"
         "      - { name: \"standby\", host: \"::1\", port: 3306, weight: 5, backup: true, keep_alive: false }  # [::1]:3306\n"
+        "    request_log:\n      file: \"\"\n      format: json\n      sample: 1\n      max_text: 1024\n"
         "    # listen: 127.0.0.1:3307, unix:/tmp/pmx-db.sock\n"
         "    # mode: proxy (explicit)\n"
         "  - name: \"cache.1\"\n    listen_mode: \"0660\"\n"
@@ -636,6 +637,7 @@ START_TEST(dump_two_services)
         "      - { name: \"/run/redis/redis.sock\", unix: \"/run/redis/redis.sock\", weight: 1, backup: false, keep_alive: false }  # unix:/run/redis/redis.sock\n"
         "      - { name: \"127.0.0.1:6379\", host: \"127.0.0.1\", port: 6379, weight: 1, backup: false, keep_alive: true }  # 127.0.0.1:6379\n"
         "      - { name: \"127.0.0.1:6379#2\", host: \"127.0.0.1\", port: 6379, weight: 1, backup: false, keep_alive: false }  # 127.0.0.1:6379\n"
+        "    request_log:\n      file: \"\"\n      format: json\n      sample: 1\n      max_text: 1024\n"
         "    # listen: [::1]:6380\n"
         "    # mode: fifo (auto: connections == 1)\n"));
     const char *tail = "    # mode: fifo (auto: connections == 1)\n";

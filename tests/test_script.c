@@ -7,7 +7,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "codec.h"
 #include "log.h"
 #include "route_decision.h"
 #include "script.h"
@@ -459,30 +458,6 @@ START_TEST(blocklist_example)
 }
 END_TEST
 
-START_TEST(command_text)
-{
-    char out[32];
-
-    ck_assert_uint_eq(codec_command(&codec_resp, "*2\r\n$3\r\nGET\r\n$3\r\nkey\r\n", 22, 1, out, sizeof out), 3);
-    ck_assert_str_eq(out, "GET");
-    codec_command(&codec_resp, "*2\r\n$3\r\nGET\r\n$3\r\nkey\r\n", 22, 2, out, sizeof out);
-    ck_assert_str_eq(out, "GET key");
-    codec_command(&codec_resp, "*2\r\n$3\r\nGET\r\n$9\r\nke", 18, 2, out, sizeof out);
-    ck_assert_str_eq(out, "GET");
-    codec_command(&codec_resp, "PING hello\r\n", 12, 1, out, sizeof out);
-    ck_assert_str_eq(out, "PING");
-    codec_command(&codec_memcache, "get a b\r\n", 9, 2, out, sizeof out);
-    ck_assert_str_eq(out, "get a");
-    codec_command(&codec_http, "POST /x?y=1 HTTP/1.1\r\nHost: a\r\n\r\n", 35, 1, out, sizeof out);
-    ck_assert_str_eq(out, "POST /x?y=1");
-    codec_command(&codec_line, "hello world\n", 12, 1, out, sizeof out);
-    ck_assert_str_eq(out, "hello world");
-    /* Cut at the buffer's size. */
-    ck_assert_uint_eq(codec_command(&codec_line, "0123456789", 10, 1, out, 5), 4);
-    ck_assert_str_eq(out, "0123");
-}
-END_TEST
-
 Suite *script_suite(void)
 {
     Suite *s = suite_create("script");
@@ -499,7 +474,6 @@ Suite *script_suite(void)
     tcase_add_test(tc, references);
     tcase_add_test(tc, socks4_example);
     tcase_add_test(tc, blocklist_example);
-    tcase_add_test(tc, command_text);
     suite_add_tcase(s, tc);
     return s;
 }

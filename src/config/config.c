@@ -487,6 +487,28 @@ static int setting_parse(const struct setting *s, char *base, const char *value,
         }
         return PMX_OK;
     }
+    case T_LOG_FORMAT:
+        if (strcmp(value, "json") == 0)
+            *(enum request_log_format *)field = REQUEST_LOG_JSON;
+        else if (strcmp(value, "text") == 0)
+            *(enum request_log_format *)field = REQUEST_LOG_TEXT;
+        else
+            goto not_a;
+        return PMX_OK;
+    case T_FRACTION: {
+        char *end;
+        errno = 0;
+        double f = strtod(value, &end);
+        /* Digits only: no "nan", "inf" or hex floats. */
+        if (*value == '\0' || *end != '\0' || errno != 0 || strspn(value, "0123456789.") != strlen(value))
+            goto not_a;
+        if (!(f >= 0.0 && f <= 1.0)) {
+            snprintf(err, errlen, "%s: %s is out of range (%s)", name, q, allowed);
+            return PMX_ERR;
+        }
+        *(double *)field = f;
+        return PMX_OK;
+    }
     case T_LIST:
         break;
     }
@@ -992,6 +1014,14 @@ static int finish_relations(struct load *l, struct inst *svc, char *err, size_t 
         return PMX_ERR;
     }
     sc->effective_mode = derive_mode(sc);
+    /* A proxy-only codec (mysql) follows one client's session on its own
+     * upstream connection; fifo/funnel would need it to frame requests. */
+    if (codec_find(sc->codec) != NULL && codec_find(sc->codec)->proxy_only && sc->effective_mode != MODE_PROXY) {
+        name_of(l, svc, svc_setting("exchange.codec"), 0, true, name, sizeof name);
+        snprintf(err, errlen, "%s: \"%s\" needs exchange.mode proxy (the mode is %s)", name, sc->codec,
+                 config_mode_name(sc->effective_mode));
+        return PMX_ERR;
+    }
     /* PROXY protocol: a header goes first on an upstream connection of one
      * client, which only proxy mode has; one is read only from the
      * balancers listed (any client could forge its address otherwise). */

@@ -125,6 +125,8 @@ static void dump_value(const struct setting *s, const char *base, FILE *out)
     case T_LISTEN: dump_string(((const struct listen_config *)field)->spec, out); return;
     case T_SEND_PROXY: fputs(*(const int *)field == 2 ? "v2" : *(const int *)field == 1 ? "v1" : "off", out); return;
     case T_CIDR: dump_string(((const struct cidr *)field)->spec, out); return;
+    case T_LOG_FORMAT: fputs(*(const enum request_log_format *)field == REQUEST_LOG_TEXT ? "text" : "json", out); return;
+    case T_FRACTION: fprintf(out, "%g", *(const double *)field); return;
     case T_LIST: return;
     }
 }

@@ -154,6 +154,10 @@ static const struct setting service_settings[] = {
     { "accept_proxy",              NULL, "",                        T_BOOL,    SF(accept_proxy),       "false",       0,     0,             "",      S_RELOAD, 0, NULL },
     { "accept_proxy_from",         NULL, "",                        T_LIST,    LF(service_config, accept_proxy_from), NULL, 0, 0,           "",      S_RELOAD, 0, &proxy_from_list },
     { "targets",                   NULL, "",                        T_LIST,    LF(service_config, targets), NULL,         0,     0,             "",      S_RELOAD, 0, &targets_list },
+    { "request_log.file",          "REQUEST_LOG_FILE", "",          T_PATH,    SF(request_log.file),   "",            0,     0,             "",      S_RELOAD, 0, NULL },
+    { "request_log.format",        "REQUEST_LOG_FORMAT", "",        T_LOG_FORMAT, SF(request_log.format), "json",     0,     0,             "",      S_RELOAD, 0, NULL },
+    { "request_log.sample",        "REQUEST_LOG_SAMPLE", "",        T_FRACTION, SF(request_log.sample), "1.0",         0,     0,             "",      S_RELOAD, 0, NULL },
+    { "request_log.max_text",      "REQUEST_LOG_MAX_TEXT", "",      T_LONG,    SF(request_log.max_text), "1024",      16,    1048576,       "bytes", S_RELOAD, 0, NULL },
     { "script",                    NULL, "",                        T_PATH,    SF(script),             "",            0,     0,             "",      S_OMIT_EMPTY | S_RELOAD, 0, NULL },
 };
 
@@ -262,6 +266,8 @@ const char *config_schema_noun(const struct setting *s)
     case T_LIST: return "a list";
     case T_SEND_PROXY: return "a PROXY protocol version";
     case T_CIDR: return "an address range";
+    case T_LOG_FORMAT: return "a log format";
+    case T_FRACTION: return "a fraction";
     }
     return "a value";
 }
@@ -310,6 +316,12 @@ void config_schema_allowed(const struct setting *s, bool yaml, char *out, size_t
         return;
     case T_CIDR:
         snprintf(out, n, "ADDRESS/PREFIX or ADDRESS, IPv4 or IPv6");
+        return;
+    case T_LOG_FORMAT:
+        snprintf(out, n, "json, text");
+        return;
+    case T_FRACTION:
+        snprintf(out, n, "0.0-1.0");
         return;
     case T_HOST:
     case T_PATH:

@@ -26,6 +26,8 @@ enum setting_type {
     T_LIST,     /* a list: see struct list_def */
     T_SEND_PROXY,   /* int field: PROXY protocol version, "off", "v1" or "v2" (0, 1, 2) */
     T_CIDR,     /* struct cidr: "ADDR/PREFIX" or "ADDR" */
+    T_LOG_FORMAT,   /* enum request_log_format field: "json" or "text" */
+    T_FRACTION, /* double field: a number 0.0-1.0 */
 };
 
 #define S_REQUIRED   0x001u  /* must be set (for a list item: in each item) */

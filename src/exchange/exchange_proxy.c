@@ -8,11 +8,13 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "codec.h"
 #include "config.h"
 #include "conn.h"
 #include "exchange.h"
 #include "list.h"
 #include "log.h"
+#include "proxy_mysql.h"
 #include "proxy_protocol.h"
 #include "reactor.h"
 #include "upstream.h"
@@ -57,6 +59,7 @@ struct session {
     uint64_t last_upstream_byte;    /* when the upstream last sent something */
     bool awaiting_answer;           /* the client spoke after the upstream last did */
     bool client_released;           /* client socket closed, its max_connections slot freed */
+    struct proxy_mysql *mysql;      /* exchange.codec mysql: follows the packets, NULL otherwise */
     struct proxy *px;
     struct list_node link;          /* in proxy.sessions */
     struct list_node wait_link;     /* in proxy.waiting */
@@ -148,6 +151,8 @@ static void session_close(struct session *s, const char *reason)
              (unsigned long long)s->id, s->peer, s->up.target >= 0 ? s->up.peer : "-", reason,
              (unsigned long long)s->client.bytes_in, (unsigned long long)s->client.bytes_out);
     conn_close(&s->client, r);
+    /* A query still unanswered: the side that ended first is to blame. */
+    proxy_mysql_end(s->mysql, !s->upstream_error && !(s->upstream->eof && !s->client.eof));
     if (s->upstream_error)
         upstream_conn_close(&s->up, UPSTREAM_CLOSE_FAILED, reason);
     upstream_conn_release(&s->up);
@@ -235,8 +240,10 @@ static void session_pump(struct session *s, struct conn *from, struct conn *to)
     if (pending >= limit)
         return;
     size_t room = PMX_MIN(limit - pending, PROXY_CHUNK);
+    const char *seen;               /* the bytes read, for the mysql follower */
     if (pending == 0 && !(to == s->upstream && session_connecting(s)) && !to->failed) {
         n = conn_read(from, px->scratch, room);
+        seen = px->scratch;
         if (n > 0 && conn_send(to, px->scratch, (size_t)n) != PMX_OK) {
             to->failed = true;
             if (to == s->upstream)
@@ -244,8 +251,11 @@ static void session_pump(struct session *s, struct conn *from, struct conn *to)
         }
     } else {
         n = conn_read_buf(from, &to->out, room);
+        seen = n > 0 ? buf_end(&to->out) - n : NULL;
     }
     if (n > 0) {
+        if (s->mysql != NULL)
+            proxy_mysql_feed(s->mysql, from == &s->client, seen, (size_t)n);
         s->last_active = reactor_now(px->x->reactor);
         /* An order, not two timestamps: both can fall in one millisecond. */
         if (from == &s->client) {
@@ -527,6 +537,12 @@ static void proxy_accept(struct exchange *x, int fd, const char *peer, const str
     list_add_tail(&px->sessions, &s->link);
     exchange_client_added(x);
     log_info("accept #%llu client %s", (unsigned long long)s->id, s->peer);
+    if (x->codec != NULL && x->codec->proxy_only) {
+        s->mysql = proxy_mysql_new(x, s->id, s->peer, &s->up.target);
+        if (s->mysql == NULL)
+            log_error("#%llu client %s: out of memory for the mysql follower; piped, not logged",
+                      (unsigned long long)s->id, s->peer);
+    }
     if (session_queue_proxy_header(s, x, fd) != PMX_OK) {
         session_close(s, "out of memory for the PROXY header");
         return;
@@ -561,6 +577,9 @@ static void proxy_accept(struct exchange *x, int fd, const char *peer, const str
         buf_free(&s->client.out);
         s->client.out = spare->early;
         buf_init(&spare->early);
+        /* The greeting came before the client: the follower starts there. */
+        if (s->mysql != NULL && buf_len(&s->client.out) > 0)
+            proxy_mysql_feed(s->mysql, false, buf_start(&s->client.out), buf_len(&s->client.out));
         log_debug("#%llu client %s: took warm connection to %s with %zu early bytes",
                   (unsigned long long)s->id, s->peer, s->up.peer, buf_len(&s->client.out));
         proxy_spare_open(spare);

@@ -100,6 +100,16 @@ struct mux_request {
     uint8_t expect;
     uint8_t kind;                   /* resp: SESSION_KIND_* on a dedicated connection */
     bool abort_exec;                /* resp: DISCARD sent for a poisoned EXEC: answer -EXECABORT */
+    /* Request log (SPEC §11): the codec's description of a sampled
+     * request, until its record is written (mux_request_logged); NULL when
+     * not logged. At most request_log.max_text + 4 bytes are kept. */
+    char *log_command;
+    size_t log_command_len;         /* bytes in log_command */
+    size_t log_command_total;       /* the description's whole length */
+    uint64_t log_bytes_in;
+    uint64_t log_sent_us;           /* when written upstream (upstream_clock_us), 0 never */
+    int log_target;                 /* the target it was written to, -1 none */
+    bool upstream_gone;             /* failed with its connection (not a timeout) */
     /* The Lua on_response hook: the req table kept for it (hook_ref) in
      * the script it came from (a reference; NULL: no hook to call). */
     struct script *hook_script;
@@ -269,6 +279,18 @@ void mux_request_leave_upstream(struct mux_request *req);
 /* A whole request of client c: answer it here, or queue it for an
  * upstream, or (fast path) write it straight to one. */
 void mux_submit(struct mux *m, struct mux_client *c, const char *data, size_t len, uint32_t info);
+
+/* Request log: a new request of len bytes, data[0..len) as the client
+ * sent it: describes it if the log samples it. */
+void mux_request_log_begin(struct mux *m, struct mux_request *req, const char *data, size_t len);
+/* Request log: req was written to up. */
+void mux_request_log_sent(struct mux_request *req, const struct mux_upstream *up);
+/* Request log: req's fate is known. The one place records are written:
+ * status from how it ended (its reply made here, the response data[0..len)
+ * of the upstream, or the client gone); client is its address. Nothing
+ * when req is not logged, or logged already. */
+void mux_request_logged(struct mux *m, struct mux_request *req, const char *client, const char *data,
+                        size_t len, bool client_gone);
 
 /* Fails the requests of up's wait queue older than queue_timeout. */
 void mux_expire_queue(struct mux *m, struct mux_upstream *up, uint64_t now);

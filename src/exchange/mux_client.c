@@ -70,6 +70,8 @@ static void mux_client_drop_requests(struct mux_client *c)
 
     for (struct mux_request *req = c->head; req; req = next) {
         next = req->cnext;
+        if (!req->done)
+            mux_request_logged(c->m, req, c->peer, NULL, 0, true);
         if (req->up != NULL)
             c->nupstream--;
         req->client = NULL;
@@ -221,6 +223,8 @@ void mux_respond(struct mux_request *req, const char *data, size_t len, bool clo
         mux_script_response(req, data, len);
     req->done = true;
     stats_request_done(req->stats, req->status, req->start_us);
+    if (c != NULL)
+        mux_request_logged(c->m, req, c->peer, data, len, false);
     req->close_client = req->close_client || close_client;
     if (c == NULL) {
         mux_request_release(req);

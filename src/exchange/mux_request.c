@@ -9,6 +9,7 @@
 #include "log.h"
 #include "mux.h"
 #include "reactor.h"
+#include "request_log.h"
 
 void mux_request_free(struct mux_request *req)
 {
@@ -19,8 +20,81 @@ void mux_request_free(struct mux_request *req)
         script_unref(req->hook_script);
     }
     free(req->data);
+    free(req->log_command);
     buf_free(&req->resp);
     free(req);
+}
+
+void mux_request_log_begin(struct mux *m, struct mux_request *req, const char *data, size_t len)
+{
+    const struct codec_ops *codec = m->x->codec;
+
+    req->log_target = -1;
+    if (m->x->request_log == NULL || codec->describe == NULL || !request_log_sampled(m->x->request_log))
+        return;
+    /* A few bytes past max_text: the log sees that it cuts the text, and
+     * where a UTF-8 sequence starts. */
+    size_t cap = (size_t)mux_config(m)->request_log.max_text + 4;
+    req->log_command = malloc(cap);
+    if (req->log_command == NULL)
+        return;     /* out of memory: this request is not logged */
+    req->log_command_total = codec->describe(data, len, req->log_command, cap);
+    req->log_command_len = PMX_MIN(req->log_command_total, cap);
+    req->log_bytes_in = len;
+}
+
+void mux_request_log_sent(struct mux_request *req, const struct mux_upstream *up)
+{
+    if (req->log_command == NULL)
+        return;
+    req->log_sent_us = upstream_clock_us();
+    req->log_target = up->uc.target;
+}
+
+/* How req ended, as the request log says it. */
+static enum request_log_status mux_request_log_status(const struct mux *m, const struct mux_request *req,
+                                                      const char *data, size_t len)
+{
+    switch (req->status) {
+    case STATS_OK:
+        if (m->x->codec->error_reply != NULL && m->x->codec->error_reply(data, len))
+            return REQUEST_LOG_ERROR;
+        return REQUEST_LOG_OK;
+    case STATS_TIMEOUT:
+        return REQUEST_LOG_TIMEOUT;
+    case STATS_BUSY:
+        return REQUEST_LOG_BUSY;
+    default:
+        return req->upstream_gone ? REQUEST_LOG_UPSTREAM_GONE : REQUEST_LOG_ERROR;
+    }
+}
+
+void mux_request_logged(struct mux *m, struct mux_request *req, const char *client, const char *data,
+                        size_t len, bool client_gone)
+{
+    struct upstream_target_info target = { .name = "" };
+
+    if (req->log_command == NULL)
+        return;
+    if (req->log_target >= 0 && req->log_target < upstream_target_count(m->x->upstream))
+        upstream_target_info(m->x->upstream, req->log_target, &target);
+    struct request_log_record r = {
+        .service = mux_config(m)->name,
+        .client = client,
+        .target = target.name,
+        .command = req->log_command,
+        .command_len = req->log_command_len,
+        .command_total = req->log_command_total,
+        .bytes_in = req->log_bytes_in,
+        .bytes_out = client_gone ? 0 : len,
+        .us = req->log_sent_us != 0 ? upstream_clock_us() - req->log_sent_us : 0,
+        .status = client_gone ? REQUEST_LOG_CLIENT_GONE : mux_request_log_status(m, req, data, len),
+        .error_code = 0,
+        .statement_id = -1,
+    };
+    request_log_write(m->x->request_log, &r);
+    free(req->log_command);
+    req->log_command = NULL;
 }
 
 /* req has left its upstream queue (popped by the caller). The caller then
@@ -47,8 +121,11 @@ void mux_request_leave_upstream(struct mux_request *req)
 static bool mux_script_request(struct mux *m, struct mux_client *c, struct mux_request *req,
                                const char *data, size_t len)
 {
+    /* The same `command` as the request log's (codec describe()), cut. */
     char command[256];
-    size_t n = codec_command(m->x->codec, data, len, 1, command, sizeof(command));
+    size_t n = m->x->codec->describe != NULL ? m->x->codec->describe(data, len, command, sizeof(command)) : 0;
+    if (n > sizeof(command))
+        n = sizeof(command);
     struct buf reply;
     int ref;
 
@@ -94,6 +171,7 @@ void mux_submit(struct mux *m, struct mux_client *c, const char *data, size_t le
     req->info = info;
     req->queued_at = reactor_now(m->x->reactor);
     req->start_us = stats_request_start(req->stats = &m->x->stats);
+    mux_request_log_begin(m, req, data, len);
     if (c->tail)
         c->tail->cnext = req;
     else

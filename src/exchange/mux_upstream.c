@@ -90,6 +90,7 @@ int mux_send(struct mux *m, struct mux_upstream *up, struct mux_request *req,
         return PMX_ERR;
     up->dirty = true;               /* written before the loop sleeps */
     req->sent_at = reactor_now(m->x->reactor);
+    mux_request_log_sent(req, up);
     if (upstream_wants_latency(m->x->upstream))
         req->sent_us = upstream_clock_us();
     if (req->info & CODEC_INFO_CLOSE) {
@@ -205,6 +206,7 @@ void mux_upstream_fail(struct mux *m, struct mux_upstream *up, const char *reaso
         if (req->counted)
             m->active--;
         mux_request_leave_upstream(req);
+        req->upstream_gone = true;
         mux_reply(m, req, kind, why);
         kind = kind == CODEC_REPLY_TIMEOUT ? CODEC_REPLY_SERVER_ERROR : kind;
     }
@@ -306,6 +308,7 @@ static void mux_upstream_parse(struct mux *m, struct mux_upstream *up, struct bu
             m->kick = true;
         up->answered = req->seq;
         up->parsing = false;
+        upstream_conn_answered(&up->uc);
         if (!up->proved) {
             /* The first response proves the connection: the target's
              * failure count and the backoff start over. */

@@ -814,6 +814,21 @@ static size_t http_reply(enum codec_reply kind, const char *reason, char *out, s
     return n;
 }
 
+/* The request log: the method and the path ("GET /index.html"). */
+static size_t http_describe(const char *data, size_t len, char *out, size_t cap)
+{
+    return codec_describe_words(data, len, 2, out, cap);
+}
+
+/* A 5xx status line: "HTTP/1.1 503 ...". */
+static bool http_error_reply(const char *data, size_t len)
+{
+    if (len < 6 || memcmp(data, "HTTP/", 5) != 0)
+        return false;
+    const char *sp = memchr(data + 5, ' ', len - 5);
+    return sp != NULL && (size_t)(sp - data) + 1 < len && sp[1] == '5';
+}
+
 const struct codec_ops codec_http = {
     .name = "http",
     .by_read = false,
@@ -823,4 +838,6 @@ const struct codec_ops codec_http = {
     .response_begin = http_response_begin,
     .parse_response = http_parse_response,
     .reply = http_reply,
+    .describe = http_describe,
+    .error_reply = http_error_reply,
 };

@@ -32,6 +32,12 @@ static size_t line_reply(enum codec_reply kind, const char *reason, char *out, s
     return 0;
 }
 
+/* The request log shows the line without its CR LF. */
+static size_t line_describe(const char *data, size_t len, char *out, size_t cap)
+{
+    return codec_describe_words(data, len, 0, out, cap);
+}
+
 const struct codec_ops codec_line = {
     .name = "line",
     .by_read = false,
@@ -40,4 +46,5 @@ const struct codec_ops codec_line = {
     .response_begin = line_response_begin,
     .parse_response = line_parse,
     .reply = line_reply,
+    .describe = line_describe,
 };

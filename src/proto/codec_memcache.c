@@ -736,6 +736,25 @@ static size_t mc_reply(enum codec_reply kind, const char *reason, char *out, siz
     return codec_error_line(prefix, reason, out, cap);
 }
 
+/* The request log: the command and its first key ("get user:1"). */
+static size_t mc_describe(const char *data, size_t len, char *out, size_t cap)
+{
+    return codec_describe_words(data, len, 2, out, cap);
+}
+
+static bool mc_starts(const char *data, size_t len, const char *word)
+{
+    size_t n = strlen(word);
+    return len >= n && memcmp(data, word, n) == 0;
+}
+
+/* ERROR, CLIENT_ERROR, SERVER_ERROR (text protocol). */
+static bool mc_error_reply(const char *data, size_t len)
+{
+    return mc_starts(data, len, "ERROR") || mc_starts(data, len, "CLIENT_ERROR") ||
+           mc_starts(data, len, "SERVER_ERROR");
+}
+
 const struct codec_ops codec_memcache = {
     .name = "memcache",
     .by_read = false,
@@ -744,4 +763,6 @@ const struct codec_ops codec_memcache = {
     .response_begin = mc_response_begin,
     .parse_response = mc_parse_response,
     .reply = mc_reply,
+    .describe = mc_describe,
+    .error_reply = mc_error_reply,
 };

@@ -39,4 +39,5 @@ const struct codec_ops codec_raw = {
     .response_begin = raw_response_begin,
     .parse_response = raw_parse,
     .reply = raw_reply,
+    .describe = codec_describe_bytes,
 };

@@ -777,6 +777,58 @@ static size_t resp_reply(enum codec_reply kind, const char *reason, char *out, s
     return codec_error_line("-ERR proximux: ", reason, out, cap);
 }
 
+/* The length of the RESP line of data[pos..len) (to its CR LF) as a
+ * number after its type byte, or -1. */
+static long resp_describe_number(const char *data, size_t len, size_t *pos)
+{
+    long n = 0;
+    size_t i = *pos + 1;
+
+    if (i >= len)
+        return -1;
+    for (; i < len && data[i] >= '0' && data[i] <= '9'; i++) {
+        if (n > 1000000000L)
+            return -1;
+        n = n * 10 + (data[i] - '0');
+    }
+    if (i == *pos + 1 || i + 1 >= len || data[i] != '\r' || data[i + 1] != '\n')
+        return -1;
+    *pos = i + 2;
+    return n;
+}
+
+/* The request log: the command and its first argument ("GET user:1"),
+ * from a multibulk request or an inline one. */
+static size_t resp_describe(const char *data, size_t len, char *out, size_t cap)
+{
+    size_t pos = 0, total = 0;
+
+    if (len == 0 || data[0] != '*')
+        return codec_describe_words(data, len, 2, out, cap);
+    long argc = resp_describe_number(data, len, &pos);
+    for (long a = 0; a < argc && a < 2; a++) {
+        if (pos >= len || data[pos] != '$')
+            break;
+        long n = resp_describe_number(data, len, &pos);
+        if (n < 0 || (size_t)n > len - pos)
+            break;
+        if (a > 0) {
+            if (total < cap)
+                out[total] = ' ';
+            total++;
+        }
+        total += codec_describe_bytes(data + pos, (size_t)n, out + PMX_MIN(total, cap), cap - PMX_MIN(total, cap));
+        pos += (size_t)n + 2;
+    }
+    return total;
+}
+
+/* An error reply: "-ERR ..." or a RESP3 blob error "!". */
+static bool resp_error_reply(const char *data, size_t len)
+{
+    return len > 0 && (data[0] == '-' || data[0] == '!');
+}
+
 const struct codec_ops codec_resp = {
     .name = "resp",
     .by_read = false,
@@ -785,4 +837,6 @@ const struct codec_ops codec_resp = {
     .response_begin = resp_response_begin,
     .parse_response = resp_parse_response,
     .reply = resp_reply,
+    .describe = resp_describe,
+    .error_reply = resp_error_reply,
 };

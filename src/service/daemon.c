@@ -477,6 +477,20 @@ static int daemon_reload_apply(struct daemon *d, char *msg, size_t len)
         }
     }
 
+    /* Services kept in place open their new request logs now, so that a
+     * log that cannot be opened refuses the reload. */
+    for (int i = 0; i < n; i++) {
+        if (next[i]->conf == fresh)
+            continue;
+        if (service_reload_prepare(&next[i]->service, &fresh->c.services[i], err, sizeof(err)) != PMX_OK) {
+            snprintf(msg, len, "reload refused: %s", err);
+            for (int k = 0; k < i; k++)
+                if (next[k]->conf != fresh)
+                    service_reload_abort(&next[k]->service);
+            goto rollback;
+        }
+    }
+
     /* Commit. */
     if (log_open(fresh->c.log_file) != PMX_OK)
         log_error_errno("reload: cannot open log file %s", fresh->c.log_file);

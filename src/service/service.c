@@ -7,6 +7,7 @@
 #include "activation.h"
 #include "codec.h"
 #include "log.h"
+#include "request_log.h"
 #include "script.h"
 #include "service.h"
 #include "upstream.h"
@@ -66,6 +67,21 @@ int service_open_with(struct service *s, const struct config *all, const struct 
             return PMX_ERR;
         }
         s->nlisteners++;
+    }
+    if (cfg->request_log.file[0] != '\0') {
+        s->request_log = request_log_open(&cfg->request_log, why, sizeof(why));
+        if (s->request_log == NULL) {
+            if (all->nservices == 1 && strcmp(cfg->name, "default") == 0)
+                snprintf(err, errlen, "%s", why);
+            else
+                snprintf(err, errlen, "service %s: %s", cfg->name, why);
+            for (int k = 0; k < s->nlisteners; k++) {
+                if (s->listeners[k].inherited)
+                    listener_disown(&s->listeners[k]);
+                listener_close(&s->listeners[k]);
+            }
+            return PMX_ERR;
+        }
     }
     return PMX_OK;
 }
@@ -165,6 +181,7 @@ int service_start(struct service *s, struct reactor *r, struct resolver *rs)
         return PMX_ERR;
     exchange_init(&s->exchange, r, cfg);
     s->exchange.upstream = s->upstream;
+    s->exchange.request_log = s->request_log;
     s->exchange.owner = s;
     s->exchange.on_ready = service_on_ready;
     s->exchange.on_idle = service_on_idle;
@@ -198,10 +215,36 @@ void service_shutdown(struct service *s, bool fast)
         s->exchange.ops->shutdown(&s->exchange, fast);
 }
 
+int service_reload_prepare(struct service *s, const struct service_config *cfg, char *err, size_t errlen)
+{
+    char why[CONFIG_ERR_MAX];
+
+    s->next_request_log = NULL;
+    if (cfg->request_log.file[0] == '\0')
+        return PMX_OK;
+    s->next_request_log = request_log_open(&cfg->request_log, why, sizeof(why));
+    if (s->next_request_log == NULL) {
+        snprintf(err, errlen, "service %s: %s", cfg->name, why);
+        return PMX_ERR;
+    }
+    return PMX_OK;
+}
+
+void service_reload_abort(struct service *s)
+{
+    request_log_close(s->next_request_log);
+    s->next_request_log = NULL;
+}
+
 void service_reload(struct service *s, const struct service_config *cfg)
 {
     struct script *fresh;
 
+    /* What is buffered goes to the old file; new records to the new one. */
+    request_log_close(s->request_log);
+    s->request_log = s->next_request_log;
+    s->next_request_log = NULL;
+    s->exchange.request_log = s->request_log;
     s->config = cfg;
     s->exchange.config = cfg;
     /* New clients get the script as the file is now; connected ones keep
@@ -232,6 +275,9 @@ void service_close(struct service *s)
         s->exchange.ops->destroy(&s->exchange);
     upstream_destroy(s->upstream);
     s->upstream = NULL;
+    request_log_close(s->request_log);
+    s->request_log = NULL;
+    s->exchange.request_log = NULL;
     script_unref(s->exchange.script);
     s->exchange.script = NULL;
 }

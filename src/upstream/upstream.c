@@ -29,6 +29,9 @@ struct upstream_target {
     long long probe_timer;          /* next probe, 0 none */
     uint64_t connects;              /* statistics: connects started, kept across reloads */
     uint64_t connect_errors;        /* ... and failed */
+    uint64_t requests;              /* responses it gave (upstream_conn_answered) */
+    uint64_t bytes_sent;            /* to the target on connections closed since (live ones are added by upstream_target_info) */
+    uint64_t bytes_received;        /* from the target, same */
     /* Added at runtime (admin API): config points here, owned; such a
      * target lasts until the next reload. */
     struct target_config *own;
@@ -294,6 +297,9 @@ static int upstream_build(struct upstream *u, const struct service_config *c, in
             t->health = old->health;
             t->connects = old->connects;
             t->connect_errors = old->connect_errors;
+            t->requests = old->requests;
+            t->bytes_sent = old->bytes_sent;
+            t->bytes_received = old->bytes_received;
             bool same_place = strcmp(old->config->host, tc->host) == 0 && old->config->port == tc->port &&
                               strcmp(old->config->unix_path, tc->unix_path) == 0;
             if (same_place && tc->addr_len == 0)
@@ -459,6 +465,18 @@ void upstream_target_info(const struct upstream *u, int i, struct upstream_targe
     out->connects = t->connects;
     out->connect_errors = t->connect_errors;
     out->draining = t->draining;
+    out->requests = t->requests;
+    out->bytes_sent = t->bytes_sent;
+    out->bytes_received = t->bytes_received;
+    /* Open connections' bytes: one walk, at snapshot time only, so the
+     * data path pays nothing for per-target byte counts. */
+    for (const struct list_node *n = u->conns.next; n != &u->conns; n = n->next) {
+        const struct upstream_conn *uc = list_entry(n, struct upstream_conn, link);
+        if (uc->target == i && uc->conn.fd >= 0) {
+            out->bytes_sent += uc->conn.bytes_out;
+            out->bytes_received += uc->conn.bytes_in;
+        }
+    }
 }
 
 void upstream_conn_states(const struct upstream *u, uint64_t counts[4])
@@ -683,8 +701,13 @@ static void conn_drop_socket(struct upstream_conn *uc, bool keep_out)
 
     if (keep_out)
         buf_init(&uc->conn.out);
-    if (uc->conn.fd >= 0 && uc->target >= 0 && u->bt[uc->target].conns > 0)
-        u->bt[uc->target].conns--;
+    if (uc->conn.fd >= 0 && uc->target >= 0) {
+        struct upstream_target *t = &u->targets[uc->target];
+        t->bytes_sent += uc->conn.bytes_out;
+        t->bytes_received += uc->conn.bytes_in;
+        if (u->bt[uc->target].conns > 0)
+            u->bt[uc->target].conns--;
+    }
     conn_close(&uc->conn, u->r);
     conn_init(&uc->conn, -1);
     if (keep_out)
@@ -847,6 +870,12 @@ void upstream_conn_release(struct upstream_conn *uc)
     uc->state = UPSTREAM_CLOSED;
     list_remove(&uc->link);
     uc->u = NULL;
+}
+
+void upstream_conn_answered(struct upstream_conn *uc)
+{
+    if (uc->u != NULL && uc->target >= 0)
+        uc->u->targets[uc->target].requests++;
 }
 
 void upstream_conn_ok(struct upstream_conn *uc)

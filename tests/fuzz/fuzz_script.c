@@ -1,16 +1,14 @@
-/* libFuzzer harness for the Lua hooks' result handling and sandbox, and
- * for codec_command(). The input is Lua source that route() and
- * on_request() load (text only, in an empty environment) and run: whatever
- * it returns, raises, allocates or loops on must end in a decision (never
- * a crash, never past the budget), a route decision must be consistent,
- * and the state must still answer afterwards. The input is also described
- * as a request of every codec. */
+/* libFuzzer harness for the Lua hooks' result handling and sandbox. The
+ * input is Lua source that route() and on_request() load (text only, in an
+ * empty environment) and run: whatever it returns, raises, allocates or
+ * loops on must end in a decision (never a crash, never past the budget),
+ * a route decision must be consistent, and the state must still answer
+ * afterwards. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "codec.h"
 #include "route_decision.h"
 #include "script.h"
 
@@ -58,7 +56,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct script *s = script_once();
     const char *text = (const char *)data;
     struct route_decision d;
-    char reason[64], out[64];
+    char reason[64];
 
     route_decision_init(&d);
     int rc = script_route(s, text, size, "127.0.0.1", 1, &d);
@@ -79,14 +77,5 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     buf_free(&reply);
     /* Whatever the input did, the state still answers. */
     CHECK(script_on_connect(s, "127.0.0.1", 1, reason, sizeof reason), "state broken: %s", reason);
-
-    const struct codec_ops *codecs[] = { &codec_raw, &codec_line, &codec_resp, &codec_memcache, &codec_http };
-    for (size_t i = 0; i < sizeof codecs / sizeof codecs[0]; i++) {
-        for (int words = 1; words <= 2; words++) {
-            size_t n = codec_command(codecs[i], text, size, words, out, sizeof out);
-            CHECK(n < sizeof out && out[n] == '\0', "codec_command %s: %zu", codecs[i]->name, n);
-        }
-    }
-    CHECK(codec_command(&codec_resp, text, size, 1, out, 0) == 0, "cap 0");
     return 0;
 }

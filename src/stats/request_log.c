@@ -1,0 +1,544 @@
+/* The request log (SPEC §11): records are formatted on the reactor thread
+ * into one of two bounded buffers; a writer thread of the log's own writes
+ * the other one to the file. The loop never waits for the sink: a line that
+ * does not fit is dropped and counted. */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+#include "request_log.h"
+
+/* Each of the two buffers holds REQUEST_LOG_BUFFER bytes (or two of the
+ * longest lines max_text allows, if more): 1 MiB per log in all. While the
+ * writer writes one, lines go into the other; a line that does not fit
+ * there is dropped. */
+#define REQUEST_LOG_BUFFER (512 * 1024)
+/* Room for every field but command, escaped: service (64), client, target
+ * (CONFIG_TARGET_NAME_MAX, 6 bytes each when escaped) and the numbers. */
+#define REQUEST_LOG_FIELDS_MAX (8 * 1024)
+/* Appended to a command cut at max_text: "...[N bytes]", N its length. */
+#define REQUEST_LOG_MARKER_MAX 40
+/* How long request_log_close() lets the writer flush (ms). */
+#define REQUEST_LOG_CLOSE_MS 500
+
+struct request_log_half {
+    char *data;
+    size_t len;
+};
+
+struct request_log {
+    char path[CONFIG_PATH_MAX];     /* for messages: the file, or "-" */
+    int fd;
+    bool own_fd;                    /* false for stderr */
+    enum request_log_format format;
+    double sample;
+    size_t max_text;
+    uint64_t rng;                   /* xorshift64 state: sampling */
+
+    char *line;                     /* scratch: one formatted line (reactor thread) */
+    size_t line_cap;
+    char ts_text[32];               /* "2026-12-02T04:48:05" of ts_sec: formatted once a second */
+    time_t ts_sec;
+
+    /* Shared with the writer, under lock. */
+    pthread_mutex_t lock;
+    pthread_cond_t wake;            /* fill has bytes, or stop */
+    struct request_log_half halves[2];
+    int fill;                       /* the half lines go into; the other is the writer's */
+    size_t cap;                     /* bytes per half */
+    bool writing;                   /* the writer holds the other half */
+    bool stop;
+    uint64_t dropped;               /* lines dropped: buffer full, or the write failed */
+    int write_errno;                /* last write error, reported by the reactor thread */
+
+    /* Reactor thread: the drop count last logged, and when (s). */
+    uint64_t dropped_logged;
+    time_t dropped_logged_at;
+
+    pthread_t writer;
+    bool writer_started;
+};
+
+static uint64_t request_log_next_random(struct request_log *log)
+{
+    uint64_t x = log->rng;
+
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    log->rng = x;
+    return x;
+}
+
+/* Writes data[0..len) whole, retrying after EINTR and partial writes;
+ * returns 0 or an errno. The only cancellation point of the writer: a
+ * sink that never drains is abandoned by request_log_close(). */
+static int request_log_write_all(int fd, const char *data, size_t len)
+{
+    int old;
+
+    while (len > 0) {
+        pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, &old);
+        ssize_t n = write(fd, data, len);
+        int e = errno;
+        pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old);
+        if (n < 0) {
+            if (e == EINTR)
+                continue;
+            return e;
+        }
+        data += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+static uint64_t request_log_count_lines(const char *data, size_t len)
+{
+    uint64_t n = 0;
+
+    for (const char *p = data; (p = memchr(p, '\n', len - (size_t)(p - data))) != NULL; p++)
+        n++;
+    return n;
+}
+
+/* The writer thread: takes the filled half, writes it whole, hands it
+ * back. One write() per buffer, so that with O_APPEND lines of other
+ * writers to the same file never fall inside one of ours. */
+static void *request_log_writer(void *arg)
+{
+    struct request_log *log = arg;
+    int old;
+
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old);
+    pthread_mutex_lock(&log->lock);
+    for (;;) {
+        while (log->halves[log->fill].len == 0 && !log->stop)
+            pthread_cond_wait(&log->wake, &log->lock);
+        if (log->halves[log->fill].len == 0)
+            break;
+        struct request_log_half *h = &log->halves[log->fill];
+        log->fill ^= 1;
+        log->writing = true;
+        pthread_mutex_unlock(&log->lock);
+
+        int e = request_log_write_all(log->fd, h->data, h->len);
+
+        pthread_mutex_lock(&log->lock);
+        if (e != 0) {
+            log->dropped += request_log_count_lines(h->data, h->len);
+            log->write_errno = e;
+        }
+        h->len = 0;
+        log->writing = false;
+    }
+    pthread_mutex_unlock(&log->lock);
+    return NULL;
+}
+
+struct request_log *request_log_open(const struct request_log_config *c, char *err, size_t errlen)
+{
+    struct request_log *log = calloc(1, sizeof(*log));
+
+    if (log == NULL) {
+        snprintf(err, errlen, "request_log.file: out of memory");
+        return NULL;
+    }
+    snprintf(log->path, sizeof(log->path), "%s", c->file);
+    log->format = c->format;
+    log->sample = c->sample;
+    log->max_text = (size_t)c->max_text;
+    log->rng = (uint64_t)time(NULL) ^ ((uint64_t)(uintptr_t)log << 16) ^ 0x9e3779b97f4a7c15ull;
+    if (log->rng == 0)
+        log->rng = 1;
+    log->fd = -1;
+    pthread_mutex_init(&log->lock, NULL);
+    pthread_cond_init(&log->wake, NULL);
+
+    if (strcmp(c->file, "-") == 0) {
+        log->fd = STDERR_FILENO;
+    } else {
+        /* O_NONBLOCK only to open: a FIFO without a reader is an error
+         * rather than a hang; writes then block, in the writer thread. */
+        log->fd = open(c->file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NONBLOCK | O_NOCTTY, 0644);
+        if (log->fd < 0) {
+            snprintf(err, errlen, "request_log.file: cannot open \"%s\": %s", c->file, strerror(errno));
+            goto fail;
+        }
+        log->own_fd = true;
+        int fl = fcntl(log->fd, F_GETFL);
+        if (fl < 0 || fcntl(log->fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
+            snprintf(err, errlen, "request_log.file: \"%s\": %s", c->file, strerror(errno));
+            goto fail;
+        }
+    }
+    /* The longest line: command escaped (6 bytes a byte at most) and the
+     * marker, plus the other fields. */
+    log->line_cap = log->max_text * 6 + REQUEST_LOG_MARKER_MAX + REQUEST_LOG_FIELDS_MAX;
+    log->cap = REQUEST_LOG_BUFFER > 2 * log->line_cap ? REQUEST_LOG_BUFFER : 2 * log->line_cap;
+    log->line = malloc(log->line_cap);
+    log->halves[0].data = malloc(log->cap);
+    log->halves[1].data = malloc(log->cap);
+    if (log->line == NULL || log->halves[0].data == NULL || log->halves[1].data == NULL) {
+        snprintf(err, errlen, "request_log.file: \"%s\": out of memory", c->file);
+        goto fail;
+    }
+    /* The writer takes no signal: the daemon reads them from a signalfd
+     * on the loop, and a thread with them unblocked would take one to its
+     * default action (SIGTERM, SIGHUP: the process ends). */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int rc = pthread_create(&log->writer, NULL, request_log_writer, log);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
+        snprintf(err, errlen, "request_log.file: \"%s\": cannot start its writer: %s", c->file, strerror(rc));
+        goto fail;
+    }
+    log->writer_started = true;
+    return log;
+fail:
+    request_log_close(log);
+    return NULL;
+}
+
+bool request_log_sampled(struct request_log *log)
+{
+    if (log == NULL || log->sample <= 0.0)
+        return false;
+    if (log->sample >= 1.0)
+        return true;
+    /* 53 random bits as a number in [0, 1). */
+    return (double)(request_log_next_random(log) >> 11) * (1.0 / 9007199254740992.0) < log->sample;
+}
+
+/* ---- formatting ---- */
+
+struct request_log_out {
+    char *p;
+    char *end;
+};
+
+static void out_bytes(struct request_log_out *o, const char *s, size_t n)
+{
+    if ((size_t)(o->end - o->p) < n)
+        n = (size_t)(o->end - o->p);
+    memcpy(o->p, s, n);
+    o->p += n;
+}
+
+static void out_str(struct request_log_out *o, const char *s)
+{
+    out_bytes(o, s, strlen(s));
+}
+
+static void out_fmt(struct request_log_out *o, const char *fmt, ...) PMX_PRINTF(2, 3);
+static void out_fmt(struct request_log_out *o, const char *fmt, ...)
+{
+    va_list ap;
+    size_t room = (size_t)(o->end - o->p);
+
+    va_start(ap, fmt);
+    int n = vsnprintf(o->p, room, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        o->p += (size_t)n < room ? (size_t)n : room;
+}
+
+/* The length of the valid UTF-8 sequence at s[0..n), or 0 if there is
+ * none (overlong forms, surrogates and code points past U+10FFFF are not
+ * valid). */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+    size_t len;
+    uint32_t cp;
+
+    if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+        len = 2;
+        cp = s[0] & 0x1f;
+    } else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+        len = 3;
+        cp = s[0] & 0x0f;
+    } else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+        len = 4;
+        cp = s[0] & 0x07;
+    } else {
+        return 0;
+    }
+    if (n < len)
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+        cp = cp << 6 | (s[i] & 0x3f);
+    }
+    if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+        (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+        return 0;
+    return len;
+}
+
+/* A JSON string's content: valid UTF-8 passes, " and \ and control bytes
+ * are escaped, and a byte that is not part of valid UTF-8 is written as
+ * \u00XX (its value as a code point). */
+static void out_json_text(struct request_log_out *o, const char *s, size_t n)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t i = 0;
+
+    while (i < n) {
+        unsigned char ch = u[i];
+        if (ch >= 0x20 && ch < 0x7f && ch != '"' && ch != '\\') {
+            size_t run = i + 1;
+            while (run < n && u[run] >= 0x20 && u[run] < 0x7f && u[run] != '"' && u[run] != '\\')
+                run++;
+            out_bytes(o, s + i, run - i);
+            i = run;
+            continue;
+        }
+        size_t seq = ch >= 0x80 ? utf8_seq(u + i, n - i) : 0;
+        if (seq > 0) {
+            out_bytes(o, s + i, seq);
+            i += seq;
+            continue;
+        }
+        switch (ch) {
+        case '"': out_str(o, "\\\""); break;
+        case '\\': out_str(o, "\\\\"); break;
+        case '\n': out_str(o, "\\n"); break;
+        case '\r': out_str(o, "\\r"); break;
+        case '\t': out_str(o, "\\t"); break;
+        default: out_fmt(o, "\\u%04x", ch); break;
+        }
+        i++;
+    }
+}
+
+/* Text format: printable ASCII but " and \ passes; the rest as C escapes
+ * (\r \n \t \" \\ \xNN), so a record stays on one line. */
+static void out_c_text(struct request_log_out *o, const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        switch (ch) {
+        case '"': out_str(o, "\\\""); break;
+        case '\\': out_str(o, "\\\\"); break;
+        case '\n': out_str(o, "\\n"); break;
+        case '\r': out_str(o, "\\r"); break;
+        case '\t': out_str(o, "\\t"); break;
+        default:
+            if (ch < 0x20 || ch >= 0x7f)
+                out_fmt(o, "\\x%02x", ch);
+            else
+                out_bytes(o, s + i, 1);
+        }
+    }
+}
+
+static void out_text(struct request_log_out *o, enum request_log_format f, const char *s, size_t n)
+{
+    if (f == REQUEST_LOG_JSON)
+        out_json_text(o, s, n);
+    else
+        out_c_text(o, s, n);
+}
+
+/* The command, cut at max_text bytes (not inside a UTF-8 sequence), then
+ * the marker "...[N bytes]" giving its whole length. */
+static void out_command(struct request_log *log, struct request_log_out *o, const char *s, size_t n, size_t total)
+{
+    if (total < n)
+        total = n;
+    if (total <= log->max_text) {
+        out_text(o, log->format, s, n);
+        return;
+    }
+    size_t cut = PMX_MIN(n, log->max_text);
+    /* Back up over continuation bytes to the start of the sequence. */
+    if (cut < n) {
+        for (size_t k = 0; k < 3 && cut > 0 && ((unsigned char)s[cut] & 0xc0) == 0x80; k++)
+            cut--;
+        if (cut == 0)
+            cut = PMX_MIN(n, log->max_text);
+    }
+    out_text(o, log->format, s, cut);
+    out_fmt(o, "...[%zu bytes]", total);
+}
+
+static const char *const request_log_status_names[] = {
+    [REQUEST_LOG_OK] = "ok",
+    [REQUEST_LOG_ERROR] = "error",
+    [REQUEST_LOG_TIMEOUT] = "timeout",
+    [REQUEST_LOG_BUSY] = "busy",
+    [REQUEST_LOG_CLIENT_GONE] = "client_gone",
+    [REQUEST_LOG_UPSTREAM_GONE] = "upstream_gone",
+};
+
+const char *request_log_status_name(enum request_log_status s)
+{
+    return (unsigned)s < PMX_ARRAY_LEN(request_log_status_names) ? request_log_status_names[s] : "error";
+}
+
+/* "2026-12-02T04:48:05.123456Z": the date part is formatted once a
+ * second. */
+static void out_ts(struct request_log *log, struct request_log_out *o)
+{
+    struct timespec now;
+    struct tm tm;
+
+    clock_gettime(CLOCK_REALTIME, &now);
+    if (now.tv_sec != log->ts_sec || log->ts_text[0] == '\0') {
+        gmtime_r(&now.tv_sec, &tm);
+        strftime(log->ts_text, sizeof(log->ts_text), "%Y-%m-%dT%H:%M:%S", &tm);
+        log->ts_sec = now.tv_sec;
+    }
+    out_fmt(o, "%s.%06ldZ", log->ts_text, now.tv_nsec / 1000);
+}
+
+static size_t request_log_format(struct request_log *log, const struct request_log_record *r)
+{
+    struct request_log_out o = { log->line, log->line + log->line_cap - 1 };
+    const char *target = r->target != NULL ? r->target : "";
+    const char *client = r->client != NULL ? r->client : "";
+    const char *service = r->service != NULL ? r->service : "";
+    const char *command = r->command != NULL ? r->command : "";
+
+    if (log->format == REQUEST_LOG_JSON) {
+        out_str(&o, "{\"ts\":\"");
+        out_ts(log, &o);
+        out_str(&o, "\",\"service\":\"");
+        out_json_text(&o, service, strlen(service));
+        out_str(&o, "\",\"client\":\"");
+        out_json_text(&o, client, strlen(client));
+        out_str(&o, "\",\"target\":\"");
+        out_json_text(&o, target, strlen(target));
+        out_str(&o, "\",\"command\":\"");
+        out_command(log, &o, command, r->command_len, r->command_total);
+        out_fmt(&o, "\",\"bytes_in\":%llu,\"bytes_out\":%llu,\"us\":%llu,\"status\":\"%s\"",
+                (unsigned long long)r->bytes_in, (unsigned long long)r->bytes_out, (unsigned long long)r->us,
+                request_log_status_name(r->status));
+        if (r->error_code != 0)
+            out_fmt(&o, ",\"error_code\":%u", r->error_code);
+        if (r->statement_id >= 0)
+            out_fmt(&o, ",\"statement_id\":%lld", (long long)r->statement_id);
+        out_str(&o, "}");
+    } else {
+        /* TS SERVICE CLIENT TARGET STATUS USus in=N out=N [error_code=N]
+         * [statement_id=N] "COMMAND"; "-" for an empty field. */
+        out_ts(log, &o);
+        out_str(&o, " ");
+        out_c_text(&o, service, strlen(service));
+        out_str(&o, " ");
+        out_c_text(&o, *client ? client : "-", *client ? strlen(client) : 1);
+        out_str(&o, " ");
+        out_c_text(&o, *target ? target : "-", *target ? strlen(target) : 1);
+        out_fmt(&o, " %s %lluus in=%llu out=%llu", request_log_status_name(r->status),
+                (unsigned long long)r->us, (unsigned long long)r->bytes_in, (unsigned long long)r->bytes_out);
+        if (r->error_code != 0)
+            out_fmt(&o, " error_code=%u", r->error_code);
+        if (r->statement_id >= 0)
+            out_fmt(&o, " statement_id=%lld", (long long)r->statement_id);
+        out_str(&o, " \"");
+        out_command(log, &o, command, r->command_len, r->command_total);
+        out_str(&o, "\"");
+    }
+    /* line_cap - 1 was the limit: the newline always fits. */
+    o.end++;
+    out_str(&o, "\n");
+    return (size_t)(o.p - log->line);
+}
+
+/* Logs the drop count at most once a second while it grows. */
+static void request_log_report(struct request_log *log, uint64_t dropped, int write_errno)
+{
+    time_t now = time(NULL);
+
+    if (dropped == log->dropped_logged || now == log->dropped_logged_at)
+        return;
+    log->dropped_logged = dropped;
+    log->dropped_logged_at = now;
+    if (write_errno != 0)
+        log_error("request_log %s: %llu lines dropped (write failed: %s)", log->path,
+                  (unsigned long long)dropped, strerror(write_errno));
+    else
+        log_error("request_log %s: %llu lines dropped (sink too slow)", log->path, (unsigned long long)dropped);
+}
+
+void request_log_write(struct request_log *log, const struct request_log_record *r)
+{
+    if (log == NULL)
+        return;
+    size_t n = request_log_format(log, r);
+
+    pthread_mutex_lock(&log->lock);
+    struct request_log_half *h = &log->halves[log->fill];
+    bool fits = log->cap - h->len >= n;
+    if (fits) {
+        memcpy(h->data + h->len, log->line, n);
+        h->len += n;
+        /* The writer sleeps only while it has nothing: wake it for the
+         * first bytes of a half. */
+        if (h->len == n && !log->writing)
+            pthread_cond_signal(&log->wake);
+    } else {
+        log->dropped++;
+    }
+    uint64_t dropped = log->dropped;
+    int write_errno = log->write_errno;
+    pthread_mutex_unlock(&log->lock);
+    if (dropped != log->dropped_logged)
+        request_log_report(log, dropped, write_errno);
+}
+
+uint64_t request_log_dropped(struct request_log *log)
+{
+    if (log == NULL)
+        return 0;
+    pthread_mutex_lock(&log->lock);
+    uint64_t n = log->dropped;
+    pthread_mutex_unlock(&log->lock);
+    return n;
+}
+
+void request_log_close(struct request_log *log)
+{
+    if (log == NULL)
+        return;
+    if (log->writer_started) {
+        struct timespec deadline;
+        clock_gettime(CLOCK_REALTIME, &deadline);
+        deadline.tv_nsec += (long)REQUEST_LOG_CLOSE_MS * 1000000L;
+        deadline.tv_sec += deadline.tv_nsec / 1000000000L;
+        deadline.tv_nsec %= 1000000000L;
+
+        pthread_mutex_lock(&log->lock);
+        log->stop = true;
+        pthread_cond_signal(&log->wake);
+        pthread_mutex_unlock(&log->lock);
+        /* A sink that does not drain in time: the writer is cancelled in
+         * its write() (what it held is lost, as if dropped). */
+        if (pthread_timedjoin_np(log->writer, NULL, &deadline) != 0) {
+            pthread_cancel(log->writer);
+            pthread_join(log->writer, NULL);
+            log_error("request_log %s: closed with lines unwritten (sink too slow)", log->path);
+        }
+    }
+    if (log->own_fd && log->fd >= 0)
+        close(log->fd);
+    pthread_mutex_destroy(&log->lock);
+    pthread_cond_destroy(&log->wake);
+    free(log->line);
+    free(log->halves[0].data);
+    free(log->halves[1].data);
+    free(log);
+}
