@@ -85,7 +85,9 @@ enum script_verdict {
 
 /* A request of a fifo/funnel client: builds req = {client=, service=,
  * command=, bytes=, size=} and calls on_request(req) if defined. With
- * SCRIPT_REPLY the reply bytes are appended to reply. When the script has
+ * SCRIPT_REPLY the reply bytes are appended to reply; reply NULL observes
+ * only (mysql: the bytes have passed already): the result is not read and
+ * counts as SCRIPT_PASS, an error as SCRIPT_CLOSE. When the script has
  * on_response and the request passes, *ref is set to a handle on req for
  * script_on_response() (else to SCRIPT_NO_REF); a handle must be given
  * back with script_on_response() or script_forget(). */
@@ -95,7 +97,8 @@ enum script_verdict script_on_request(struct script *s, const char *client, cons
                                       struct buf *reply, int *ref);
 
 /* on_response(req, {status=, bytes=, size=, us=}) for the request of handle ref,
- * then forgets the handle. */
+ * then forgets the handle. bytes NULL: resp.bytes is "" and resp.size len
+ * (a response seen but not kept). */
 void script_on_response(struct script *s, int ref, const char *status, const char *bytes, size_t len,
                         uint64_t us);
 

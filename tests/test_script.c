@@ -294,6 +294,12 @@ START_TEST(on_request_results)
     ck_assert_int_ne(ref, SCRIPT_NO_REF);
     script_on_response(s, ref, "ok", "$1\r\nv", 5, 1234);
     ck_assert(script_on_connect(s, "127.0.0.1", 1, reason, sizeof reason));
+    /* Observing only (mysql): a reply is not read, req is kept. */
+    ck_assert_int_eq(script_on_request(s, "1.2.3.4:5", "PING", 4, "x", 1, NULL, &ref), SCRIPT_PASS);
+    ck_assert_int_ne(ref, SCRIPT_NO_REF);
+    script_on_response(s, ref, "ok", NULL, 99, 1);
+    ck_assert_int_eq(script_on_request(s, "1.2.3.4:5", "ERR", 3, "x", 1, NULL, &ref), SCRIPT_CLOSE);
+    ck_assert_int_eq(ref, SCRIPT_NO_REF);
     /* A handle given back without a response. */
     ck_assert_int_eq(script_on_request(s, "1.2.3.4:5", "SET", 3, "SET k v", 7, &reply, &ref), SCRIPT_PASS);
     script_forget(s, ref);

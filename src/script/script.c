@@ -599,7 +599,8 @@ enum script_verdict script_on_request(struct script *s, const char *client, cons
         lua_pop(s->L, 1);
         return SCRIPT_CLOSE;
     }
-    int v = script_request_result(s->L, reply);
+    /* Observing only (reply NULL): whatever it returned is not read. */
+    int v = reply == NULL ? SCRIPT_PASS : script_request_result(s->L, reply);
     if (v < 0) {
         script_log_error(s, "on_request");
         lua_pop(s->L, 2);
@@ -630,7 +631,8 @@ void script_on_response(struct script *s, int ref, const char *status, const cha
     lua_createtable(s->L, 0, 4);
     lua_pushstring(s->L, status);
     lua_setfield(s->L, -2, "status");
-    lua_pushlstring(s->L, bytes != NULL ? bytes : "", len > SCRIPT_BYTES_MAX ? SCRIPT_BYTES_MAX : len);
+    /* bytes NULL: the response was not kept (mysql), only its size. */
+    lua_pushlstring(s->L, bytes != NULL ? bytes : "", bytes == NULL ? 0 : len > SCRIPT_BYTES_MAX ? SCRIPT_BYTES_MAX : len);
     lua_setfield(s->L, -2, "bytes");
     lua_pushinteger(s->L, (lua_Integer)len);
     lua_setfield(s->L, -2, "size");

@@ -22,7 +22,7 @@ import threading
 import time
 import urllib.request
 
-from harness import (TIME_FACTOR, ProximuxTestCase, RedisServer, Resp, RespError, free_port,
+from harness import (TIME_FACTOR, MariaDB, ProximuxTestCase, RedisServer, Resp, RespError, free_port,
                      make_tmpdir, remove_tmpdir, resp_encode, run_proximux)
 
 TOP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
@@ -292,6 +292,52 @@ end
             self.assertEqual(new.command("VER"), "V2")
         self.assertEqual(old.command("VER"), "V1 3")
         old.close()
+        self.assert_proximux_ok(p)
+
+
+class ScriptMySQLTest(ProximuxTestCase):
+    """on_request / on_response in proxy mode with the mysql codec, through
+    a real MariaDB: they observe each query (SQL text, status, time); the
+    session's bytes are never changed."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.db = MariaDB()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.db.stop()
+
+    def test_query_hooks(self):
+        d = make_tmpdir("pmxluamysql")
+        self.addCleanup(remove_tmpdir, d)
+        script = os.path.join(d, "mysql.lua")
+        with open(script, "w") as f:
+            f.write("""
+function on_request(req)
+  req.t = 'seen'
+  return { reply = 'ignored: a mysql session is only observed' }
+end
+function on_response(req, resp)
+  proximux.log(1, string.format('query %s [%s] %s size>0=%s us>0=%s', req.t, req.command, resp.status,
+                                tostring(resp.size > 0), tostring(resp.us > 0)))
+end
+""")
+        port = free_port()
+        yaml = ("services:\n"
+                "  - name: mysql\n"
+                "    listen: [\"127.0.0.1:%d\"]\n"
+                "    local: { max_connections: 10 }\n"
+                "    exchange: { mode: proxy, codec: mysql }\n"
+                "    pool: { connections: 2, warmup: true }\n"
+                "    script: %s\n"
+                "    targets: [ { name: db, host: 127.0.0.1, port: %d } ]\n" % (port, script, self.db.port))
+        p = self.start_proximux(yaml=yaml, port=port)
+        self.assertEqual(self.db.client("SELECT 40 + 2", port=port), "42\n")
+        bad = self.db.run_client("SELECT * FROM no_such_table", port=port)
+        self.assertIn("1146", bad.stderr)
+        p.wait_log(r"script: query seen \[SELECT 40 \+ 2\] ok size>0=true us>0=true")
+        p.wait_log(r"script: query seen \[SELECT \* FROM no_such_table\] error size>0=true us>0=true")
         self.assert_proximux_ok(p)
 
 
