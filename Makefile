@@ -45,7 +45,7 @@ CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubu
 
 # The one list of sources, by layer; lint and fuzz read it (make print-src).
 CORE_SRC     := src/core/reactor.c src/core/buf.c src/core/conn.c src/core/net.c src/core/log.c \
-                src/core/signals.c src/core/resolver.c src/core/notify.c src/core/cidr.c
+                src/core/signals.c src/core/resolver.c src/core/notify.c src/core/cidr.c src/core/cidr_set.c
 PROTO_SRC    := src/proto/codec.c src/proto/codec_raw.c src/proto/codec_line.c \
                 src/proto/codec_resp.c src/proto/codec_memcache.c src/proto/codec_http.c \
                 src/proto/resp_session.c src/proto/proxy_protocol.c src/proto/mysql.c
@@ -53,7 +53,7 @@ UPSTREAM_SRC := src/upstream/upstream.c src/upstream/balancer.c src/upstream/hea
 EXCHANGE_SRC := src/exchange/exchange.c src/exchange/exchange_proxy.c src/exchange/exchange_mux.c src/exchange/mux_client.c src/exchange/mux_request.c src/exchange/mux_upstream.c \
                 src/exchange/mux_sched.c src/exchange/mux_session.c src/exchange/proxy_mysql.c
 SERVICE_SRC  := src/service/listener.c src/service/service.c src/service/activation.c src/service/proxy_accept.c \
-                src/service/daemon.c src/service/upgrade.c
+                src/service/daemon.c src/service/upgrade.c src/service/access.c
 CONFIG_SRC   := src/config/config_schema.c src/config/config.c src/config/config_dump.c \
                 src/config/config_env.c src/config/config_yaml.c
 STATS_SRC    := src/stats/stats.c src/admin/admin.c src/stats/request_log.c

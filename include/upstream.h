@@ -151,6 +151,10 @@ void upstream_target_info(const struct upstream *u, int i, struct upstream_targe
 /* The upstream connections of u by state: counts[enum upstream_conn_state]. */
 void upstream_conn_states(const struct upstream *u, uint64_t counts[4]);
 
+/* The name of target i, "" when i is not a target's index (a log line's
+ * target field: cheap, unlike upstream_target_info). */
+const char *upstream_target_name(const struct upstream *u, int i);
+
 /* The index of the target called name, or -1. */
 int upstream_target_find(const struct upstream *u, const char *name);
 

@@ -28,6 +28,7 @@ Suite *stats_suite(void);
 Suite *admin_suite(void);
 Suite *request_log_suite(void);
 Suite *mysql_suite(void);
+Suite *cidr_set_suite(void);
 Suite *script_suite(void);
 
 #endif

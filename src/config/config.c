@@ -1159,6 +1159,27 @@ static int check_listen_unique(struct load *l, struct inst *const *svcs, int n, 
     return PMX_OK;
 }
 
+/* Builds the lookup sets of the allow/deny lists (SPEC §11): the top
+ * level's, then each service's, which also points at the top level's. */
+static int finish_access(struct config *c, char *err, size_t errlen)
+{
+    if ((c->nallow > 0 && cidr_set_build(c->allow, c->nallow, &c->allow_set) != PMX_OK) ||
+        (c->ndeny > 0 && cidr_set_build(c->deny, c->ndeny, &c->deny_set) != PMX_OK))
+        goto oom;
+    for (int k = 0; k < c->nservices; k++) {
+        struct service_config *sc = &c->services[k];
+        if ((sc->nallow > 0 && cidr_set_build(sc->allow, sc->nallow, &sc->allow_set) != PMX_OK) ||
+            (sc->ndeny > 0 && cidr_set_build(sc->deny, sc->ndeny, &sc->deny_set) != PMX_OK))
+            goto oom;
+        sc->top_allow_set = c->allow_set;
+        sc->top_deny_set = c->deny_set;
+    }
+    return PMX_OK;
+oom:
+    snprintf(err, errlen, "out of memory loading the configuration (allow/deny lists)");
+    return PMX_ERR;
+}
+
 /* Checks what no single value can, service by service; derives the mode;
  * resolves the addresses; in the single-service form makes the top-level
  * service services[0]. */
@@ -1182,7 +1203,7 @@ static int load_finish(struct load *l, char *err, size_t errlen)
         c->services[0] = l->top_svc;
         c->nservices = 1;
         l->top_svc.targets = NULL;
-        return PMX_OK;
+        return finish_access(c, err, errlen);
     }
 
     if (check_top_unused(l, err, errlen) != PMX_OK)
@@ -1209,7 +1230,9 @@ static int load_finish(struct load *l, char *err, size_t errlen)
         if (finish_service(l, il->items[k], err, errlen) != PMX_OK)
             return PMX_ERR;
     }
-    return check_listen_unique(l, il->items, il->n, err, errlen);
+    if (check_listen_unique(l, il->items, il->n, err, errlen) != PMX_OK)
+        return PMX_ERR;
+    return finish_access(c, err, errlen);
 }
 
 int config_load(struct config *c, const char *yaml_path, char *const *env,
@@ -1268,9 +1291,18 @@ out:
 
 void config_free(struct config *c)
 {
-    for (int k = 0; c->services != NULL && k < c->nservices; k++)
+    for (int k = 0; c->services != NULL && k < c->nservices; k++) {
         free(c->services[k].targets);
+        free(c->services[k].allow);
+        free(c->services[k].deny);
+        cidr_set_free(c->services[k].allow_set);
+        cidr_set_free(c->services[k].deny_set);
+    }
     free(c->services);
+    free(c->allow);
+    free(c->deny);
+    cidr_set_free(c->allow_set);
+    cidr_set_free(c->deny_set);
     memset(c, 0, sizeof *c);
 }
 

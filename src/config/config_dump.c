@@ -144,6 +144,8 @@ static bool value_empty(const struct setting *s, const char *base)
     case T_NAME:
     case T_LABEL:
     case T_UNIX: return *(const char *)field == '\0';
+    case T_BOOL: return !*(const bool *)field;
+    case T_LIST: return *(const int *)(const void *)(base + s->list->count_offset) == 0;
     default: return false;
     }
 }
@@ -209,6 +211,23 @@ static void dump_items(const struct list_def *ld, const char *parent, int indent
     }
 }
 
+/* A list of scalars (accept_proxy_from, allow, deny) of the struct at
+ * base, in flow style, as "key: [...]". */
+static void dump_scalar_list(const struct setting *s, const char *key, const char *base, FILE *out)
+{
+    const struct list_def *ld = s->list;
+    int n = *(const int *)(const void *)(base + ld->count_offset);
+    const char *array = ld->pointer ? *(const char *const *)(const void *)(base + ld->array_offset)
+                                    : base + ld->array_offset;
+
+    fprintf(out, "%s: [", key);
+    for (int k = 0; k < n; k++) {
+        fputs(k > 0 ? ", " : "", out);
+        dump_value(ld->item, array + (size_t)k * ld->item_size, out);
+    }
+    fputs("]\n", out);
+}
+
 /* The settings of sv at indent (item: as an item of services:). A single
  * TCP listen address is written in the local: form, others as listen:. */
 static void dump_service(const struct service_config *sv, int indent, bool item, FILE *out)
@@ -264,15 +283,7 @@ static void dump_service(const struct service_config *sv, int indent, bool item,
             }
             fputs("]\n", out);
         } else if (s->type == T_LIST && s->list->item != NULL) {
-            /* A list of scalars (accept_proxy_from), in flow style. */
-            const struct list_def *ld = s->list;
-            int n = *(const int *)(const void *)((const char *)sv + ld->count_offset);
-            fprintf(out, "%s: [", key);
-            for (int k = 0; k < n; k++) {
-                fputs(k > 0 ? ", " : "", out);
-                dump_value(ld->item, (const char *)sv + ld->array_offset + (size_t)k * ld->item_size, out);
-            }
-            fputs("]\n", out);
+            dump_scalar_list(s, key, (const char *)sv, out);
         } else if (s->type == T_LIST && s->list->items != &config_target_scope) {
             int n = *(const int *)(const void *)((const char *)sv + s->list->count_offset);
             fprintf(out, "%s:%s\n", key, n > 0 ? "" : " []");
@@ -315,6 +326,11 @@ void config_dump(const struct config *c, FILE *out)
     for (size_t i = 0; i < config_global_scope.n; i++) {
         const struct setting *s = &config_global_scope.settings[i];
         const char *dot = strchr(s->path, '.');
+        if (s->type == T_LIST && s->list->item != NULL) {
+            if (!value_empty(s, (const char *)c))      /* allow, deny (S_OMIT_EMPTY) */
+                dump_scalar_list(s, s->path, (const char *)c, out);
+            continue;
+        }
         if (s->type == T_LIST || ((s->flags & S_OMIT_EMPTY) && value_empty(s, (const char *)c)))
             continue;
         /* One level of sections at the top (admin:). */

@@ -47,6 +47,23 @@ static const struct list_def proxy_from_list = {
     .plural = "address ranges",
 };
 
+/* allow / deny (SPEC §11): at the top level (struct config) and in a
+ * service; long lists (IP block lists), hence allocated. */
+#define ACCESS_LIST(scope, list, count) {                   \
+    .item = &cidr_item,                                     \
+    .count_offset = offsetof(struct scope, count),          \
+    .array_offset = offsetof(struct scope, list),           \
+    .pointer = true,                                        \
+    .item_size = sizeof(struct cidr),                       \
+    .max = CONFIG_MAX_ACCESS,                               \
+    .noun = "address range",                                \
+    .plural = "address ranges",                             \
+}
+static const struct list_def top_allow_list = ACCESS_LIST(config, allow, nallow);
+static const struct list_def top_deny_list = ACCESS_LIST(config, deny, ndeny);
+static const struct list_def allow_list = ACCESS_LIST(service_config, allow, nallow);
+static const struct list_def deny_list = ACCESS_LIST(service_config, deny, ndeny);
+
 static const struct list_def targets_list = {
     .items = &config_target_scope,
     .count_offset = offsetof(struct service_config, ntargets),
@@ -101,6 +118,9 @@ static const struct setting global_settings[] = {
     { "admin.listen",       "ADMIN_LISTEN", "",     T_LABEL, GF(admin_listen),      "",        0,  NET_ADDR_MAX + NET_HOST_MAX - 1, "", S_OMIT_EMPTY, 0, NULL },
     { "admin.token",        "ADMIN_TOKEN", "",      T_LABEL, GF(admin_token),       "",        0,  CONFIG_SECRET_MAX - 1, "", S_OMIT_EMPTY | S_RELOAD, 0, NULL },
     { "services",           NULL, "",               T_LIST,  LF(config, services),  NULL,      0,  0,       "",   0, 0, &services_list },
+    { "log_mask_ip",        "LOG_MASK_IP", "",      T_BOOL,  GF(log_mask_ip),       "false",   0,  0,       "",   S_OMIT_EMPTY | S_RELOAD, 0, NULL },
+    { "allow",              NULL, "",               T_LIST,  LF(config, allow),     NULL,      0,  0,       "",   S_OMIT_EMPTY | S_RELOAD, 0, &top_allow_list },
+    { "deny",               NULL, "",               T_LIST,  LF(config, deny),      NULL,      0,  0,       "",   S_OMIT_EMPTY | S_RELOAD, 0, &top_deny_list },
 };
 
 /* A service. local.host and local.port are the single listen address of
@@ -158,6 +178,9 @@ static const struct setting service_settings[] = {
     { "request_log.format",        "REQUEST_LOG_FORMAT", "",        T_LOG_FORMAT, SF(request_log.format), "json",     0,     0,             "",      S_RELOAD, 0, NULL },
     { "request_log.sample",        "REQUEST_LOG_SAMPLE", "",        T_FRACTION, SF(request_log.sample), "1.0",         0,     0,             "",      S_RELOAD, 0, NULL },
     { "request_log.max_text",      "REQUEST_LOG_MAX_TEXT", "",      T_LONG,    SF(request_log.max_text), "1024",      16,    1048576,       "bytes", S_RELOAD, 0, NULL },
+    /* At the top level allow/deny are the global lists (config_global_scope). */
+    { "allow",                     NULL, "",                        T_LIST,    LF(service_config, allow), NULL,           0,     0,             "",      S_ITEM_ONLY | S_OMIT_EMPTY | S_RELOAD, 0, &allow_list },
+    { "deny",                      NULL, "",                        T_LIST,    LF(service_config, deny), NULL,            0,     0,             "",      S_ITEM_ONLY | S_OMIT_EMPTY | S_RELOAD, 0, &deny_list },
     { "script",                    NULL, "",                        T_PATH,    SF(script),             "",            0,     0,             "",      S_OMIT_EMPTY | S_RELOAD, 0, NULL },
 };
 

@@ -3,6 +3,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "access.h"
 #include "codec.h"
 #include "config.h"
 #include "exchange.h"
@@ -39,12 +40,21 @@ void exchange_init(struct exchange *x, struct reactor *r, const struct service_c
 void exchange_accept(struct exchange *x, int fd, const char *peer, const struct sockaddr *addr,
                      socklen_t addr_len)
 {
+    /* Access lists (SPEC §11): a refused client is closed before any mode,
+     * target or warm spare is involved. */
+    char why[ACCESS_WHY_MAX];
+    if (!access_allowed(x->config, addr, addr_len, why, sizeof(why))) {
+        log_info("client %s refused: %s", peer, why);
+        stats_refused(&x->stats, STATS_REFUSED_DENIED);
+        close(fd);
+        return;
+    }
     /* The Lua on_connect hook (SPEC §11): a refused client is closed before
      * any byte reaches a target. */
     if (x->script != NULL) {
-        char why[SCRIPT_REASON_MAX + 32];
-        if (!script_accept(x->script, addr, addr_len, why, sizeof(why))) {
-            log_info("service %s: client %s refused by on_connect: %s", x->config->name, peer, why);
+        char reason[SCRIPT_REASON_MAX + 32];
+        if (!script_accept(x->script, addr, addr_len, reason, sizeof(reason))) {
+            log_info("service %s: client %s refused by on_connect: %s", x->config->name, peer, reason);
             stats_refused(&x->stats, STATS_REFUSED_SCRIPT);
             close(fd);
             return;

@@ -538,7 +538,7 @@ static void proxy_accept(struct exchange *x, int fd, const char *peer, const str
     exchange_client_added(x);
     log_info("accept #%llu client %s", (unsigned long long)s->id, s->peer);
     if (x->codec != NULL && x->codec->proxy_only) {
-        s->mysql = proxy_mysql_new(x, s->id, s->peer, &s->up.target);
+        s->mysql = proxy_mysql_new(x, s->id, s->peer, &s->up);
         if (s->mysql == NULL)
             log_error("#%llu client %s: out of memory for the mysql follower; piped, not logged",
                       (unsigned long long)s->id, s->peer);

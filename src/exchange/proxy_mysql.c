@@ -19,7 +19,7 @@ struct proxy_mysql {
     struct mysql_follower *follower;
     uint64_t id;
     const char *peer;           /* the session's, outlives m */
-    const int *target;
+    struct upstream_conn *up;   /* the session's upstream connection, outlives m */
     /* The Lua hooks the session started with (a reference), and the req
      * table of the query in progress for on_response (MySQL runs one
      * command at a time per session). */
@@ -77,19 +77,18 @@ static void proxy_mysql_done(struct proxy_mysql *m, const struct mysql_event *ev
 
     /* An ERR packet is the upstream's answer (as a resp -ERR is in
      * fifo/funnel); the request log tells it apart. */
+    if (ev->outcome == MYSQL_OK || ev->outcome == MYSQL_ERROR)
+        upstream_conn_answered(m->up);
     if (ev->outcome == MYSQL_CLIENT_GONE)
         stats_request_dropped(&x->stats);
     else
         stats_request_done(&x->stats, ev->outcome == MYSQL_UPSTREAM_GONE ? STATS_SERVER_ERROR : STATS_OK, start);
     if (x->request_log == NULL || !(ev->stamp & PROXY_MYSQL_SAMPLED))
         return;
-    struct upstream_target_info target = { .name = "" };
-    if (*m->target >= 0 && *m->target < upstream_target_count(x->upstream))
-        upstream_target_info(x->upstream, *m->target, &target);
     struct request_log_record r = {
         .service = x->config->name,
         .client = m->peer,
-        .target = target.name,
+        .target = upstream_target_name(x->upstream, m->up->target),
         .command = ev->text != NULL ? ev->text : "",
         .command_len = ev->text_len,
         .command_total = (size_t)ev->text_total,
@@ -129,7 +128,7 @@ static void proxy_mysql_event(void *ctx, const struct mysql_event *ev)
     }
 }
 
-struct proxy_mysql *proxy_mysql_new(struct exchange *x, uint64_t id, const char *peer, const int *target)
+struct proxy_mysql *proxy_mysql_new(struct exchange *x, uint64_t id, const char *peer, struct upstream_conn *up)
 {
     struct proxy_mysql *m = calloc(1, sizeof(*m));
 
@@ -138,7 +137,7 @@ struct proxy_mysql *proxy_mysql_new(struct exchange *x, uint64_t id, const char 
     m->x = x;
     m->id = id;
     m->peer = peer;
-    m->target = target;
+    m->up = up;
     m->hook_ref = SCRIPT_NO_REF;
     m->follower = mysql_follower_new((size_t)x->config->request_log.max_text, proxy_mysql_event, m);
     if (m->follower == NULL) {

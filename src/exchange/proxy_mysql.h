@@ -10,11 +10,13 @@
 
 struct exchange;
 struct proxy_mysql;
+struct upstream_conn;
 
-/* A follower for session id of client peer on exchange x; *target is the
- * session's target index (read when a record is written, -1 none). NULL
+/* A follower for session id of client peer on exchange x; up is the
+ * session's upstream connection (its target is read when a query ends, and
+ * credited with it). NULL
  * when out of memory: the session is then only piped. */
-struct proxy_mysql *proxy_mysql_new(struct exchange *x, uint64_t id, const char *peer, const int *target);
+struct proxy_mysql *proxy_mysql_new(struct exchange *x, uint64_t id, const char *peer, struct upstream_conn *up);
 
 /* len bytes passed from the client (from_client) or from the server. */
 void proxy_mysql_feed(struct proxy_mysql *m, bool from_client, const char *data, size_t len);

@@ -451,6 +451,11 @@ int upstream_target_count(const struct upstream *u)
     return u->ntargets;
 }
 
+const char *upstream_target_name(const struct upstream *u, int i)
+{
+    return i >= 0 && i < u->ntargets ? u->targets[i].config->name : "";
+}
+
 void upstream_target_info(const struct upstream *u, int i, struct upstream_target_info *out)
 {
     const struct upstream_target *t = &u->targets[i];

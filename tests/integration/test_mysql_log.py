@@ -242,6 +242,9 @@ class MySQLQueryLogTest(ProximuxTestCase):
         self.assertEqual(st["requests"], 6)
         self.assertEqual(st["responses"]["ok"], 6)
         self.assertEqual(st["latency_us"]["count"], 6)
+        # The target is credited with the queries it answered.
+        self.assertEqual(sum(t["requests"] for t in st["targets"]), 6)
+        self.assertGreater(sum(t["bytes_received"] for t in st["targets"]), 0)
         self.assertNotIn("not followed", pmx.log())
         self.assert_proximux_ok(pmx)
 
