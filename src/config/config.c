@@ -12,6 +12,7 @@
 
 #include "codec.h"
 #include "config.h"
+#include "route.h"
 #include "config_env.h"
 #include "config_load.h"
 #include "config_schema.h"
@@ -302,6 +303,66 @@ static long decode_bytes(const char *v, char *out, size_t max)
     return (long)o;
 }
 
+/* Decodes a route's match: regex. \xNN \r \n \t become the byte (POSIX
+ * gives them no meaning in a regex); any other backslash pair is kept for
+ * regcomp (\. \\ \( ...). A NUL byte cannot be part of a regex (regcomp
+ * takes a C string). Returns the length, -1 for a bad \x, -2 when it does
+ * not fit, -3 for \x00. */
+static long decode_regex(const char *v, char *out, size_t max)
+{
+    size_t o = 0;
+
+    for (const char *p = v; *p != '\0'; p++) {
+        char pair[2] = { *p, '\0' };
+        size_t n = 1;
+        if (*p == '\\' && (p[1] == 'x' || p[1] == 'r' || p[1] == 'n' || p[1] == 't')) {
+            p++;
+            if (*p == 'x') {
+                int hi = hex_digit(p[1]);
+                int lo = hi < 0 ? -1 : hex_digit(p[2]);
+                if (lo < 0)
+                    return -1;
+                if (hi == 0 && lo == 0)
+                    return -3;
+                pair[0] = (char)(hi << 4 | lo);
+                p += 2;
+            } else {
+                pair[0] = *p == 'r' ? '\r' : *p == 'n' ? '\n' : '\t';
+            }
+        } else if (*p == '\\' && p[1] != '\0') {
+            pair[1] = *++p;
+            n = 2;
+        }
+        if (o + n > max)
+            return -2;
+        memcpy(out + o, pair, n);
+        o += n;
+    }
+    return (long)o;
+}
+
+/* A route's sni: or http_host: name: letters, digits, '-', '_' and '.',
+ * optionally after a leading "*." (one or more labels); lowercased in
+ * place, as names are compared without case. */
+static bool route_host_ok(char *v, size_t len)
+{
+    size_t start = 0;
+
+    if (len >= 2 && v[0] == '*' && v[1] == '.')
+        start = 2;
+    if (start == len || v[start] == '.' || v[len - 1] == '.')
+        return false;
+    for (size_t i = start; i < len; i++) {
+        unsigned char ch = (unsigned char)v[i];
+        if (ch >= 'A' && ch <= 'Z')
+            v[i] = (char)(ch - 'A' + 'a');
+        else if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' || ch == '_' ||
+                   (ch == '.' && v[i - 1] != '.')))
+            return false;
+    }
+    return true;
+}
+
 static bool name_chars_ok(const struct setting *s, const char *v)
 {
     size_t len = strlen(v);
@@ -450,9 +511,36 @@ static int setting_parse(const struct setting *s, char *base, const char *value,
             goto too_long;
         memcpy(field, value, strlen(value) + 1);
         return PMX_OK;
+    case T_PATTERN: {
+        char bytes[CONFIG_ROUTE_TEXT_MAX];
+        long len = s->min == ROUTE_MATCH ? decode_regex(value, bytes, PMX_MIN(s->size, sizeof bytes) - 1)
+                                         : decode_bytes(value, bytes, PMX_MIN(s->size, sizeof bytes) - 1);
+        if (len == -1) {
+            snprintf(err, errlen, "%s: %s has a bad escape (%s)", name, q, allowed);
+            return PMX_ERR;
+        }
+        if (len == -2) {
+            snprintf(err, errlen, "%s: %s is too long (at most %zu bytes after escapes)",
+                     name, q, s->size - 1);
+            return PMX_ERR;
+        }
+        if (len == -3) {
+            snprintf(err, errlen, "%s: %s has a NUL byte (\\x00), which a regex cannot hold "
+                     "(match it with [^...] or use prefix:)", name, q);
+            return PMX_ERR;
+        }
+        if ((s->min != ROUTE_MATCH && len == 0) ||
+            ((s->min == ROUTE_SNI || s->min == ROUTE_HTTP_HOST) && !route_host_ok(bytes, (size_t)len)))
+            goto not_a;
+        memcpy(field, bytes, (size_t)len);
+        ((char *)field)[len] = '\0';
+        *(size_t *)(void *)(base + s->aux) = (size_t)len;
+        ((struct route_config *)(void *)base)->kind = (enum route_kind)s->min;
+        return PMX_OK;
+    }
     case T_BYTES: {
-        char bytes[CONFIG_PROBE_MAX];
-        long len = decode_bytes(value, bytes, s->size - 1);
+        char bytes[CONFIG_ROUTE_TEXT_MAX];
+        long len = decode_bytes(value, bytes, PMX_MIN(s->size, sizeof bytes) - 1);
         if (len == -1) {
             snprintf(err, errlen, "%s: %s has a bad escape (%s)", name, q, allowed);
             return PMX_ERR;
@@ -1040,6 +1128,117 @@ static int finish_relations(struct load *l, struct inst *svc, char *err, size_t 
     return PMX_OK;
 }
 
+static const struct setting *route_setting(const char *path)
+{
+    return setting_of(&config_route_scope, path);
+}
+
+/* Whether route setting path was given in item it. */
+static bool route_set(const struct inst *it, const char *path)
+{
+    return where_of(it, route_setting(path))->origin != FROM_DEFAULT;
+}
+
+/* Whether name is a target name of sc. */
+static bool service_has_target(const struct service_config *sc, const char *name)
+{
+    return target_name_taken(sc, -1, name);
+}
+
+/* The routes of svc (SPEC §10), once its targets are named and its mode is
+ * known: proxy mode only; per route exactly one of match/prefix/sni/
+ * http_host and one of target/close; a target without $ names a target of
+ * the service or is HOST:PORT; regexes compile; route_default is close or
+ * a target name. Sets has_data and has_close. */
+static int finish_routes(struct load *l, struct inst *svc, char *err, size_t errlen)
+{
+    static const char *const kinds[] = { "match", "prefix", "sni", "http_host" };
+    static const char *const target_only[] = { "reply", "data", "connect_timeout", "inactivity_timeout" };
+    struct service_config *sc = (struct service_config *)(void *)config_load_base(svc);
+    const struct setting *rs = svc_setting("routes");
+    const struct inst_list *il = list_of(svc, rs);
+    char name[NAME_MAX_LEN], q[QUOTE_MAX], why[256];
+
+    if (sc->route_default[0] != '\0' && strcmp(sc->route_default, "close") != 0 &&
+        !service_has_target(sc, sc->route_default)) {
+        name_of(l, svc, svc_setting("route_default"), 0, true, name, sizeof name);
+        quote(sc->route_default, q);
+        snprintf(err, errlen, "%s: %s is not close or a target name of the service", name, q);
+        return PMX_ERR;
+    }
+    if (il->n == 0)
+        return PMX_OK;
+    if (sc->effective_mode != MODE_PROXY) {
+        char ipath[INST_PATH_MAX];
+        inst_path(svc, ipath, sizeof ipath);
+        if (snprintf(name, sizeof name, "%s%sroutes (%s line %d)", ipath, *ipath ? "." : "",
+                     l->file != NULL ? l->file : "", il->line) < 0)
+            *name = '\0';
+        snprintf(err, errlen, "%s: routes need exchange.mode proxy (the mode is %s: a client's bytes "
+                 "go to shared upstream connections)", name, config_mode_name(sc->effective_mode));
+        return PMX_ERR;
+    }
+    for (int k = 0; k < il->n; k++) {
+        const struct inst *it = il->items[k];
+        struct route_config *r = &sc->routes[k];
+        const char *kind = NULL, *field;
+
+        char ipath[INST_PATH_MAX];
+        inst_path(it, ipath, sizeof ipath);
+        if (l->file == NULL || it->line == 0 ||
+            snprintf(name, sizeof name, "%s (%s line %d)", ipath, l->file, it->line) < 0)
+            snprintf(name, sizeof name, "%s", ipath);
+        for (size_t j = 0; j < PMX_ARRAY_LEN(kinds); j++) {
+            if (!route_set(it, kinds[j]))
+                continue;
+            if (kind != NULL) {
+                name_of(l, it, route_setting(kinds[j]), 0, true, name, sizeof name);
+                snprintf(err, errlen, "%s: a route has one of match, prefix, sni, http_host (also %s)",
+                         name, kind);
+                return PMX_ERR;
+            }
+            kind = kinds[j];
+        }
+        if (kind == NULL) {
+            snprintf(err, errlen, "%s: missing match, prefix, sni or http_host (one is required)", name);
+            return PMX_ERR;
+        }
+        r->has_data = route_set(it, "data");
+        r->has_close = route_set(it, "close");
+        bool target = route_set(it, "target");
+        if (target == r->has_close) {
+            if (target)
+                name_of(l, it, route_setting("close"), 0, true, name, sizeof name);
+            snprintf(err, errlen, "%s: %s (a route has one of them: where to proxy, or the bytes "
+                     "sent before closing)", name, target ? "conflicts with target" : "missing target or close");
+            return PMX_ERR;
+        }
+        for (size_t j = 0; r->has_close && j < PMX_ARRAY_LEN(target_only); j++) {
+            if (!route_set(it, target_only[j]))
+                continue;
+            name_of(l, it, route_setting(target_only[j]), 0, true, name, sizeof name);
+            snprintf(err, errlen, "%s: only with target (a close route sends its bytes and closes)", name);
+            return PMX_ERR;
+        }
+        if (route_check(r, &field, why, sizeof why) != PMX_OK) {
+            name_of(l, it, route_setting(field), 0, true, name, sizeof name);
+            snprintf(err, errlen, "%s: %s", name, why);
+            return PMX_ERR;
+        }
+        if (target && strchr(r->target, '$') == NULL && !service_has_target(sc, r->target)) {
+            struct net_listen_spec spec;
+            char reason[128];
+            if (net_parse_listen(r->target, &spec, reason, sizeof reason) != PMX_OK || spec.unix_socket) {
+                name_of(l, it, route_setting("target"), 0, true, name, sizeof name);
+                quote(r->target, q);
+                snprintf(err, errlen, "%s: %s is not a target name of the service nor HOST:PORT", name, q);
+                return PMX_ERR;
+            }
+        }
+    }
+    return PMX_OK;
+}
+
 /* Resolves the listen addresses and targets of svc. */
 static int finish_resolve(struct load *l, struct inst *svc, char *err, size_t errlen)
 {
@@ -1116,6 +1315,7 @@ static int finish_service(struct load *l, struct inst *svc, char *err, size_t er
         check_required(l, svc, err, errlen) != PMX_OK ||
         finish_targets(l, svc, err, errlen) != PMX_OK ||
         finish_relations(l, svc, err, errlen) != PMX_OK ||
+        finish_routes(l, svc, err, errlen) != PMX_OK ||
         finish_resolve(l, svc, err, errlen) != PMX_OK ||
         finish_script(l, svc, err, errlen) != PMX_OK)
         return PMX_ERR;
@@ -1203,6 +1403,7 @@ static int load_finish(struct load *l, char *err, size_t errlen)
         c->services[0] = l->top_svc;
         c->nservices = 1;
         l->top_svc.targets = NULL;
+        l->top_svc.routes = NULL;
         return finish_access(c, err, errlen);
     }
 
@@ -1283,6 +1484,7 @@ out:
     inst_free(&l->root);
     inst_free(&l->top);
     free(l->top_svc.targets);
+    free(l->top_svc.routes);
     free(l);
     if (rc != PMX_OK)
         config_free(c);
@@ -1297,6 +1499,7 @@ void config_free(struct config *c)
         free(c->services[k].deny);
         cidr_set_free(c->services[k].allow_set);
         cidr_set_free(c->services[k].deny_set);
+        free(c->services[k].routes);
     }
     free(c->services);
     free(c->allow);
@@ -1329,6 +1532,12 @@ static bool field_equal(const struct setting *s, const char *a, const char *b)
     case T_LABEL:
     case T_UNIX:
         return strncmp(fa, fb, s->size) == 0;
+    case T_PATTERN:
+        /* The four keys share one field: equal when kind and bytes are. */
+        if (((const struct route_config *)(const void *)a)->kind !=
+            ((const struct route_config *)(const void *)b)->kind)
+            return false;
+        /* fall through */
     case T_BYTES: {
         size_t la = *(const size_t *)(const void *)(a + s->aux);
         size_t lb = *(const size_t *)(const void *)(b + s->aux);

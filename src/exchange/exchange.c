@@ -92,3 +92,8 @@ void exchange_client_removed(struct exchange *x)
     if (x->nclients == 0 && x->on_idle)
         x->on_idle(x);
 }
+
+void exchange_event(struct exchange *x, const char *name, const char *target, const char *detail)
+{
+    log_error("service %s: event %s target %s: %s", x->config->name, name, target, detail);
+}

@@ -54,6 +54,7 @@ struct upstream {
     struct list_node pending;       /* CONNECTING or BACKOFF, for the janitor */
     uint64_t next_resolve;
     bool stopped;
+    int nlookups;                   /* ad hoc lookups in progress (UPSTREAM_MAX_LOOKUPS) */
 };
 
 static void target_probe_schedule(struct upstream_target *t, long delay);
@@ -411,6 +412,8 @@ int upstream_reload(struct upstream *u, const struct service_config *c)
         for (int k = 0; k < uc->tries && k < (int)PMX_ARRAY_LEN(uc->tried); k++)
             if (uc->tried[k] >= 0 && uc->tried[k] < old_n)
                 uc->tried[k] = map[uc->tried[k]];
+        if (uc->fixed_target >= 0 && uc->fixed_target < old_n)
+            uc->fixed_target = map[uc->fixed_target];
     }
     free(conns);
     free(map);
@@ -548,6 +551,8 @@ static int upstream_resize(struct upstream *u, int n, const int *map)
         for (int k = 0; k < uc->tries && k < (int)PMX_ARRAY_LEN(uc->tried); k++)
             if (uc->tried[k] >= 0 && uc->tried[k] < u->ntargets)
                 uc->tried[k] = map[uc->tried[k]];
+        if (uc->fixed_target >= 0 && uc->fixed_target < u->ntargets)
+            uc->fixed_target = map[uc->fixed_target];
     }
     free(u->targets);
     free(u->bt);
@@ -673,6 +678,8 @@ void upstream_conn_init(struct upstream *u, struct upstream_conn *uc, const stru
     uc->data = data;
     uc->state = UPSTREAM_CLOSED;
     uc->target = -1;
+    uc->fixed_target = -1;
+    uc->connect_timeout = -1;
     conn_init(&uc->conn, -1);
     list_init(&uc->pending);
     list_add_tail(&u->conns, &uc->link);
@@ -691,6 +698,10 @@ static int conn_pick(struct upstream_conn *uc)
 {
     struct upstream *u = uc->u;
 
+    if (uc->fixed_target >= 0) {
+        int t = uc->fixed_target;
+        return t < u->ntargets && target_usable(&u->targets[t]) && !conn_tried(uc, t) ? t : -1;
+    }
     for (int i = 0; i < u->ntargets; i++)
         u->bt[i].usable = target_usable(&u->targets[i]) && !conn_tried(uc, i);
     return balancer_pick(u->balancer, u->bt, (size_t)u->ntargets,
@@ -713,6 +724,11 @@ static void conn_drop_socket(struct upstream_conn *uc, bool keep_out)
         if (u->bt[uc->target].conns > 0)
             u->bt[uc->target].conns--;
     }
+    if (uc->lookup > 0) {
+        resolver_cancel(u->rs, uc->lookup);
+        uc->lookup = 0;
+        u->nlookups--;
+    }
     conn_close(&uc->conn, u->r);
     conn_init(&uc->conn, -1);
     if (keep_out)
@@ -720,16 +736,62 @@ static void conn_drop_socket(struct upstream_conn *uc, bool keep_out)
     list_remove(&uc->pending);
 }
 
+/* The connect timeout of uc's open (ms). */
+static long conn_timeout(const struct upstream_conn *uc)
+{
+    return uc->connect_timeout >= 0 ? uc->connect_timeout : uc->u->config->connect_timeout;
+}
+
+/* Starts the connect of an ad hoc connection to its resolved address.
+ * Returns PMX_OK (CONNECTING) or PMX_ERR with *reason. */
+static int conn_try_adhoc(struct upstream_conn *uc, const char **reason)
+{
+    struct upstream *u = uc->u;
+    static char why[HEALTH_REASON_MAX];
+
+    uc->tries++;
+    uc->id = conn_next_id();
+    net_format_addr((const struct sockaddr *)&uc->adhoc_addr, uc->adhoc_len, uc->peer, sizeof(uc->peer));
+    uc->connect_started_us = upstream_clock_us();
+    int fd = net_connect((const struct sockaddr *)&uc->adhoc_addr, uc->adhoc_len, false);
+    int err = errno;
+    if (fd >= 0) {
+        uc->conn.fd = fd;
+        if (reactor_add(u->r, fd, REACTOR_WRITABLE, conn_event, uc) == PMX_OK) {
+            uc->state = UPSTREAM_CONNECTING;
+            uc->deadline = reactor_now(u->r) + (uint64_t)conn_timeout(uc);
+            list_remove(&uc->pending);
+            list_add_tail(&u->pending, &uc->pending);
+            log_debug("service %s: upstream #%llu connecting to %s", upstream_name(u), (unsigned long long)uc->id,
+                      uc->peer);
+            return PMX_OK;
+        }
+        err = errno;
+        close(fd);
+        uc->conn.fd = -1;
+    }
+    snprintf(why, sizeof(why), "connect: %s", strerror(err));
+    *reason = why;
+    log_error("service %s: upstream #%llu connect to %s failed: %s", upstream_name(u), (unsigned long long)uc->id,
+              uc->peer, why);
+    errno = err == EMFILE || err == ENFILE ? err : 0;
+    return PMX_ERR;
+}
+
 /* Tries targets until a connect is under way (PMX_OK), the tries allowed
- * are spent, or no untried target is usable (PMX_ERR; *reason says why). */
+ * are spent, or no untried target is usable (PMX_ERR; *reason says why).
+ * A fixed target or an ad hoc address gets one try. */
 static int conn_try(struct upstream_conn *uc, const char **reason)
 {
     struct upstream *u = uc->u;
     const struct service_config *c = u->config;
     static char why[HEALTH_REASON_MAX];
+    int max_tries = uc->fixed_target >= 0 ? 1 : c->retries + 1;
 
     errno = 0;
-    while (uc->tries <= c->retries && uc->tries < UPSTREAM_MAX_TRIES) {
+    if (uc->adhoc)
+        return uc->tries == 0 ? conn_try_adhoc(uc, reason) : PMX_ERR;
+    while (uc->tries < max_tries && uc->tries < UPSTREAM_MAX_TRIES) {
         int t = conn_pick(uc);
         if (t < 0)
             return PMX_ERR;
@@ -748,7 +810,7 @@ static int conn_try(struct upstream_conn *uc, const char **reason)
             uc->conn.fd = fd;
             if (reactor_add(u->r, fd, REACTOR_WRITABLE, conn_event, uc) == PMX_OK) {
                 uc->state = UPSTREAM_CONNECTING;
-                uc->deadline = reactor_now(u->r) + (uint64_t)c->connect_timeout;
+                uc->deadline = reactor_now(u->r) + (uint64_t)conn_timeout(uc);
                 u->bt[t].conns++;
                 list_add_tail(&u->pending, &uc->pending);
                 log_debug("service %s: upstream #%llu connecting to %s (%s)", upstream_name(u),
@@ -814,7 +876,7 @@ static void conn_connect_failed(struct upstream_conn *uc, const char *reason)
     const char *last = why;
     if (conn_try(uc, &last) == PMX_OK)
         return;
-    conn_give_up(uc, upstream_available(u) ? last : UPSTREAM_NONE_USABLE);
+    conn_give_up(uc, upstream_available(u) || uc->adhoc || uc->fixed_target >= 0 ? last : UPSTREAM_NONE_USABLE);
 }
 
 int upstream_conn_open(struct upstream_conn *uc, const struct sockaddr *client, socklen_t client_len)
@@ -826,6 +888,9 @@ int upstream_conn_open(struct upstream_conn *uc, const struct sockaddr *client, 
     if (uc->state != UPSTREAM_CLOSED)
         return PMX_OK;
     errno = 0;
+    uc->fixed_target = -1;
+    uc->adhoc = false;
+    uc->connect_timeout = -1;
     /* A stopped layer (its service shutting down or replaced) still opens
      * connections its owner asks for: the clients it keeps serving need
      * them. Only what runs by itself stops. */
@@ -850,6 +915,95 @@ int upstream_conn_open(struct upstream_conn *uc, const struct sockaddr *client, 
     uc->not_before = now + (uint64_t)conn_backoff(uc);
     errno = err;
     return PMX_ERR;
+}
+
+int upstream_conn_open_target(struct upstream_conn *uc, int i, long connect_timeout, const char **why)
+{
+    struct upstream *u = uc->u;
+
+    *why = UPSTREAM_NONE_USABLE;
+    if (uc->state != UPSTREAM_CLOSED)
+        return PMX_OK;
+    errno = 0;
+    if (i < 0 || i >= u->ntargets)
+        return PMX_ERR;
+    uc->fixed_target = i;
+    uc->adhoc = false;
+    uc->connect_timeout = connect_timeout;
+    uc->client_len = 0;
+    uc->tries = 0;
+    if (!target_usable(&u->targets[i])) {
+        static char down[CONFIG_TARGET_NAME_MAX + 64];
+        snprintf(down, sizeof(down), "target %s is %s", u->targets[i].config->name,
+                 u->targets[i].addr_len == 0 ? "not resolved yet" : health_state_name(u->targets[i].health.state));
+        *why = down;
+        return PMX_ERR;
+    }
+    return conn_try(uc, why);
+}
+
+/* The lookup of an ad hoc address is done: connect, or give up. */
+static void conn_adhoc_resolved(void *data, int err, const struct sockaddr_storage *addrs, const socklen_t *lens,
+                                int naddrs)
+{
+    struct upstream_conn *uc = data;
+    struct upstream *u = uc->u;
+    const char *reason = NULL;
+    char why[NET_ADDR_MAX + HEALTH_REASON_MAX + 64];
+
+    uc->lookup = 0;
+    u->nlookups--;
+    if (err != 0 || naddrs < 1) {
+        snprintf(why, sizeof(why), "cannot resolve %s: %s", uc->peer, err ? gai_strerror(err) : "no address");
+        conn_give_up(uc, why);
+        return;
+    }
+    memcpy(&uc->adhoc_addr, &addrs[0], lens[0]);
+    uc->adhoc_len = lens[0];
+    if (conn_try_adhoc(uc, &reason) != PMX_OK) {
+        snprintf(why, sizeof(why), "%s", reason);
+        conn_give_up(uc, why);
+    }
+}
+
+int upstream_conn_open_host(struct upstream_conn *uc, const char *host, int port, long connect_timeout,
+                            const char **why)
+{
+    struct upstream *u = uc->u;
+
+    *why = "cannot resolve the address";
+    if (uc->state != UPSTREAM_CLOSED)
+        return PMX_OK;
+    errno = 0;
+    uc->fixed_target = -1;
+    uc->adhoc = true;
+    uc->adhoc_len = 0;
+    uc->target = -1;
+    uc->connect_timeout = connect_timeout;
+    uc->client_len = 0;
+    uc->tries = 0;
+    /* Shown in logs until the address is known. */
+    snprintf(uc->peer, sizeof(uc->peer), "%s:%d", host, port);
+    if (u->rs == NULL) {
+        *why = "no resolver";
+        return PMX_ERR;
+    }
+    if (u->nlookups >= UPSTREAM_MAX_LOOKUPS) {
+        *why = "too many address lookups in progress";
+        return PMX_ERR;
+    }
+    long long id = resolver_lookup(u->rs, host, port, conn_adhoc_resolved, uc);
+    if (id <= 0) {
+        *why = errno == EINVAL ? "invalid address" : "cannot start resolving the address";
+        return PMX_ERR;
+    }
+    uc->lookup = id;
+    u->nlookups++;
+    /* Resolving counts as connecting: connect_timeout covers both. */
+    uc->state = UPSTREAM_CONNECTING;
+    uc->deadline = reactor_now(u->r) + (uint64_t)conn_timeout(uc);
+    list_add_tail(&u->pending, &uc->pending);
+    return PMX_OK;
 }
 
 void upstream_conn_close(struct upstream_conn *uc, enum upstream_close how, const char *reason)
@@ -992,7 +1146,7 @@ static void conn_event(struct reactor *r, int fd, void *data, int mask)
         balancer_observe(&u->bt[uc->target], (uint32_t)PMX_MIN(us, UINT32_MAX));
     }
     log_info("service %s: upstream #%llu connected to %s (%s)", upstream_name(u), (unsigned long long)uc->id,
-             uc->target >= 0 ? u->targets[uc->target].config->name : "-", uc->peer);
+             uc->target >= 0 ? u->targets[uc->target].config->name : uc->adhoc ? "a route's address" : "-", uc->peer);
     if (reactor_set(r, fd, REACTOR_NONE, conn_event, uc) != PMX_OK)
         log_error_errno("upstream #%llu: epoll", (unsigned long long)uc->id);
     uc->events->connected(uc);
