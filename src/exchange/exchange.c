@@ -96,4 +96,6 @@ void exchange_client_removed(struct exchange *x)
 void exchange_event(struct exchange *x, const char *name, const char *target, const char *detail)
 {
     log_error("service %s: event %s target %s: %s", x->config->name, name, target, detail);
+    /* The Lua on_event hook (SPEC §11), with the service's current script. */
+    script_event(x->script, name, x->config->name, target, detail);
 }

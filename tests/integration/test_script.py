@@ -295,6 +295,48 @@ end
         self.assert_proximux_ok(p)
 
 
+class ScriptRouteEventTest(ProximuxTestCase):
+    """on_event sees connect_error and inactivity from routed proxy
+    sessions (routes: to a refused port, and to a server that never
+    speaks within the route's inactivity_timeout)."""
+
+    def test_connect_error_and_inactivity_events(self):
+        d = make_tmpdir("pmxluaev")
+        self.addCleanup(remove_tmpdir, d)
+        script = os.path.join(d, "ev.lua")
+        with open(script, "w") as f:
+            f.write("function on_event(name, info)\n"
+                    "  proximux.log(1, 'lua ' .. name .. ' ' .. info.service .. ' ' .. info.target .. ' ' .. info.reason)\n"
+                    "end\n")
+        silent = socket.socket()
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        self.addCleanup(silent.close)
+        refused = free_port()
+        port = free_port()
+        yaml = ("services:\n"
+                "  - name: ev\n"
+                "    listen: [\"127.0.0.1:%d\"]\n"
+                "    local: { max_connections: 10 }\n"
+                "    exchange: { mode: proxy }\n"
+                "    pool: { connections: 10 }\n"
+                "    script: %s\n"
+                "    routes:\n"
+                "      - { prefix: \"refused\", target: \"127.0.0.1:%d\" }\n"
+                "      - { prefix: \"silent\", target: \"127.0.0.1:%d\", inactivity_timeout: 200 }\n"
+                "    targets: [ { host: 127.0.0.1, port: %d } ]\n"
+                % (port, script, refused, silent.getsockname()[1], refused))
+        p = self.start_proximux(yaml=yaml, port=port)
+        for word in (b"refused\n", b"silent\n"):
+            c = socket.create_connection(("127.0.0.1", port), timeout=5)
+            c.sendall(word)
+            self.assertTrue(closed_without_data(c, timeout=5 * TIME_FACTOR))
+            c.close()
+        p.wait_log(r"script: lua connect_error ev 127\.0\.0\.1:%d \S" % refused)
+        p.wait_log(r"script: lua inactivity ev 127\.0\.0\.1:%d \S" % silent.getsockname()[1])
+        self.assert_proximux_ok(p)
+
+
 class ScriptMySQLTest(ProximuxTestCase):
     """on_request / on_response in proxy mode with the mysql codec, through
     a real MariaDB: they observe each query (SQL text, status, time); the
