@@ -76,6 +76,11 @@ bool script_accept(struct script *s, const struct sockaddr *addr, socklen_t addr
 int script_route(struct script *s, const char *data, size_t len, const char *addr, int port,
                  struct route_decision *out) PMX_WUR;
 
+/* script_route() for a client socket address (as script_accept() shows
+ * it): what the proxy routing phase calls. */
+int script_route_client(struct script *s, const char *data, size_t len, const struct sockaddr *addr,
+                        socklen_t addr_len, struct route_decision *out) PMX_WUR;
+
 /* What on_request decided for one request. */
 enum script_verdict {
     SCRIPT_PASS,        /* nil: the request goes upstream */

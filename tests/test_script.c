@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 
 #include "log.h"
 #include "route_decision.h"
@@ -231,6 +233,20 @@ START_TEST(route_forms)
     ck_assert_int_eq(memcmp(buf_start(&d.reply), "ok\n", 3), 0);
     ck_assert_int_eq(d.connect_timeout, 1500);
     ck_assert_int_eq(d.inactivity_timeout, 10000);
+    route_decision_free(&d);
+    /* From a socket address, as the routing phase calls it (IPv4, and
+     * IPv4-mapped IPv6 shown as IPv4). */
+    struct sockaddr_in in4 = { .sin_family = AF_INET, .sin_port = htons(5555) };
+    inet_pton(AF_INET, "127.0.0.1", &in4.sin_addr);
+    route_decision_init(&d);
+    ck_assert_int_eq(script_route_client(s, "remote", 6, (struct sockaddr *)&in4, sizeof in4, &d), PMX_OK);
+    ck_assert_str_eq(d.target, "localhost:25");
+    route_decision_free(&d);
+    struct sockaddr_in6 in6 = { .sin6_family = AF_INET6, .sin6_port = htons(5555) };
+    inet_pton(AF_INET6, "::ffff:127.0.0.1", &in6.sin6_addr);
+    route_decision_init(&d);
+    ck_assert_int_eq(script_route_client(s, "remote", 6, (struct sockaddr *)&in6, sizeof in6, &d), PMX_OK);
+    ck_assert_int_eq(d.action, ROUTE_TARGET);
     route_decision_free(&d);
     ck_assert_int_eq(route_of(s, "\0\1bin", 5, &d), ROUTE_TARGET);
     ck_assert_str_eq(d.target, "bin:1");

@@ -667,31 +667,50 @@ void script_event(struct script *s, const char *name, const char *service, const
     (void)script_call(s, "on_event", 2, 0);
 }
 
-bool script_accept(struct script *s, const struct sockaddr *addr, socklen_t addr_len, char *reason,
-                   size_t reasonlen)
+/* The IP text and port of a client's socket address (an IPv4-mapped IPv6
+ * address as IPv4; anything else, a unix socket: "unix", 0). */
+static void script_addr_text(const struct sockaddr *addr, socklen_t addr_len, char *text, size_t n, int *port)
 {
-    char text[INET6_ADDRSTRLEN] = "unix";
-    int port = 0;
-
-    if (s == NULL || !script_has(s, "on_connect")) {
-        if (reasonlen > 0)
-            reason[0] = '\0';
-        return true;
-    }
+    snprintf(text, n, "unix");
+    *port = 0;
     if (addr != NULL && addr->sa_family == AF_INET && addr_len >= (socklen_t)sizeof(struct sockaddr_in)) {
         const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)addr;
-        inet_ntop(AF_INET, &in->sin_addr, text, sizeof text);
-        port = ntohs(in->sin_port);
+        inet_ntop(AF_INET, &in->sin_addr, text, (socklen_t)n);
+        *port = ntohs(in->sin_port);
     } else if (addr != NULL && addr->sa_family == AF_INET6 &&
                addr_len >= (socklen_t)sizeof(struct sockaddr_in6)) {
         const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)addr;
         /* A block list of IPv4 addresses matches clients of a dual-stack
          * listener too. */
         if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr))
-            inet_ntop(AF_INET, &in6->sin6_addr.s6_addr[12], text, sizeof text);
+            inet_ntop(AF_INET, &in6->sin6_addr.s6_addr[12], text, (socklen_t)n);
         else
-            inet_ntop(AF_INET6, &in6->sin6_addr, text, sizeof text);
-        port = ntohs(in6->sin6_port);
+            inet_ntop(AF_INET6, &in6->sin6_addr, text, (socklen_t)n);
+        *port = ntohs(in6->sin6_port);
     }
+}
+
+bool script_accept(struct script *s, const struct sockaddr *addr, socklen_t addr_len, char *reason,
+                   size_t reasonlen)
+{
+    char text[INET6_ADDRSTRLEN];
+    int port;
+
+    if (s == NULL || !script_has(s, "on_connect")) {
+        if (reasonlen > 0)
+            reason[0] = '\0';
+        return true;
+    }
+    script_addr_text(addr, addr_len, text, sizeof text, &port);
     return script_on_connect(s, text, port, reason, reasonlen);
+}
+
+int script_route_client(struct script *s, const char *data, size_t len, const struct sockaddr *addr,
+                        socklen_t addr_len, struct route_decision *out)
+{
+    char text[INET6_ADDRSTRLEN];
+    int port;
+
+    script_addr_text(addr, addr_len, text, sizeof text, &port);
+    return script_route(s, data, len, text, port, out);
 }
