@@ -395,7 +395,7 @@ def route_hook_wired():
         if path.endswith("script.c"):
             continue
         with open(path) as f:
-            if "script_route(" in f.read():
+            if re.search(r"\bscript_route(_client)?\(", f.read()):
                 return True
     return False
 
