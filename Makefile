@@ -35,10 +35,12 @@ WARN = -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wstrict-prototypes \
        -Wno-unused-parameter
 # -pthread: the resolver's helper thread (src/core/resolver.c).
 PMX_CFLAGS = -std=gnu11 $(OPT) -g $(WARN) -D_GNU_SOURCE -pthread -Iinclude -MMD -MP \
-             $(SANITIZE) $(CFLAGS)
+             $(SANITIZE) $(CFLAGS) $(LUA_CFLAGS)
 PMX_LDFLAGS = -pthread $(SANITIZE) $(LDFLAGS)
 
 YAML_LIBS  := $(shell pkg-config --libs yaml-0.1 2>/dev/null || echo -lyaml)
+LUA_CFLAGS := $(shell pkg-config --cflags lua5.4 2>/dev/null || echo -I/usr/include/lua5.4)
+LUA_LIBS   := $(shell pkg-config --libs lua5.4 2>/dev/null || echo -llua5.4)
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lm -lrt -pthread)
 
 # The one list of sources, by layer; lint and fuzz read it (make print-src).
@@ -56,8 +58,9 @@ ROUTE_SRC    := src/route/route.c
 CONFIG_SRC   := src/config/config_schema.c src/config/config.c src/config/config_dump.c \
                 src/config/config_env.c src/config/config_yaml.c
 STATS_SRC    := src/stats/stats.c src/admin/admin.c src/stats/request_log.c
+SCRIPT_SRC   := src/script/script.c
 LIB_SRC      := $(CORE_SRC) $(PROTO_SRC) $(UPSTREAM_SRC) $(EXCHANGE_SRC) $(SERVICE_SRC) $(CONFIG_SRC) \
-                $(STATS_SRC) $(ROUTE_SRC)
+                $(STATS_SRC) $(ROUTE_SRC) $(SCRIPT_SRC)
 MAIN_SRC     := src/main.c
 
 LIB_OBJ  := $(LIB_SRC:src/%.c=$(BUILD)/src/%.o)
@@ -72,7 +75,7 @@ RUNNER   := $(BUILD)/test_runner
 all: $(BIN)
 
 $(BIN): $(MAIN_OBJ) $(LIB)
-	$(CC) $(PMX_LDFLAGS) -o $@ $^ $(YAML_LIBS)
+	$(CC) $(PMX_LDFLAGS) -o $@ $^ $(YAML_LIBS) $(LUA_LIBS)
 
 $(LIB): $(LIB_OBJ)
 	rm -f $@
@@ -87,7 +90,7 @@ $(BUILD)/tests/%.o: tests/%.c
 	$(CC) $(PMX_CFLAGS) -c -o $@ $<
 
 $(RUNNER): $(TEST_OBJ) $(LIB)
-	$(CC) $(PMX_LDFLAGS) -o $@ $^ $(YAML_LIBS) $(CHECK_LIBS)
+	$(CC) $(PMX_LDFLAGS) -o $@ $^ $(YAML_LIBS) $(LUA_LIBS) $(CHECK_LIBS)
 
 test: unit integration
 

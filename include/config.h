@@ -209,6 +209,8 @@ struct service_config {
      * the top-level ones (owned by the struct config); NULL when empty. */
     struct cidr_set *allow_set, *deny_set;
     const struct cidr_set *top_allow_set, *top_deny_set;
+    /* Lua hooks (SPEC §11): "" none; loaded by config_load() to check it */
+    char script[CONFIG_PATH_MAX];   /* script: the hooks file */
 };
 
 struct config {

@@ -74,6 +74,9 @@ struct exchange {
     /* The service's request log (SPEC §11), NULL when off; owned by the
      * service, replaced on reload: look it up for each record. */
     struct request_log *request_log;
+    /* The service's Lua hooks (SPEC §11), NULL: none. Set by the service;
+     * a client that needs it later takes a reference (script_ref). */
+    struct script *script;
 };
 
 extern const struct exchange_ops exchange_proxy;

@@ -22,6 +22,7 @@ enum stats_refusal {
     STATS_REFUSED_REQUEST_MEMORY,   /* fifo/funnel: limits.request_memory spent */
     STATS_REFUSED_DENIED,           /* allow/deny lists (SPEC §11) */
     STATS_REFUSED_ROUTE,            /* proxy routes: route_default close (no match, route_max_bytes, route_timeout) */
+    STATS_REFUSED_SCRIPT,           /* the Lua on_connect hook refused it (or failed) */
     STATS_REFUSED_N,
 };
 

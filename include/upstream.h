@@ -106,6 +106,9 @@ struct upstream_owner {
     /* A target became usable (up after its probes, marked up, resolved):
      * connections closed for lack of a target may open again. */
     void (*target_up)(void *data);
+    /* Every change of a target's state (may be NULL): event is
+     * "target_down" or "target_up", reason why (the Lua on_event hook). */
+    void (*target_event)(void *data, const char *event, const char *target, const char *reason);
     void *data;
     /* least_latency samples connect times (proxy mode) rather than the
      * response times the owner reports (fifo/funnel). */

@@ -32,5 +32,6 @@ Suite *cidr_set_suite(void);
 Suite *config_routes_suite(void);
 Suite *peek_suite(void);
 Suite *route_suite(void);
+Suite *script_suite(void);
 
 #endif

@@ -34,6 +34,7 @@ int main(void)
     srunner_add_suite(sr, config_routes_suite());
     srunner_add_suite(sr, peek_suite());
     srunner_add_suite(sr, route_suite());
+    srunner_add_suite(sr, script_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);

@@ -17,6 +17,7 @@
 #include "config_load.h"
 #include "config_schema.h"
 #include "config_yaml.h"
+#include "script.h"
 
 static const char *const mode_names[] = {
     [MODE_AUTO] = "auto",
@@ -1272,6 +1273,39 @@ static int finish_resolve(struct load *l, struct inst *svc, char *err, size_t er
     return PMX_OK;
 }
 
+/* script: a relative path is taken from the YAML file's directory (as the
+ * file is read from wherever the daemon runs); the file loads and its main
+ * chunk runs (a syntax error, a missing file or a failing chunk is a
+ * configuration error, with the file's line). */
+static int finish_script(struct load *l, struct inst *svc, char *err, size_t errlen)
+{
+    struct service_config *sc = (struct service_config *)(void *)config_load_base(svc);
+    char name[NAME_MAX_LEN], why[CONFIG_ERR_MAX];
+    const char *slash = l->file != NULL ? strrchr(l->file, '/') : NULL;
+
+    if (sc->script[0] == '\0')
+        return PMX_OK;
+    if (sc->script[0] != '/' && slash != NULL && where_of(svc, svc_setting("script"))->origin == FROM_YAML) {
+        char joined[CONFIG_PATH_MAX];
+        int n = snprintf(joined, sizeof joined, "%.*s/%s", (int)(slash - l->file), l->file, sc->script);
+        if (n < 0 || (size_t)n >= sizeof joined) {
+            name_of(l, svc, svc_setting("script"), 0, false, name, sizeof name);
+            snprintf(err, errlen, "%s: \"%s\" is too long once joined to the directory of %s", name,
+                     sc->script, l->file);
+            return PMX_ERR;
+        }
+        memcpy(sc->script, joined, (size_t)n + 1);
+    }
+    struct script *s = script_load(sc->script, sc->name, why, sizeof why);
+    if (s != NULL) {
+        script_unref(s);
+        return PMX_OK;
+    }
+    name_of(l, svc, svc_setting("script"), 0, false, name, sizeof name);
+    snprintf(err, errlen, "%s: %s", name, why);
+    return PMX_ERR;
+}
+
 /* Everything about one service once both front ends are done. */
 static int finish_service(struct load *l, struct inst *svc, char *err, size_t errlen)
 {
@@ -1282,7 +1316,8 @@ static int finish_service(struct load *l, struct inst *svc, char *err, size_t er
         finish_targets(l, svc, err, errlen) != PMX_OK ||
         finish_relations(l, svc, err, errlen) != PMX_OK ||
         finish_routes(l, svc, err, errlen) != PMX_OK ||
-        finish_resolve(l, svc, err, errlen) != PMX_OK)
+        finish_resolve(l, svc, err, errlen) != PMX_OK ||
+        finish_script(l, svc, err, errlen) != PMX_OK)
         return PMX_ERR;
     return PMX_OK;
 }

@@ -225,6 +225,7 @@ static const struct setting service_settings[] = {
     { "route_max_bytes",           NULL, "",                        T_LONG,    SF(route_max_bytes),    "4096",        1,     1048576,       "bytes", S_RELOAD, 0, NULL },
     { "route_timeout",             NULL, "",                        T_LONG,    SF(route_timeout),      "5000",        1,     3600000,       "ms",    S_RELOAD, 0, NULL },
     { "route_default",             NULL, "",                        T_LABEL,   SF(route_default),      "close",       1,     CONFIG_TARGET_NAME_MAX - 1, "", S_RELOAD, 0, NULL },
+    { "script",                    NULL, "",                        T_PATH,    SF(script),             "",            0,     0,             "",      S_OMIT_EMPTY | S_RELOAD, 0, NULL },
 };
 
 /* A target: YAML targets[n].host, env TARGET_HOST_n... All reloadable: a

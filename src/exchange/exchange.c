@@ -8,6 +8,7 @@
 #include "config.h"
 #include "exchange.h"
 #include "log.h"
+#include "script.h"
 
 void exchange_init(struct exchange *x, struct reactor *r, const struct service_config *c)
 {
@@ -48,6 +49,17 @@ void exchange_accept(struct exchange *x, int fd, const char *peer, const struct 
         close(fd);
         return;
     }
+    /* The Lua on_connect hook (SPEC §11): a refused client is closed before
+     * any byte reaches a target. */
+    if (x->script != NULL) {
+        char reason[SCRIPT_REASON_MAX + 32];
+        if (!script_accept(x->script, addr, addr_len, reason, sizeof(reason))) {
+            log_info("service %s: client %s refused by on_connect: %s", x->config->name, peer, reason);
+            stats_refused(&x->stats, STATS_REFUSED_SCRIPT);
+            close(fd);
+            return;
+        }
+    }
     x->ops->accept(x, fd, peer, addr, addr_len);
 }
 
@@ -84,4 +96,6 @@ void exchange_client_removed(struct exchange *x)
 void exchange_event(struct exchange *x, const char *name, const char *target, const char *detail)
 {
     log_error("service %s: event %s target %s: %s", x->config->name, name, target, detail);
+    /* The Lua on_event hook (SPEC §11), with the service's current script. */
+    script_event(x->script, name, x->config->name, target, detail);
 }

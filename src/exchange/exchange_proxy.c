@@ -22,6 +22,7 @@
 #include "proxy_protocol.h"
 #include "reactor.h"
 #include "route.h"
+#include "script.h"
 #include "upstream.h"
 
 /* Most bytes moved per read: bounds the work done for one event. */
@@ -627,21 +628,31 @@ static void proxy_spare_open(struct proxy_spare *sp)
 /* ---- routing on the first bytes (SPEC §10) ------------------------------ */
 
 /* Asks what to do with the first bytes of s buffered so far: the service's
- * routes, in order. (The place where the script's route() hook will be
- * asked too, when the routes do not decide.) */
+ * routes, in order, then, while they have not decided, the script's
+ * route() hook (SPEC §10: it decides when routes do not). The hook waiting
+ * ({ noop = true }) keeps the client waiting even when no route can match. */
 static enum route_result session_decide(struct session *s, struct route_decision *out)
 {
     struct proxy *px = s->px;
+    struct script *script = px->x->script;
+    enum route_result res = ROUTE_RESULT_NO_MATCH;
 
-    if (px->routes == NULL)
-        return ROUTE_RESULT_NO_MATCH;
     /* A NUL after the bytes, not counted in them: regexec() under
      * REG_STARTEND honours the length, but AddressSanitizer's interceptor
      * strlen()s the string first and would read past the buffer. */
     if (buf_reserve(&s->first, 1) != PMX_OK)
         return ROUTE_RESULT_ERROR;
     *buf_end(&s->first) = '\0';
-    return route_table_decide(px->routes, buf_start(&s->first), buf_len(&s->first), out);
+    if (px->routes != NULL)
+        res = route_table_decide(px->routes, buf_start(&s->first), buf_len(&s->first), out);
+    if (res == ROUTE_RESULT_DECIDED || res == ROUTE_RESULT_ERROR || !script_has(script, "route"))
+        return res;
+    route_decision_free(out);
+    route_decision_init(out);
+    if (script_route_client(script, buf_start(&s->first), buf_len(&s->first),
+                            (const struct sockaddr *)&s->addr, s->addr_len, out) != PMX_OK)
+        return ROUTE_RESULT_DECIDED;    /* a close: the script module logged why */
+    return out->action == ROUTE_WAIT ? ROUTE_RESULT_WAIT : ROUTE_RESULT_DECIDED;
 }
 
 /* Carries out decision d (ROUTE_TARGET or ROUTE_CLOSE) for s: reply bytes
@@ -997,8 +1008,8 @@ static void proxy_routes_load(struct proxy *px)
     if (px->routes != NULL)
         route_table_free(px->routes);
     px->routes = NULL;
-    px->routed = c->nroutes > 0;
-    if (!px->routed)
+    px->routed = c->nroutes > 0 || script_has(px->x->script, "route");
+    if (c->nroutes == 0)
         return;
     px->routes = route_table_create(c->routes, c->nroutes, err, sizeof(err));
     if (px->routes == NULL)

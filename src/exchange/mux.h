@@ -20,6 +20,7 @@
 #include "config.h"
 #include "conn.h"
 #include "resp_session.h"
+#include "script.h"
 #include "exchange.h"
 #include "mux_sched.h"
 #include "upstream.h"
@@ -109,6 +110,10 @@ struct mux_request {
     uint64_t log_sent_us;           /* when written upstream (upstream_clock_us), 0 never */
     int log_target;                 /* the target it was written to, -1 none */
     bool upstream_gone;             /* failed with its connection (not a timeout) */
+    /* The Lua on_response hook: the req table kept for it (hook_ref) in
+     * the script it came from (a reference; NULL: no hook to call). */
+    struct script *hook_script;
+    int hook_ref;
     struct mux_request *next;       /* in the upstream's sent queue */
     struct mux_request *cnext;      /* in the client's list */
 };
@@ -145,6 +150,7 @@ struct mux_client {
     uint64_t noreply_gen;
     struct resp_session session;    /* resp: database, protocol, name, auth (all zero: a new client) */
     struct mux_upstream *dedicated; /* resp: its dedicated connection while pinned or in use */
+    struct script *script;          /* the service's Lua hooks when it came (a reference), or NULL */
     bool closing;                   /* read no more; close once flushed */
     bool closed;                    /* gone; freed before the loop sleeps */
     bool dirty;                     /* out has bytes to flush before sleep */

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -122,6 +123,8 @@ void mux_client_close(struct mux_client *c, const char *reason)
     if (c->next)
         c->next->prev = c->prev;
     c->closed = true;
+    script_unref(c->script);
+    c->script = NULL;
     c->next = m->graveyard;
     m->graveyard = c;
     exchange_client_removed(m->x);
@@ -199,10 +202,25 @@ static int mux_client_deliver(struct mux_client *c)
 
 /* The response to req is data[0..len), or with close_client nothing more:
  * the client is closed after the responses before it. */
+/* The Lua on_response hook of req, with its response data[0..len). */
+static void mux_script_response(struct mux_request *req, const char *data, size_t len)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t now = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+    script_on_response(req->hook_script, req->hook_ref, stats_status_names[req->status], data, len,
+                       now > req->start_us ? now - req->start_us : 0);
+    script_unref(req->hook_script);
+    req->hook_script = NULL;
+}
+
 void mux_respond(struct mux_request *req, const char *data, size_t len, bool close_client)
 {
     struct mux_client *c = req->client;
 
+    if (req->hook_script != NULL)
+        mux_script_response(req, data, len);
     req->done = true;
     stats_request_done(req->stats, req->status, req->start_us);
     if (c != NULL)
@@ -429,6 +447,7 @@ void mux_accept(struct exchange *x, int fd, const char *peer, const struct socka
     }
     c->id = conn_next_id();
     c->m = m;
+    c->script = script_ref(x->script);
     snprintf(c->peer, sizeof(c->peer), "%s", peer);
     conn_init(&c->conn, fd);
     sched_client_init(&c->sched);

@@ -15,6 +15,10 @@ void mux_request_free(struct mux_request *req)
 {
     if (!req->done)
         stats_request_dropped(req->stats);
+    if (req->hook_script != NULL) {
+        script_forget(req->hook_script, req->hook_ref);
+        script_unref(req->hook_script);
+    }
     free(req->data);
     free(req->log_command);
     buf_free(&req->resp);
@@ -106,6 +110,47 @@ void mux_request_leave_upstream(struct mux_request *req)
     req->scheduled = false;
 }
 
+/* The Lua on_request hook (SPEC §11) for req, the bytes data[0..len) of
+ * client c. Returns true when the hook answered it (a local reply, in the
+ * client's order like any response) or closed the client; false when it
+ * goes on (req then keeps what on_response needs). */
+static bool mux_script_request(struct mux *m, struct mux_client *c, struct mux_request *req,
+                               const char *data, size_t len)
+{
+    /* The same `command` as the request log's (codec describe()), cut. */
+    char command[256];
+    size_t n = m->x->codec->describe != NULL ? m->x->codec->describe(data, len, command, sizeof(command)) : 0;
+    if (n > sizeof(command))
+        n = sizeof(command);
+    struct buf reply;
+    int ref;
+
+    buf_init(&reply);
+    enum script_verdict v = script_on_request(c->script, c->peer, command, n, data, len, &reply, &ref);
+    if (v == SCRIPT_PASS) {
+        if (ref != SCRIPT_NO_REF) {
+            req->hook_script = script_ref(c->script);
+            req->hook_ref = ref;
+        }
+        return false;
+    }
+    if (v == SCRIPT_CLOSE) {
+        /* Nothing the client sent after it may run. */
+        c->closing = true;
+        req->status = STATS_CLIENT_ERROR;
+        log_info("#%llu client %s: closed by on_request", (unsigned long long)c->id, c->peer);
+        mux_respond(req, "", 0, true);
+    } else {
+        /* A request that gets no response (memcached noreply) gets none
+         * from the hook either. */
+        bool silent = (req->info & CODEC_INFO_NOREPLY) != 0;
+        req->status = STATS_OK;
+        mux_respond(req, silent ? "" : buf_start(&reply), silent ? 0 : buf_len(&reply), false);
+    }
+    buf_free(&reply);
+    return true;
+}
+
 /* A whole request of client c: answer it here, or queue it for an
  * upstream, or (fast path) write it straight to one. */
 void mux_submit(struct mux *m, struct mux_client *c, const char *data, size_t len, uint32_t info)
@@ -130,6 +175,8 @@ void mux_submit(struct mux *m, struct mux_client *c, const char *data, size_t le
     c->tail = req;
     c->npending++;
 
+    if (c->script != NULL && mux_script_request(m, c, req, data, len))
+        return;
     if (info & CODEC_INFO_QUIT) {
         /* Nothing the client sent after QUIT may run. */
         c->closing = true;

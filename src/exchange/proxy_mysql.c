@@ -9,6 +9,7 @@
 #include "log.h"
 #include "mysql.h"
 #include "request_log.h"
+#include "script.h"
 #include "stats.h"
 #include "upstream.h"
 #include "proxy_mysql.h"
@@ -19,6 +20,11 @@ struct proxy_mysql {
     uint64_t id;
     const char *peer;           /* the session's, outlives m */
     struct upstream_conn *up;   /* the session's upstream connection, outlives m */
+    /* The Lua hooks the session started with (a reference), and the req
+     * table of the query in progress for on_response (MySQL runs one
+     * command at a time per session). */
+    struct script *script;
+    int hook_ref;
 };
 
 /* A query's stamp: its start (stats clock, microseconds) shifted left by
@@ -40,11 +46,34 @@ static enum request_log_status proxy_mysql_log_status(enum mysql_outcome o)
     }
 }
 
+/* The Lua hooks, observing only: the bytes have passed already and the
+ * session is never changed (on_request's result is ignored). */
+static void proxy_mysql_script(struct proxy_mysql *m, const struct mysql_event *ev, uint64_t us)
+{
+    static const char *const status[] = {
+        [MYSQL_OK] = "ok", [MYSQL_ERROR] = "error", [MYSQL_CLIENT_GONE] = "dropped",
+        [MYSQL_UPSTREAM_GONE] = "server_error",
+    };
+
+    if (ev->type == MYSQL_EVENT_QUERY) {
+        script_forget(m->script, m->hook_ref);
+        const char *text = ev->text != NULL ? ev->text : "";
+        (void)script_on_request(m->script, m->peer, text, ev->text_len, text, ev->text_len, NULL, &m->hook_ref);
+        return;
+    }
+    script_on_response(m->script, m->hook_ref, (unsigned)ev->outcome < PMX_ARRAY_LEN(status) ? status[ev->outcome] : "error",
+                       NULL, (size_t)ev->bytes_out, us);
+    m->hook_ref = SCRIPT_NO_REF;
+}
+
 static void proxy_mysql_done(struct proxy_mysql *m, const struct mysql_event *ev)
 {
     struct exchange *x = m->x;
     uint64_t start = ev->stamp >> 1;
     uint64_t now = upstream_clock_us();
+
+    if (m->script != NULL)
+        proxy_mysql_script(m, ev, now > start ? now - start : 0);
 
     /* An ERR packet is the upstream's answer (as a resp -ERR is in
      * fifo/funnel); the request log tells it apart. */
@@ -83,6 +112,8 @@ static void proxy_mysql_event(void *ctx, const struct mysql_event *ev)
         uint64_t start = stats_request_start(&x->stats);
         bool sampled = x->request_log != NULL && request_log_sampled(x->request_log);
         *ev->stamp_slot = start << 1 | (sampled ? PROXY_MYSQL_SAMPLED : 0);
+        if (m->script != NULL)
+            proxy_mysql_script(m, ev, 0);
         break;
     }
     case MYSQL_EVENT_DONE:
@@ -107,11 +138,13 @@ struct proxy_mysql *proxy_mysql_new(struct exchange *x, uint64_t id, const char 
     m->id = id;
     m->peer = peer;
     m->up = up;
+    m->hook_ref = SCRIPT_NO_REF;
     m->follower = mysql_follower_new((size_t)x->config->request_log.max_text, proxy_mysql_event, m);
     if (m->follower == NULL) {
         free(m);
         return NULL;
     }
+    m->script = script_ref(x->script);
     return m;
 }
 
@@ -126,5 +159,7 @@ void proxy_mysql_end(struct proxy_mysql *m, bool client_left)
         return;
     mysql_follower_end(m->follower, client_left ? MYSQL_CLIENT_GONE : MYSQL_UPSTREAM_GONE);
     mysql_follower_free(m->follower);
+    script_forget(m->script, m->hook_ref);
+    script_unref(m->script);
     free(m);
 }

@@ -8,6 +8,7 @@
 #include "codec.h"
 #include "log.h"
 #include "request_log.h"
+#include "script.h"
 #include "service.h"
 #include "upstream.h"
 
@@ -140,11 +141,37 @@ static void service_on_target_up(void *data)
         s->exchange.ops->target_up(&s->exchange);
 }
 
+/* A target went down or came up: the Lua on_event hook. */
+static void service_on_target_event(void *data, const char *event, const char *target, const char *reason)
+{
+    struct service *s = data;
+
+    script_event(s->exchange.script, event, s->config->name, target, reason);
+}
+
+/* Loads cfg's script (none: NULL). Returns PMX_ERR, logged, when it does
+ * not load (the file changed since the configuration was checked). */
+static int service_load_script(const struct service_config *cfg, struct script **out)
+{
+    char why[CONFIG_ERR_MAX];
+
+    *out = NULL;
+    if (cfg->script[0] == '\0')
+        return PMX_OK;
+    *out = script_load(cfg->script, cfg->name, why, sizeof(why));
+    if (*out == NULL) {
+        log_error("service %s: script: %s", cfg->name, why);
+        return PMX_ERR;
+    }
+    return PMX_OK;
+}
+
 int service_start(struct service *s, struct reactor *r, struct resolver *rs)
 {
     const struct service_config *cfg = s->config;
     struct upstream_owner owner = {
         .target_up = service_on_target_up,
+        .target_event = service_on_target_event,
         .data = s,
         .connect_latency = cfg->effective_mode == MODE_PROXY,
     };
@@ -160,6 +187,8 @@ int service_start(struct service *s, struct reactor *r, struct resolver *rs)
     s->exchange.on_idle = service_on_idle;
     s->exchange.on_client_removed = service_on_client_removed;
     s->exchange.on_out_of_fds = service_on_out_of_fds;
+    if (service_load_script(cfg, &s->exchange.script) != PMX_OK)
+        return PMX_ERR;
     log_info("service %s: %s mode, %s codec, %d upstream connection%s, %d target%s", cfg->name,
              s->exchange.ops->name, s->exchange.codec->name, cfg->connections, cfg->connections == 1 ? "" : "s",
              cfg->ntargets, cfg->ntargets == 1 ? "" : "s");
@@ -209,6 +238,8 @@ void service_reload_abort(struct service *s)
 
 void service_reload(struct service *s, const struct service_config *cfg)
 {
+    struct script *fresh;
+
     /* What is buffered goes to the old file; new records to the new one. */
     request_log_close(s->request_log);
     s->request_log = s->next_request_log;
@@ -216,6 +247,14 @@ void service_reload(struct service *s, const struct service_config *cfg)
     s->exchange.request_log = s->request_log;
     s->config = cfg;
     s->exchange.config = cfg;
+    /* New clients get the script as the file is now; connected ones keep
+     * the state they started with (their reference). */
+    if (service_load_script(cfg, &fresh) == PMX_OK) {
+        script_unref(s->exchange.script);
+        s->exchange.script = fresh;
+    } else {
+        log_error("service %s: reload: keeping the running script", cfg->name);
+    }
     if (s->upstream != NULL && upstream_reload(s->upstream, cfg) != PMX_OK)
         log_error("service %s: reload: out of memory; keeping the running targets", cfg->name);
     if (s->exchange.priv != NULL)
@@ -239,4 +278,6 @@ void service_close(struct service *s)
     request_log_close(s->request_log);
     s->request_log = NULL;
     s->exchange.request_log = NULL;
+    script_unref(s->exchange.script);
+    s->exchange.script = NULL;
 }

@@ -13,7 +13,7 @@ const uint32_t stats_bounds_us[STATS_NBOUNDS] = {
 };
 
 const char *const stats_refusal_names[STATS_REFUSED_N] = {
-    "max_connections", "max_queued", "no_upstream", "queue_timeout", "request_memory", "denied", "route",
+    "max_connections", "max_queued", "no_upstream", "queue_timeout", "request_memory", "denied", "route", "script",
 };
 
 const char *const stats_status_names[STATS_STATUS_N] = {

@@ -123,6 +123,13 @@ static bool target_usable(const struct upstream_target *t)
     return t->addr_len > 0 && health_usable(&t->health) && !t->draining;
 }
 
+/* Tells the owner of a state change of t (after it is logged). */
+static void target_notify_event(struct upstream *u, const struct upstream_target *t, const char *event)
+{
+    if (u->owner.target_event != NULL && !u->stopped)
+        u->owner.target_event(u->owner.data, event, t->config->name, t->health.reason);
+}
+
 static void target_notify_up(struct upstream *u)
 {
     if (u->owner.target_up != NULL && !u->stopped)
@@ -146,9 +153,11 @@ static void target_failure(struct upstream_target *t, const char *reason)
 {
     struct upstream *u = t->u;
 
-    if (health_failure(&t->health, u->config->health.fail_after, reason, reactor_now(u->r)))
+    if (health_failure(&t->health, u->config->health.fail_after, reason, reactor_now(u->r))) {
         log_error("service %s: target %s (%s) is down: %s", upstream_name(u), t->config->name, t->address,
                   t->health.reason);
+        target_notify_event(u, t, "target_down");
+    }
     if (target_wants_probes(t))
         target_probe_schedule(t, u->config->health.interval);
 }
@@ -165,6 +174,7 @@ static void target_probe_done(void *data, bool ok, const char *reason)
         if (health_probe_ok(&t->health, c->health.rise_after, reactor_now(u->r))) {
             log_error("service %s: target %s (%s) is up: %s", upstream_name(u), t->config->name, t->address,
                       t->health.reason);
+            target_notify_event(u, t, "target_up");
             target_notify_up(u);
         } else if (t->health.state == HEALTH_DOWN) {
             /* Rising: the next probe goes at once, so that a target that
@@ -498,6 +508,7 @@ void upstream_target_set_maint(struct upstream *u, int i, bool down)
         return;
     log_error("service %s: target %s (%s) is %s: %s", upstream_name(u), t->config->name, t->address,
               health_state_name(t->health.state), t->health.reason);
+    target_notify_event(u, t, down ? "target_down" : "target_up");
     if (!down) {
         target_notify_up(u);
         if (target_wants_probes(t))

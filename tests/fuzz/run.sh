@@ -21,7 +21,7 @@ CC=${FUZZ_CC:-clang}
 OUT=${BUILD_FUZZ:-build/fuzz}
 SECONDS_EACH=${FUZZ_SECONDS:-30}
 JOBS=${FUZZ_JOBS:-$(nproc)}
-ALL="fuzz_codec fuzz_config_yaml fuzz_config_env fuzz_exchange fuzz_systemd fuzz_proxy_protocol fuzz_upgrade fuzz_admin fuzz_request_log fuzz_mysql fuzz_cidr fuzz_route"
+ALL="fuzz_codec fuzz_config_yaml fuzz_config_env fuzz_exchange fuzz_systemd fuzz_proxy_protocol fuzz_upgrade fuzz_admin fuzz_request_log fuzz_mysql fuzz_cidr fuzz_route fuzz_script"
 
 mode=fuzz
 harnesses=()
@@ -43,7 +43,10 @@ fi
 
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
 # -pthread: the resolver's helper thread (src/core/resolver.c).
-BASE="-std=gnu11 -O1 -g -D_GNU_SOURCE -pthread -Iinclude $SAN"
+# Lua 5.4: the script module (src/script/script.c).
+LUA_CFLAGS=$(pkg-config --cflags lua5.4 2>/dev/null || echo -I/usr/include/lua5.4)
+LUA_LIBS=$(pkg-config --libs lua5.4 2>/dev/null || echo -llua5.4)
+BASE="-std=gnu11 -O1 -g -D_GNU_SOURCE -pthread -Iinclude $LUA_CFLAGS $SAN"
 # The project's warnings; -Werror only for the harnesses, so that a warning
 # new in clang does not stop fuzzing of code owned elsewhere.
 WARN="-Wall -Wextra -Wshadow -Wpointer-arith -Wstrict-prototypes -Wmissing-prototypes \
@@ -95,7 +98,7 @@ for h in "${harnesses[@]}"; do
     fuzz_exchange) objs=("${objs_fakeclock[@]}") ;;
     esac
     "$CC" $BASE $WARN -Werror -Itests/fuzz -fsanitize=fuzzer -o "$OUT/$h" \
-        "tests/fuzz/$h.c" "${objs[@]}" "${extra[@]}" $YAML_LIBS
+        "tests/fuzz/$h.c" "${objs[@]}" "${extra[@]}" $YAML_LIBS $LUA_LIBS
 done
 echo "run.sh: built ${harnesses[*]} in $OUT"
 [ "$mode" != build ] || exit 0
