@@ -17,6 +17,7 @@ import time
 from harness import (TIME_FACTOR, ProximuxTestCase, RedisServer, Resp, RespError, connect, free_port,
                      make_tmpdir, remove_tmpdir, resp_encode, run_proximux)
 from muxlib import McClient, MemcachedServer
+from test_admin import get_json, http
 
 TS_RX = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 
@@ -168,7 +169,9 @@ class RequestLogRedis(_LogDir, ProximuxTestCase):
         reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
         self.addCleanup(os.close, reader)
         port = free_port()
-        pmx = self.start_proximux(yaml=self.config(port, log=fifo, limits=False), port=port)
+        aport = free_port()
+        pmx = self.start_proximux(yaml=self.config(port, log=fifo, limits=False,
+                                                   extra="admin: { listen: \"127.0.0.1:%d\" }\n" % aport), port=port)
         c, _ = self.client(port)
         key = "k" * 900
         # 1000-byte lines: 4000 of them are far more than the pipe (64 KiB)
@@ -181,6 +184,11 @@ class RequestLogRedis(_LogDir, ProximuxTestCase):
                          timeout=5 * TIME_FACTOR)
         self.assertGreater(int(m.group(1)), 0)
         self.assertEqual(c.command("PING"), "PONG")
+        # The statistics count them too (at least what was logged).
+        st = get_json(aport, "/api/v1/stats/default")
+        self.assertGreaterEqual(st["request_log_dropped"], int(m.group(1)))
+        _, _, body = http(aport, "GET", "/metrics")
+        self.assertRegex(body.decode(), r'proximux_request_log_dropped_total\{service="default"\} [1-9]')
         self.assert_proximux_ok(pmx)
 
     def test_reopen_after_rename_and_sighup(self):
