@@ -280,6 +280,19 @@ static void out_fmt(struct request_log_out *o, const char *fmt, ...)
         o->p += (size_t)n < room ? (size_t)n : room;
 }
 
+/* v in decimal, by hand: printf is most of a line's cost otherwise. */
+static void out_u64(struct request_log_out *o, uint64_t v)
+{
+    char digits[20];
+    size_t n = 0;
+
+    do {
+        digits[sizeof(digits) - ++n] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v > 0);
+    out_bytes(o, digits + sizeof(digits) - n, n);
+}
+
 /* The length of the valid UTF-8 sequence at s[0..n), or 0 if there is
  * none (overlong forms, surrogates and code points past U+10FFFF are not
  * valid). */
@@ -316,6 +329,13 @@ static size_t utf8_seq(const unsigned char *s, size_t n)
 /* A JSON string's content: valid UTF-8 passes, " and \ and control bytes
  * are escaped, and a byte that is not part of valid UTF-8 is written as
  * \u00XX (its value as a code point). */
+/* Bytes a JSON string takes as they are: printable ASCII but " and \. */
+static const bool json_plain[256] = {
+    [0x20 ... 0x21] = true,     /* '"' is 0x22 */
+    [0x23 ... 0x5b] = true,     /* '\\' is 0x5c */
+    [0x5d ... 0x7e] = true,
+};
+
 static void out_json_text(struct request_log_out *o, const char *s, size_t n)
 {
     const unsigned char *u = (const unsigned char *)s;
@@ -323,9 +343,9 @@ static void out_json_text(struct request_log_out *o, const char *s, size_t n)
 
     while (i < n) {
         unsigned char ch = u[i];
-        if (ch >= 0x20 && ch < 0x7f && ch != '"' && ch != '\\') {
+        if (json_plain[ch]) {
             size_t run = i + 1;
-            while (run < n && u[run] >= 0x20 && u[run] < 0x7f && u[run] != '"' && u[run] != '\\')
+            while (run < n && json_plain[u[run]])
                 run++;
             out_bytes(o, s + i, run - i);
             i = run;
@@ -427,7 +447,12 @@ static void out_ts(struct request_log *log, struct request_log_out *o)
         strftime(log->ts_text, sizeof(log->ts_text), "%Y-%m-%dT%H:%M:%S", &tm);
         log->ts_sec = now.tv_sec;
     }
-    out_fmt(o, "%s.%06ldZ", log->ts_text, now.tv_nsec / 1000);
+    char frac[8] = ".000000Z";
+    long us = now.tv_nsec / 1000;
+    for (int i = 6; i >= 1; i--, us /= 10)
+        frac[i] = (char)('0' + us % 10);
+    out_str(o, log->ts_text);
+    out_bytes(o, frac, sizeof(frac));
 }
 
 static size_t request_log_format(struct request_log *log, const struct request_log_record *r)
@@ -449,9 +474,15 @@ static size_t request_log_format(struct request_log *log, const struct request_l
         out_json_text(&o, target, strlen(target));
         out_str(&o, "\",\"command\":\"");
         out_command(log, &o, command, r->command_len, r->command_total);
-        out_fmt(&o, "\",\"bytes_in\":%llu,\"bytes_out\":%llu,\"us\":%llu,\"status\":\"%s\"",
-                (unsigned long long)r->bytes_in, (unsigned long long)r->bytes_out, (unsigned long long)r->us,
-                request_log_status_name(r->status));
+        out_str(&o, "\",\"bytes_in\":");
+        out_u64(&o, r->bytes_in);
+        out_str(&o, ",\"bytes_out\":");
+        out_u64(&o, r->bytes_out);
+        out_str(&o, ",\"us\":");
+        out_u64(&o, r->us);
+        out_str(&o, ",\"status\":\"");
+        out_str(&o, request_log_status_name(r->status));
+        out_str(&o, "\"");
         if (r->error_code != 0)
             out_fmt(&o, ",\"error_code\":%u", r->error_code);
         if (r->statement_id >= 0)
@@ -467,8 +498,14 @@ static size_t request_log_format(struct request_log *log, const struct request_l
         out_c_text(&o, *client ? client : "-", *client ? strlen(client) : 1);
         out_str(&o, " ");
         out_c_text(&o, *target ? target : "-", *target ? strlen(target) : 1);
-        out_fmt(&o, " %s %lluus in=%llu out=%llu", request_log_status_name(r->status),
-                (unsigned long long)r->us, (unsigned long long)r->bytes_in, (unsigned long long)r->bytes_out);
+        out_str(&o, " ");
+        out_str(&o, request_log_status_name(r->status));
+        out_str(&o, " ");
+        out_u64(&o, r->us);
+        out_str(&o, "us in=");
+        out_u64(&o, r->bytes_in);
+        out_str(&o, " out=");
+        out_u64(&o, r->bytes_out);
         if (r->error_code != 0)
             out_fmt(&o, " error_code=%u", r->error_code);
         if (r->statement_id >= 0)
