@@ -4,6 +4,7 @@
  * does not fit is dropped and counted. */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -62,6 +63,7 @@ struct request_log {
     size_t cap;                     /* bytes per half */
     bool writing;                   /* the writer holds the other half */
     bool idle;                      /* the writer waits for a first line */
+    bool give_up;                   /* (atomic) closing: stop waiting for the sink */
     bool stop;
     uint64_t dropped;               /* lines dropped: buffer full, or the write failed */
     int write_errno;                /* last write error, reported by the reactor thread */
@@ -86,21 +88,24 @@ static uint64_t request_log_next_random(struct request_log *log)
 }
 
 /* Writes data[0..len) whole, retrying after EINTR and partial writes;
- * returns 0 or an errno. The only cancellation point of the writer: a
- * sink that never drains is abandoned by request_log_close(). */
-static int request_log_write_all(int fd, const char *data, size_t len)
+ * returns 0 or an errno. The files Proximux opens are non-blocking, so a
+ * pipe that does not drain is waited for in poll(), 100 ms at a time, and
+ * given up when request_log_close() says so (ETIMEDOUT); stderr is
+ * written as it is (blocking). */
+static int request_log_write_all(struct request_log *log, const char *data, size_t len)
 {
-    int old;
-
     while (len > 0) {
-        pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, &old);
-        ssize_t n = write(fd, data, len);
-        int e = errno;
-        pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old);
+        ssize_t n = write(log->fd, data, len);
         if (n < 0) {
-            if (e == EINTR)
+            if (errno == EINTR)
                 continue;
-            return e;
+            if (errno != EAGAIN)
+                return errno;
+            if (__atomic_load_n(&log->give_up, __ATOMIC_ACQUIRE))
+                return ETIMEDOUT;
+            struct pollfd pfd = { .fd = log->fd, .events = POLLOUT };
+            (void)poll(&pfd, 1, 100);
+            continue;
         }
         data += n;
         len -= (size_t)n;
@@ -123,9 +128,7 @@ static uint64_t request_log_count_lines(const char *data, size_t len)
 static void *request_log_writer(void *arg)
 {
     struct request_log *log = arg;
-    int old;
 
-    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old);
     pthread_mutex_lock(&log->lock);
     for (;;) {
         /* Nothing buffered: sleep until the first line comes. */
@@ -153,7 +156,7 @@ static void *request_log_writer(void *arg)
         log->writing = true;
         pthread_mutex_unlock(&log->lock);
 
-        int e = request_log_write_all(log->fd, h->data, h->len);
+        int e = request_log_write_all(log, h->data, h->len);
 
         pthread_mutex_lock(&log->lock);
         if (e != 0) {
@@ -193,19 +196,15 @@ struct request_log *request_log_open(const struct request_log_config *c, char *e
     if (strcmp(c->file, "-") == 0) {
         log->fd = STDERR_FILENO;
     } else {
-        /* O_NONBLOCK only to open: a FIFO without a reader is an error
-         * rather than a hang; writes then block, in the writer thread. */
+        /* O_NONBLOCK: a FIFO without a reader is an error rather than a
+         * hang, and a pipe that stops draining cannot hold the writer
+         * past request_log_close() (see request_log_write_all). */
         log->fd = open(c->file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NONBLOCK | O_NOCTTY, 0644);
         if (log->fd < 0) {
             snprintf(err, errlen, "request_log.file: cannot open \"%s\": %s", c->file, strerror(errno));
             goto fail;
         }
         log->own_fd = true;
-        int fl = fcntl(log->fd, F_GETFL);
-        if (fl < 0 || fcntl(log->fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
-            snprintf(err, errlen, "request_log.file: \"%s\": %s", c->file, strerror(errno));
-            goto fail;
-        }
     }
     /* The longest line: command escaped (6 bytes a byte at most) and the
      * marker, plus the other fields. */
@@ -588,12 +587,18 @@ void request_log_close(struct request_log *log)
         log->stop = true;
         pthread_cond_signal(&log->wake);
         pthread_mutex_unlock(&log->lock);
-        /* A sink that does not drain in time: the writer is cancelled in
-         * its write() (what it held is lost, as if dropped). */
+        /* A sink that does not drain in time: the writer gives up what it
+         * holds (within its 100 ms poll). */
         if (pthread_timedjoin_np(log->writer, NULL, &deadline) != 0) {
-            pthread_cancel(log->writer);
-            pthread_join(log->writer, NULL);
+            __atomic_store_n(&log->give_up, true, __ATOMIC_RELEASE);
             log_error("request_log %s: closed with lines unwritten (sink too slow)", log->path);
+            if (!log->own_fd) {
+                /* stderr blocks in write(), where nothing can interrupt
+                 * it safely: the writer and its log are left to it. */
+                pthread_detach(log->writer);
+                return;
+            }
+            pthread_join(log->writer, NULL);
         }
     }
     if (log->own_fd && log->fd >= 0)
