@@ -43,20 +43,21 @@ CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubu
 
 # The one list of sources, by layer; lint and fuzz read it (make print-src).
 CORE_SRC     := src/core/reactor.c src/core/buf.c src/core/conn.c src/core/net.c src/core/log.c \
-                src/core/signals.c src/core/resolver.c src/core/notify.c src/core/cidr.c
+                src/core/signals.c src/core/resolver.c src/core/notify.c src/core/cidr.c src/core/cidr_set.c
 PROTO_SRC    := src/proto/codec.c src/proto/codec_raw.c src/proto/codec_line.c \
                 src/proto/codec_resp.c src/proto/codec_memcache.c src/proto/codec_http.c \
-                src/proto/resp_session.c src/proto/proxy_protocol.c
+                src/proto/resp_session.c src/proto/proxy_protocol.c src/proto/mysql.c src/proto/peek.c
 UPSTREAM_SRC := src/upstream/upstream.c src/upstream/balancer.c src/upstream/health.c
 EXCHANGE_SRC := src/exchange/exchange.c src/exchange/exchange_proxy.c src/exchange/exchange_mux.c src/exchange/mux_client.c src/exchange/mux_request.c src/exchange/mux_upstream.c \
-                src/exchange/mux_sched.c src/exchange/mux_session.c
+                src/exchange/mux_sched.c src/exchange/mux_session.c src/exchange/proxy_mysql.c
 SERVICE_SRC  := src/service/listener.c src/service/service.c src/service/activation.c src/service/proxy_accept.c \
-                src/service/daemon.c src/service/upgrade.c
+                src/service/daemon.c src/service/upgrade.c src/service/access.c
+ROUTE_SRC    := src/route/route.c
 CONFIG_SRC   := src/config/config_schema.c src/config/config.c src/config/config_dump.c \
                 src/config/config_env.c src/config/config_yaml.c
 STATS_SRC    := src/stats/stats.c src/admin/admin.c src/stats/request_log.c
 LIB_SRC      := $(CORE_SRC) $(PROTO_SRC) $(UPSTREAM_SRC) $(EXCHANGE_SRC) $(SERVICE_SRC) $(CONFIG_SRC) \
-                $(STATS_SRC)
+                $(STATS_SRC) $(ROUTE_SRC)
 MAIN_SRC     := src/main.c
 
 LIB_OBJ  := $(LIB_SRC:src/%.c=$(BUILD)/src/%.o)

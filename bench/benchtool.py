@@ -175,9 +175,11 @@ SECTION_TITLES = {
     "proxy": "Proxy mode (1 client = 1 upstream connection), redis",
     "mux": "Multiplexing (many clients over few upstream connections), redis",
     "memcache": "Memcached (memaslap, 50 % set / 50 % get, one MIX row)",
+    "features": "Features on vs off (Proximux fifo async, redis): NAME+FEATURE vs NAME",
 }
 # What each section's ratios compare against (besides direct).
-SECTION_REF = {"proxy": "haproxy", "mux": "twemproxy", "memcache": "twemproxy"}
+SECTION_REF = {"proxy": "haproxy", "mux": "twemproxy", "memcache": "twemproxy",
+               "features": "proximux-fifo-async"}
 
 
 def _num(s):
@@ -253,7 +255,7 @@ def load(path):
 
 def report(path, only=None):
     med, order = load(path)
-    sections = [s for s in ("proxy", "mux", "memcache") if s in med and (not only or s == only)]
+    sections = [s for s in ("proxy", "mux", "memcache", "features") if s in med and (not only or s == only)]
     summary = []
     for sec in sections:
         m, keys = med[sec], order[sec]

@@ -201,7 +201,7 @@ start_proximux() {
     # BENCH_ADMIN=1: the admin listener on, /metrics scraped every second
     # (the cost of statistics and of being watched).
     local admin=()
-    if [ "${BENCH_ADMIN:-0}" = 1 ]; then
+    if [ "${PMX_ADMIN:-${BENCH_ADMIN:-0}}" = 1 ]; then
         free_ports 1
         admin=(ADMIN_LISTEN="127.0.0.1:${PORTS[0]}")
     fi

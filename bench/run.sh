@@ -2,7 +2,7 @@
 # Proximux benchmarks: Proximux vs a direct connection, HAProxy and
 # twemproxy (nutcracker), all on loopback, in the same run.
 #
-#   bash bench/run.sh [proxy|mux|memcache|all]     (default: all)
+#   bash bench/run.sh [proxy|mux|memcache|features|all]     (default: all)
 #
 # Environment (see bench/README.md):
 #   PROXIMUX_BIN     binary to test (default ./proximux, relative to cwd)
@@ -24,7 +24,7 @@ BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 SECTION=${1:-all}
 case "$SECTION" in
-    proxy|mux|memcache|all) ;;
+    proxy|mux|memcache|features|all) ;;
     -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown section '$SECTION' (proxy, mux, memcache or nothing for all)" ;;
 esac
@@ -60,6 +60,12 @@ RESULTS="$BENCH_TMP/results.tsv"
 start_target() {
     local name=$1 be=$2 codec=$3
     T_PID=""; T_WHY=""; TGT_PID=""; TGT_WHY=""
+    # NAME+FEATURE: the same Proximux with a feature on (section features).
+    PMX_ADMIN=${BENCH_ADMIN:-0}
+    case "$name" in
+        *+admin) PMX_ADMIN=1 ;;
+    esac
+    name=${name%%+*}
     if [ "$name" = direct ]; then
         T_PORT=$be
         return 0
@@ -228,6 +234,25 @@ section_proxy() {
     bg_stop "$REDIS_PID"
 }
 
+# The cost of features that may stay on, against the same Proximux without
+# them, in one run: the admin listener scraped every second (statistics
+# are always counted).
+section_features() {
+    log ""
+    log "== features: Proximux fifo async, each feature on vs off (same redis, same run)"
+    free_ports 1
+    local rport=${PORTS[0]} rep p tgt
+    start_redis "$rport"
+    for rep in $(seq 1 "$REPEAT"); do
+        for p in $PIPELINES; do
+            for tgt in proximux-fifo-async proximux-fifo-async+admin; do
+                bench_redis features "$tgt" "$rport" "$p" "$rep"
+            done
+        done
+    done
+    bg_stop "$REDIS_PID"
+}
+
 section_mux() {
     log ""
     log "== mux: direct redis vs twemproxy (1 server connection) vs Proximux fifo/funnel"
@@ -315,6 +340,7 @@ case "$SECTION" in
     proxy)    need redis-server redis-benchmark haproxy || exit 1 ;;
     mux)      need redis-server redis-benchmark nutcracker || exit 1 ;;
     memcache) need memcached nutcracker || exit 1 ;;
+    features) need redis-server redis-benchmark || exit 1 ;;
     all)      need redis-server redis-benchmark haproxy nutcracker memcached || exit 1 ;;
 esac
 
@@ -338,7 +364,8 @@ case "$SECTION" in
     proxy)    section_proxy ;;
     mux)      section_mux ;;
     memcache) section_memcache ;;
-    all)      section_proxy; section_mux; section_memcache ;;
+    features) section_features ;;
+    all)      section_proxy; section_mux; section_memcache; section_features ;;
 esac
 
 [ -n "${BENCH_OUT:-}" ] && cp "$RESULTS" "$BENCH_OUT"

@@ -121,6 +121,9 @@ struct codec_ops {
      * "-ERR", memcache ERROR / CLIENT_ERROR / SERVER_ERROR, http 5xx); NULL
      * when the protocol has none (line, raw). */
     bool (*error_reply)(const char *data, size_t len);
+    /* true for mysql: no framing functions; exchange.codec accepts it with
+     * mode proxy only (a proxy session follows the packets itself). */
+    bool proxy_only;
 };
 
 /* The codec called name ("raw", "line", "resp", "memcache", "http"), or
@@ -148,5 +151,6 @@ extern const struct codec_ops codec_line;
 extern const struct codec_ops codec_resp;
 extern const struct codec_ops codec_memcache;
 extern const struct codec_ops codec_http;
+extern const struct codec_ops codec_mysql;
 
 #endif

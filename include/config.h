@@ -13,6 +13,7 @@
 #include <sys/types.h>
 #include "balancer.h"
 #include "cidr.h"
+#include "cidr_set.h"
 #include "net.h"
 #include "pmx.h"
 
@@ -39,6 +40,7 @@ enum exchange_mode {
 #define CONFIG_PROBE_MAX 256        /* health.send / health.expect bytes */
 #define CONFIG_ERR_MAX 512
 #define CONFIG_MAX_PROXY_FROM 64    /* accept_proxy_from ranges per service */
+#define CONFIG_MAX_ACCESS 100000    /* allow / deny entries per list (top level, each service) */
 
 #define CONFIG_ROUTE_TEXT_MAX 4096 /* a route's match/prefix/sni/http_host pattern and its reply/data/close bytes */
 #define CONFIG_MAX_ROUTES 256       /* routes per service */
@@ -197,6 +199,16 @@ struct service_config {
     struct target_config *targets;  /* ntargets entries, owned */
 
     struct request_log_config request_log;  /* request_log: (SPEC §11) */
+    /* access control (SPEC §11): the service's own allow/deny, checked
+     * after the top-level ones (struct config) */
+    int nallow;
+    struct cidr *allow;             /* allow: nallow entries, owned */
+    int ndeny;
+    struct cidr *deny;              /* deny: ndeny entries, owned */
+    /* Derived by config_load(): lookup sets of these lists (owned) and of
+     * the top-level ones (owned by the struct config); NULL when empty. */
+    struct cidr_set *allow_set, *deny_set;
+    const struct cidr_set *top_allow_set, *top_deny_set;
 };
 
 struct config {
@@ -214,6 +226,15 @@ struct config {
 
     /* Where the YAML came from ("" when env only); kept for reload. */
     char path[CONFIG_PATH_MAX];
+
+    /* access control (SPEC §11): top-level allow/deny apply to every
+     * service, before its own; log_mask_ip masks client addresses in logs */
+    bool log_mask_ip;
+    int nallow;
+    struct cidr *allow;             /* allow: nallow entries, owned */
+    int ndeny;
+    struct cidr *deny;              /* deny: ndeny entries, owned */
+    struct cidr_set *allow_set, *deny_set;  /* derived by config_load(), owned; NULL when empty */
 };
 
 /* Fills c from the built-in defaults, then the YAML file at yaml_path (may be

@@ -100,4 +100,10 @@ void exchange_out_of_fds(struct exchange *x);
 void exchange_client_added(struct exchange *x);
 void exchange_client_removed(struct exchange *x);
 
+/* An event of a client's session (SPEC §10: "connect_error" when a routed
+ * session's connect failed, "inactivity" when its target sent nothing in
+ * inactivity_timeout): logged at level 1 as `service S: event NAME target
+ * T: DETAIL`; the place where script hooks (on_event) will hear them. */
+void exchange_event(struct exchange *x, const char *name, const char *target, const char *detail);
+
 #endif

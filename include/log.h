@@ -3,6 +3,9 @@
 #ifndef LOG_H
 #define LOG_H
 
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
 #include "pmx.h"
 
 enum log_level {
@@ -15,6 +18,18 @@ enum log_level {
 extern int log_level;
 
 void log_set_level(int level);
+
+/* log_mask_ip (SPEC §11): when on, log_format_client() masks addresses. */
+void log_set_mask_ip(bool on);
+
+/* Formats a client's address for log lines (NET_ADDR_MAX bytes) as
+ * net_format_addr() does, or masked when log_mask_ip is on: IPv4 keeps its
+ * first two bytes ("10.1.x.x:5000"), IPv6 its first 48 bits
+ * ("[2001:db8:1::/48]:5000"), IPv4-mapped IPv6 as IPv4
+ * ("[::ffff:10.1.x.x]:5000"); the port stays, to tell connections apart.
+ * Unix-socket peers carry no address and are never masked. Only the text
+ * is masked: matching, ip_hash and send_proxy use the real address. */
+void log_format_client(const struct sockaddr *addr, socklen_t len, char *out, size_t outlen);
 
 /* Directs logs to path (appending), or to stderr when path is NULL or
  * empty. Called again on SIGHUP to reopen a rotated file. Returns PMX_OK, or

@@ -22,6 +22,12 @@ enum route_result {
     ROUTE_RESULT_ERROR,         /* out of memory filling *out: the caller closes the client */
 };
 
+/* Checks what one route can tell alone: its regex compiles (match:), and
+ * the $1..$9 of target and data name groups the regex has ($$ is a literal
+ * $). Returns PMX_OK, or PMX_ERR with the setting at fault in *field
+ * ("match", "target", "data") and the reason in why. */
+int route_check(const struct route_config *r, const char **field, char *why, size_t whylen) PMX_WUR;
+
 /* Compiles n routes (regexes with REG_EXTENDED). Returns NULL with a
  * one-line reason in err naming the route (e.g. `routes[2].match: ...`). */
 struct route_table *route_table_create(const struct route_config *routes, int n, char *err,

@@ -20,6 +20,8 @@ enum stats_refusal {
     STATS_REFUSED_NO_UPSTREAM,      /* proxy: no target reachable for its session */
     STATS_REFUSED_QUEUE_TIMEOUT,    /* proxy: no limits.max_active place in queue_timeout */
     STATS_REFUSED_REQUEST_MEMORY,   /* fifo/funnel: limits.request_memory spent */
+    STATS_REFUSED_DENIED,           /* allow/deny lists (SPEC §11) */
+    STATS_REFUSED_ROUTE,            /* proxy routes: route_default close (no match, route_max_bytes, route_timeout) */
     STATS_REFUSED_N,
 };
 
@@ -88,6 +90,9 @@ struct stats_target {
     uint64_t conns;                     /* open connections */
     uint64_t connects;                  /* connects started */
     uint64_t connect_errors;            /* connects failed */
+    uint64_t requests;                  /* requests it answered */
+    uint64_t bytes_sent;                /* bytes written to it */
+    uint64_t bytes_received;            /* bytes read from it */
     int weight;
     bool backup;
     bool draining;                      /* removed at runtime, waiting for its connections to end */

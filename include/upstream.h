@@ -44,6 +44,11 @@ struct upstream_conn;
  * configuration allows at most 100). */
 #define UPSTREAM_MAX_TRIES 101
 
+/* Host name lookups of ad hoc addresses (upstream_conn_open_host) in
+ * progress at once per service; one more fails at once (the client is
+ * closed) rather than queue behind a slow DNS. */
+#define UPSTREAM_MAX_LOOKUPS 64
+
 enum upstream_conn_state {
     UPSTREAM_CLOSED,            /* no socket */
     UPSTREAM_CONNECTING,        /* connect() in progress, under connect_timeout */
@@ -83,6 +88,15 @@ struct upstream_conn {
     uint64_t connect_started_us;
     struct sockaddr_storage client;     /* for ip_hash: the client's address */
     socklen_t client_len;
+    /* Set by upstream_conn_open_target/_host for one open: the target
+     * index tried (no other), or an ad hoc address outside the targets
+     * (adhoc: target stays -1, no health, no balancing). */
+    int fixed_target;
+    bool adhoc;
+    struct sockaddr_storage adhoc_addr; /* adhoc_len 0: still being resolved */
+    socklen_t adhoc_len;
+    long long lookup;                   /* resolver lookup in progress, 0 none */
+    long connect_timeout;               /* ms for this open; -1: pool.connect_timeout */
     struct list_node pending;   /* in u->pending while CONNECTING or BACKOFF */
     struct list_node link;      /* in u->conns */
 };
@@ -109,6 +123,9 @@ struct upstream_target_info {
     bool backup;
     uint64_t connects;          /* connects started (statistics) */
     uint64_t connect_errors;    /* connects failed */
+    uint64_t requests;          /* requests it answered (upstream_conn_answered) */
+    uint64_t bytes_sent;        /* bytes written to it, open connections included */
+    uint64_t bytes_received;    /* bytes read from it */
     bool draining;              /* removed at runtime: no new connections, gone once it has none */
 };
 
@@ -144,6 +161,10 @@ void upstream_target_info(const struct upstream *u, int i, struct upstream_targe
 
 /* The upstream connections of u by state: counts[enum upstream_conn_state]. */
 void upstream_conn_states(const struct upstream *u, uint64_t counts[4]);
+
+/* The name of target i, "" when i is not a target's index (a log line's
+ * target field: cheap, unlike upstream_target_info). */
+const char *upstream_target_name(const struct upstream *u, int i);
 
 /* The index of the target called name, or -1. */
 int upstream_target_find(const struct upstream *u, const char *name);
@@ -190,6 +211,22 @@ void upstream_conn_release(struct upstream_conn *uc);
  * (PMX_OK). Bytes already in uc->conn.out are sent once connected. */
 int upstream_conn_open(struct upstream_conn *uc, const struct sockaddr *client, socklen_t client_len) PMX_WUR;
 
+/* Like upstream_conn_open(), but to target i only (a route named it): it
+ * is tried once if usable (health applies), never another target (retries
+ * move between targets, so they do not apply). connect_timeout in ms, -1:
+ * pool.connect_timeout. Returns PMX_ERR with *why set when the target is
+ * not usable or the connect failed at once; the connection stays CLOSED
+ * and nothing is reported. Failures later go to events->failed(). */
+int upstream_conn_open_target(struct upstream_conn *uc, int i, long connect_timeout, const char **why) PMX_WUR;
+
+/* Connects to host:port outside the targets (an address a route built from
+ * the client's bytes): no health, no balancing, one try. A name is looked
+ * up off the loop by the service's resolver (UPSTREAM_MAX_LOOKUPS at
+ * once); connect_timeout (ms, -1: pool.connect_timeout) covers the lookup
+ * and the connect. host may be "[v6]". Returns as upstream_conn_open_target. */
+int upstream_conn_open_host(struct upstream_conn *uc, const char *host, int port, long connect_timeout,
+                            const char **why) PMX_WUR;
+
 /* How a connection ended, for the target's health. */
 enum upstream_close {
     UPSTREAM_CLOSE_OK,          /* idle close, shutdown, the owner is done */
@@ -199,6 +236,9 @@ enum upstream_close {
 /* Closes the socket (pending output is dropped); the connection is CLOSED
  * and may be opened again. */
 void upstream_conn_close(struct upstream_conn *uc, enum upstream_close how, const char *reason);
+
+/* The target answered a request on uc: counted for its statistics. */
+void upstream_conn_answered(struct upstream_conn *uc);
 
 /* The connection proved itself (a response arrived; a proxy session
  * connected): the target's failure count and the backoff start over. */

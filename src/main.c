@@ -97,6 +97,7 @@ int main(int argc, char **argv)
         return 0;
     }
     log_set_level(config->log_level);
+    log_set_mask_ip(config->log_mask_ip);
     if (log_open(config->log_file) != PMX_OK) {
         fprintf(stderr, "proximux: LOG_FILE: \"%s\" cannot be opened: %s\n", config->log_file, strerror(errno));
         main_config_free(config);

@@ -27,5 +27,10 @@ Suite *proxy_protocol_suite(void);
 Suite *stats_suite(void);
 Suite *admin_suite(void);
 Suite *request_log_suite(void);
+Suite *mysql_suite(void);
+Suite *cidr_set_suite(void);
+Suite *config_routes_suite(void);
+Suite *peek_suite(void);
+Suite *route_suite(void);
 
 #endif

@@ -18,10 +18,11 @@ START_TEST(test_find)
     ck_assert_ptr_eq(codec_find("resp"), &codec_resp);
     ck_assert_ptr_eq(codec_find("memcache"), &codec_memcache);
     ck_assert_ptr_eq(codec_find("http"), &codec_http);
+    ck_assert_ptr_eq(codec_find("mysql"), &codec_mysql);
     ck_assert_ptr_null(codec_find("redis"));
     ck_assert_ptr_null(codec_find(""));
     ck_assert_ptr_null(codec_find(NULL));
-    ck_assert_str_eq(codec_names(), "raw, line, resp, memcache, http");
+    ck_assert_str_eq(codec_names(), "raw, line, resp, memcache, http, mysql");
     ck_assert(codec_raw.by_read);
     ck_assert(!codec_line.by_read && !codec_resp.by_read && !codec_memcache.by_read && !codec_http.by_read);
 }

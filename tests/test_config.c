@@ -487,7 +487,7 @@ static const struct {
     { "local:\n  host: 127.0.0.1\n  port: 1\n  bogus: 1\n",
       "local.bogus (@FILE@ line 4): unknown setting (local takes host, port, ipv6_only, max_connections, max_wait, buffer_size, output_limit)", 0 },
     { "bogus: 1\n",
-      "bogus (@FILE@ line 1): unknown setting (the top level takes log_level, log_file, shutdown_timeout, admin, services, listen, listen_mode, local, exchange, pool, balance, retries, health, limits, session, send_proxy, accept_proxy, accept_proxy_from, targets, request_log)", 0 },
+      "bogus (@FILE@ line 1): unknown setting (the top level takes log_level, log_file, shutdown_timeout, admin, services, log_mask_ip, allow, deny, listen, listen_mode, local, exchange, pool, balance, retries, health, limits, session, send_proxy, accept_proxy, accept_proxy_from, targets, request_log, routes, route_max_bytes, route_timeout, route_default)", 0 },
     { "pool: {connection: 2}\n",
       "pool.connection (@FILE@ line 1): unknown setting (pool takes connections, inactive_timeout, warmup, spare_max_age, connect_timeout, backoff_min, backoff_max, resolve_interval)", 0 },
     { "log_level: 1\nlocal: 5\n", "local (@FILE@ line 2): expected a mapping", 0 },

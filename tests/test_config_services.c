@@ -363,7 +363,7 @@ END_TEST
 /* A valid service, for the cases that need one first. */
 #define SVC_A "  - name: a\n    listen: [\"127.0.0.1:7001\"]\n    pool: {connections: 1}\n" \
               "    targets: [{host: 127.0.0.1, port: 1}]\n"
-#define SERVICE_KEYS "name, listen, listen_mode, local, exchange, pool, balance, retries, health, limits, session, send_proxy, accept_proxy, accept_proxy_from, targets, request_log"
+#define SERVICE_KEYS "name, listen, listen_mode, local, exchange, pool, balance, retries, health, limits, session, send_proxy, accept_proxy, accept_proxy_from, targets, request_log, allow, deny, routes, route_max_bytes, route_timeout, route_default"
 
 static const struct {
     const char *yaml;
@@ -482,7 +482,7 @@ static const struct {
       "holds only the exchange, pool, health and limits defaults)", 0 },
     { "name: a\n",
       "name (@FILE@ line 1): unknown setting (the top level takes log_level, log_file, shutdown_timeout, "
-      "admin, services, listen, listen_mode, local, exchange, pool, balance, retries, health, limits, session, send_proxy, accept_proxy, accept_proxy_from, targets, request_log)", 0 },
+      "admin, services, log_mask_ip, allow, deny, listen, listen_mode, local, exchange, pool, balance, retries, health, limits, session, send_proxy, accept_proxy, accept_proxy_from, targets, request_log, routes, route_max_bytes, route_timeout, route_default)", 0 },
     { "local: {port: 1}\nlisten: [\"127.0.0.1:2\"]\n",
       "local.port (@FILE@ line 1): conflicts with listen[1] (line 2): give listen or local.host/local.port, not both", 0 },
     { "listen: []\npool: {connections: 1}\ntargets: [{host: 127.0.0.1, port: 1}]\n",

@@ -29,6 +29,11 @@ int main(void)
     srunner_add_suite(sr, stats_suite());
     srunner_add_suite(sr, admin_suite());
     srunner_add_suite(sr, request_log_suite());
+    srunner_add_suite(sr, mysql_suite());
+    srunner_add_suite(sr, cidr_set_suite());
+    srunner_add_suite(sr, config_routes_suite());
+    srunner_add_suite(sr, peek_suite());
+    srunner_add_suite(sr, route_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);

@@ -17,6 +17,7 @@
 #include "config.h"
 #include "log.h"
 #include "reactor.h"
+#include "resolver.h"
 #include "suites.h"
 #include "upstream.h"
 
@@ -1603,6 +1604,122 @@ START_TEST(test_upstream_stop)
 }
 END_TEST
 
+/* A route named target a (upstream_conn_open_target): only a is tried,
+ * never b, whatever retries says; a down target fails at once with the
+ * reason; connect_timeout is the route's. */
+START_TEST(test_upstream_open_target_only_that_one)
+{
+    struct fx f;
+    struct port a, b, slow;
+    struct rec c1, c2, c3;
+    const char *why = NULL;
+
+    fx_init(&f);
+    port_open(&a, f.r);                     /* refuses */
+    port_open(&b, f.r);
+    port_listen(&b);
+    port_open(&slow, f.r);
+    port_listen_full(&slow);
+    fx_load(&f, &f.cfg,
+            "local: { port: 1 }\npool: { connections: 1, connect_timeout: 5000 }\nretries: 2\n"
+            "health: { fail_after: 1, interval: 60000 }\n"
+            "targets:\n  - { name: a, host: 127.0.0.1, port: %d }\n  - { name: b, host: 127.0.0.1, port: %d }\n"
+            "  - { name: slow, host: 127.0.0.1, port: %d }\n",
+            a.port, b.port, slow.port);
+    fx_start(&f);
+    rec_init(&f, &c1);
+    if (upstream_conn_open_target(&c1.uc, 0, -1, &why) == PMX_OK) {
+        ck_assert(run_until(&f, rec_settled, &c1, WAIT_MS));
+        ck_assert_int_eq(c1.failed, 1);
+        ck_assert_str_eq(c1.reason, "connect: Connection refused");
+    } else {
+        ck_assert_str_eq(why, "connect: Connection refused");
+    }
+    ck_assert_int_eq(c1.connected, 0);
+    ck_assert_int_eq(b.accepted, 0);
+    ck_assert_int_eq(fx_target(&f, 0).state, HEALTH_DOWN);
+    /* Down now: refused at once, nothing tried. */
+    ck_assert_int_eq(upstream_conn_open_target(&c1.uc, 0, -1, &why), PMX_ERR);
+    ck_assert_str_eq(why, "target a is down");
+    ck_assert_uint_eq(fx_target(&f, 0).connects, 1);
+    rec_init(&f, &c2);
+    ck_assert_int_eq(upstream_conn_open_target(&c2.uc, 1, -1, &why), PMX_OK);
+    ck_assert(run_until(&f, rec_settled, &c2, WAIT_MS));
+    ck_assert_int_eq(c2.connected, 1);
+    ck_assert_int_eq(c2.uc.target, 1);
+    /* The route's connect_timeout, not pool.connect_timeout (5 s). */
+    rec_init(&f, &c3);
+    uint64_t t0 = reactor_now(f.r);
+    ck_assert_int_eq(upstream_conn_open_target(&c3.uc, 2, 100, &why), PMX_OK);
+    ck_assert(run_until(&f, rec_settled, &c3, WAIT_MS));
+    ck_assert_int_eq(c3.failed, 1);
+    ck_assert_str_eq(c3.reason, "connect timeout");
+    ck_assert_uint_lt(reactor_now(f.r) - t0, 2000);
+    /* A plain open afterwards is the balancer's again. */
+    upstream_conn_release(&c1.uc);
+    upstream_conn_release(&c2.uc);
+    upstream_conn_release(&c3.uc);
+    port_close(&a);
+    port_close(&b);
+    port_close(&slow);
+    fx_finish(&f);
+}
+END_TEST
+
+/* HOST:PORT from a route (upstream_conn_open_host): resolved by the
+ * resolver, connected outside the targets (target -1, no target counts
+ * anything); a refused connect is reported, blames no target. */
+START_TEST(test_upstream_open_host)
+{
+    struct fx f;
+    struct port a, dead;
+    struct rec c1, c2;
+    const char *why = NULL;
+    char line[64];
+
+    fx_init(&f);
+    port_open(&a, f.r);
+    port_listen(&a);
+    port_open(&dead, f.r);                  /* refuses */
+    fx_load(&f, &f.cfg,
+            "local: { port: 1 }\npool: { connections: 1 }\n"
+            "targets:\n  - { name: t, host: 127.0.0.1, port: %d }\n", dead.port);
+    struct resolver *rs = resolver_create(f.r);
+    ck_assert_ptr_nonnull(rs);
+    struct upstream_owner owner = { .target_up = fx_on_target_up, .data = &f };
+    f.u = upstream_create(f.r, rs, &f.cfg.services[0], &owner);
+    ck_assert_ptr_nonnull(f.u);
+    f.ticker = reactor_timer_add(f.r, 10, fx_tick, &f);
+    rec_init(&f, &c1);
+    ck_assert_int_eq(upstream_conn_open_host(&c1.uc, "127.0.0.1", a.port, -1, &why), PMX_OK);
+    ck_assert(run_until(&f, rec_settled, &c1, WAIT_MS));
+    ck_assert_msg(c1.connected == 1, "%s", c1.reason);
+    ck_assert_int_eq(c1.uc.target, -1);
+    snprintf(line, sizeof(line), "127.0.0.1:%d", a.port);
+    ck_assert_str_eq(c1.uc.peer, line);
+    ck_assert(run_until(&f, port_accepted, &a, WAIT_MS));
+    rec_init(&f, &c2);
+    if (upstream_conn_open_host(&c2.uc, "127.0.0.1", dead.port, -1, &why) == PMX_OK) {
+        ck_assert(run_until(&f, rec_settled, &c2, WAIT_MS));
+        ck_assert_int_eq(c2.failed, 1);
+        ck_assert_str_eq(c2.reason, "connect: Connection refused");
+    }
+    ck_assert_uint_eq(fx_target(&f, 0).connects, 0);
+    ck_assert_int_eq(fx_target(&f, 0).state, HEALTH_UP);
+    /* Not an address: the resolver says so. */
+    ck_assert_int_eq(upstream_conn_open_host(&c2.uc, "127.0.0.1", 70000, -1, &why), PMX_ERR);
+    ck_assert_str_eq(why, "invalid address");
+    /* Released while resolving: the lookup is cancelled. */
+    ck_assert_int_eq(upstream_conn_open_host(&c2.uc, "name.invalid", 1, -1, &why), PMX_OK);
+    upstream_conn_release(&c2.uc);
+    upstream_conn_release(&c1.uc);
+    port_close(&a);
+    port_close(&dead);
+    resolver_destroy(rs);       /* before the reactor it delivers through */
+    fx_finish(&f);
+}
+END_TEST
+
 Suite *upstream_suite(void)
 {
     Suite *s = suite_create("upstream");
@@ -1627,6 +1744,8 @@ Suite *upstream_suite(void)
     tcase_add_test(tc, test_upstream_retries_zero);
     tcase_add_test(tc, test_upstream_retries_each_target_once);
     tcase_add_test(tc, test_upstream_retry_prefers_primary);
+    tcase_add_test(tc, test_upstream_open_target_only_that_one);
+    tcase_add_test(tc, test_upstream_open_host);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("health");

@@ -482,7 +482,8 @@ static void service_snapshot(const struct service *s, struct stats_snapshot *sna
         targets[i] = (struct stats_target){
             .name = info.name, .address = info.address, .state = health_state_name(info.state),
             .reason = info.reason, .conns = info.conns, .connects = info.connects,
-            .connect_errors = info.connect_errors, .weight = info.weight, .backup = info.backup,
+            .connect_errors = info.connect_errors, .requests = info.requests,
+            .bytes_sent = info.bytes_sent, .bytes_received = info.bytes_received, .weight = info.weight, .backup = info.backup,
             .draining = info.draining,
         };
     }

@@ -12,6 +12,7 @@
 
 #include "codec.h"
 #include "config.h"
+#include "route.h"
 #include "config_env.h"
 #include "config_load.h"
 #include "config_schema.h"
@@ -301,6 +302,66 @@ static long decode_bytes(const char *v, char *out, size_t max)
     return (long)o;
 }
 
+/* Decodes a route's match: regex. \xNN \r \n \t become the byte (POSIX
+ * gives them no meaning in a regex); any other backslash pair is kept for
+ * regcomp (\. \\ \( ...). A NUL byte cannot be part of a regex (regcomp
+ * takes a C string). Returns the length, -1 for a bad \x, -2 when it does
+ * not fit, -3 for \x00. */
+static long decode_regex(const char *v, char *out, size_t max)
+{
+    size_t o = 0;
+
+    for (const char *p = v; *p != '\0'; p++) {
+        char pair[2] = { *p, '\0' };
+        size_t n = 1;
+        if (*p == '\\' && (p[1] == 'x' || p[1] == 'r' || p[1] == 'n' || p[1] == 't')) {
+            p++;
+            if (*p == 'x') {
+                int hi = hex_digit(p[1]);
+                int lo = hi < 0 ? -1 : hex_digit(p[2]);
+                if (lo < 0)
+                    return -1;
+                if (hi == 0 && lo == 0)
+                    return -3;
+                pair[0] = (char)(hi << 4 | lo);
+                p += 2;
+            } else {
+                pair[0] = *p == 'r' ? '\r' : *p == 'n' ? '\n' : '\t';
+            }
+        } else if (*p == '\\' && p[1] != '\0') {
+            pair[1] = *++p;
+            n = 2;
+        }
+        if (o + n > max)
+            return -2;
+        memcpy(out + o, pair, n);
+        o += n;
+    }
+    return (long)o;
+}
+
+/* A route's sni: or http_host: name: letters, digits, '-', '_' and '.',
+ * optionally after a leading "*." (one or more labels); lowercased in
+ * place, as names are compared without case. */
+static bool route_host_ok(char *v, size_t len)
+{
+    size_t start = 0;
+
+    if (len >= 2 && v[0] == '*' && v[1] == '.')
+        start = 2;
+    if (start == len || v[start] == '.' || v[len - 1] == '.')
+        return false;
+    for (size_t i = start; i < len; i++) {
+        unsigned char ch = (unsigned char)v[i];
+        if (ch >= 'A' && ch <= 'Z')
+            v[i] = (char)(ch - 'A' + 'a');
+        else if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' || ch == '_' ||
+                   (ch == '.' && v[i - 1] != '.')))
+            return false;
+    }
+    return true;
+}
+
 static bool name_chars_ok(const struct setting *s, const char *v)
 {
     size_t len = strlen(v);
@@ -449,9 +510,36 @@ static int setting_parse(const struct setting *s, char *base, const char *value,
             goto too_long;
         memcpy(field, value, strlen(value) + 1);
         return PMX_OK;
+    case T_PATTERN: {
+        char bytes[CONFIG_ROUTE_TEXT_MAX];
+        long len = s->min == ROUTE_MATCH ? decode_regex(value, bytes, PMX_MIN(s->size, sizeof bytes) - 1)
+                                         : decode_bytes(value, bytes, PMX_MIN(s->size, sizeof bytes) - 1);
+        if (len == -1) {
+            snprintf(err, errlen, "%s: %s has a bad escape (%s)", name, q, allowed);
+            return PMX_ERR;
+        }
+        if (len == -2) {
+            snprintf(err, errlen, "%s: %s is too long (at most %zu bytes after escapes)",
+                     name, q, s->size - 1);
+            return PMX_ERR;
+        }
+        if (len == -3) {
+            snprintf(err, errlen, "%s: %s has a NUL byte (\\x00), which a regex cannot hold "
+                     "(match it with [^...] or use prefix:)", name, q);
+            return PMX_ERR;
+        }
+        if ((s->min != ROUTE_MATCH && len == 0) ||
+            ((s->min == ROUTE_SNI || s->min == ROUTE_HTTP_HOST) && !route_host_ok(bytes, (size_t)len)))
+            goto not_a;
+        memcpy(field, bytes, (size_t)len);
+        ((char *)field)[len] = '\0';
+        *(size_t *)(void *)(base + s->aux) = (size_t)len;
+        ((struct route_config *)(void *)base)->kind = (enum route_kind)s->min;
+        return PMX_OK;
+    }
     case T_BYTES: {
-        char bytes[CONFIG_PROBE_MAX];
-        long len = decode_bytes(value, bytes, s->size - 1);
+        char bytes[CONFIG_ROUTE_TEXT_MAX];
+        long len = decode_bytes(value, bytes, PMX_MIN(s->size, sizeof bytes) - 1);
         if (len == -1) {
             snprintf(err, errlen, "%s: %s has a bad escape (%s)", name, q, allowed);
             return PMX_ERR;
@@ -1013,6 +1101,14 @@ static int finish_relations(struct load *l, struct inst *svc, char *err, size_t 
         return PMX_ERR;
     }
     sc->effective_mode = derive_mode(sc);
+    /* A proxy-only codec (mysql) follows one client's session on its own
+     * upstream connection; fifo/funnel would need it to frame requests. */
+    if (codec_find(sc->codec) != NULL && codec_find(sc->codec)->proxy_only && sc->effective_mode != MODE_PROXY) {
+        name_of(l, svc, svc_setting("exchange.codec"), 0, true, name, sizeof name);
+        snprintf(err, errlen, "%s: \"%s\" needs exchange.mode proxy (the mode is %s)", name, sc->codec,
+                 config_mode_name(sc->effective_mode));
+        return PMX_ERR;
+    }
     /* PROXY protocol: a header goes first on an upstream connection of one
      * client, which only proxy mode has; one is read only from the
      * balancers listed (any client could forge its address otherwise). */
@@ -1027,6 +1123,117 @@ static int finish_relations(struct load *l, struct inst *svc, char *err, size_t 
         snprintf(err, errlen, "%s: true needs accept_proxy_from (the address ranges of the balancers "
                  "allowed to send a PROXY header, e.g. [10.0.0.0/8])", name);
         return PMX_ERR;
+    }
+    return PMX_OK;
+}
+
+static const struct setting *route_setting(const char *path)
+{
+    return setting_of(&config_route_scope, path);
+}
+
+/* Whether route setting path was given in item it. */
+static bool route_set(const struct inst *it, const char *path)
+{
+    return where_of(it, route_setting(path))->origin != FROM_DEFAULT;
+}
+
+/* Whether name is a target name of sc. */
+static bool service_has_target(const struct service_config *sc, const char *name)
+{
+    return target_name_taken(sc, -1, name);
+}
+
+/* The routes of svc (SPEC §10), once its targets are named and its mode is
+ * known: proxy mode only; per route exactly one of match/prefix/sni/
+ * http_host and one of target/close; a target without $ names a target of
+ * the service or is HOST:PORT; regexes compile; route_default is close or
+ * a target name. Sets has_data and has_close. */
+static int finish_routes(struct load *l, struct inst *svc, char *err, size_t errlen)
+{
+    static const char *const kinds[] = { "match", "prefix", "sni", "http_host" };
+    static const char *const target_only[] = { "reply", "data", "connect_timeout", "inactivity_timeout" };
+    struct service_config *sc = (struct service_config *)(void *)config_load_base(svc);
+    const struct setting *rs = svc_setting("routes");
+    const struct inst_list *il = list_of(svc, rs);
+    char name[NAME_MAX_LEN], q[QUOTE_MAX], why[256];
+
+    if (sc->route_default[0] != '\0' && strcmp(sc->route_default, "close") != 0 &&
+        !service_has_target(sc, sc->route_default)) {
+        name_of(l, svc, svc_setting("route_default"), 0, true, name, sizeof name);
+        quote(sc->route_default, q);
+        snprintf(err, errlen, "%s: %s is not close or a target name of the service", name, q);
+        return PMX_ERR;
+    }
+    if (il->n == 0)
+        return PMX_OK;
+    if (sc->effective_mode != MODE_PROXY) {
+        char ipath[INST_PATH_MAX];
+        inst_path(svc, ipath, sizeof ipath);
+        if (snprintf(name, sizeof name, "%s%sroutes (%s line %d)", ipath, *ipath ? "." : "",
+                     l->file != NULL ? l->file : "", il->line) < 0)
+            *name = '\0';
+        snprintf(err, errlen, "%s: routes need exchange.mode proxy (the mode is %s: a client's bytes "
+                 "go to shared upstream connections)", name, config_mode_name(sc->effective_mode));
+        return PMX_ERR;
+    }
+    for (int k = 0; k < il->n; k++) {
+        const struct inst *it = il->items[k];
+        struct route_config *r = &sc->routes[k];
+        const char *kind = NULL, *field;
+
+        char ipath[INST_PATH_MAX];
+        inst_path(it, ipath, sizeof ipath);
+        if (l->file == NULL || it->line == 0 ||
+            snprintf(name, sizeof name, "%s (%s line %d)", ipath, l->file, it->line) < 0)
+            snprintf(name, sizeof name, "%s", ipath);
+        for (size_t j = 0; j < PMX_ARRAY_LEN(kinds); j++) {
+            if (!route_set(it, kinds[j]))
+                continue;
+            if (kind != NULL) {
+                name_of(l, it, route_setting(kinds[j]), 0, true, name, sizeof name);
+                snprintf(err, errlen, "%s: a route has one of match, prefix, sni, http_host (also %s)",
+                         name, kind);
+                return PMX_ERR;
+            }
+            kind = kinds[j];
+        }
+        if (kind == NULL) {
+            snprintf(err, errlen, "%s: missing match, prefix, sni or http_host (one is required)", name);
+            return PMX_ERR;
+        }
+        r->has_data = route_set(it, "data");
+        r->has_close = route_set(it, "close");
+        bool target = route_set(it, "target");
+        if (target == r->has_close) {
+            if (target)
+                name_of(l, it, route_setting("close"), 0, true, name, sizeof name);
+            snprintf(err, errlen, "%s: %s (a route has one of them: where to proxy, or the bytes "
+                     "sent before closing)", name, target ? "conflicts with target" : "missing target or close");
+            return PMX_ERR;
+        }
+        for (size_t j = 0; r->has_close && j < PMX_ARRAY_LEN(target_only); j++) {
+            if (!route_set(it, target_only[j]))
+                continue;
+            name_of(l, it, route_setting(target_only[j]), 0, true, name, sizeof name);
+            snprintf(err, errlen, "%s: only with target (a close route sends its bytes and closes)", name);
+            return PMX_ERR;
+        }
+        if (route_check(r, &field, why, sizeof why) != PMX_OK) {
+            name_of(l, it, route_setting(field), 0, true, name, sizeof name);
+            snprintf(err, errlen, "%s: %s", name, why);
+            return PMX_ERR;
+        }
+        if (target && strchr(r->target, '$') == NULL && !service_has_target(sc, r->target)) {
+            struct net_listen_spec spec;
+            char reason[128];
+            if (net_parse_listen(r->target, &spec, reason, sizeof reason) != PMX_OK || spec.unix_socket) {
+                name_of(l, it, route_setting("target"), 0, true, name, sizeof name);
+                quote(r->target, q);
+                snprintf(err, errlen, "%s: %s is not a target name of the service nor HOST:PORT", name, q);
+                return PMX_ERR;
+            }
+        }
     }
     return PMX_OK;
 }
@@ -1074,6 +1281,7 @@ static int finish_service(struct load *l, struct inst *svc, char *err, size_t er
         check_required(l, svc, err, errlen) != PMX_OK ||
         finish_targets(l, svc, err, errlen) != PMX_OK ||
         finish_relations(l, svc, err, errlen) != PMX_OK ||
+        finish_routes(l, svc, err, errlen) != PMX_OK ||
         finish_resolve(l, svc, err, errlen) != PMX_OK)
         return PMX_ERR;
     return PMX_OK;
@@ -1116,6 +1324,27 @@ static int check_listen_unique(struct load *l, struct inst *const *svcs, int n, 
     return PMX_OK;
 }
 
+/* Builds the lookup sets of the allow/deny lists (SPEC §11): the top
+ * level's, then each service's, which also points at the top level's. */
+static int finish_access(struct config *c, char *err, size_t errlen)
+{
+    if ((c->nallow > 0 && cidr_set_build(c->allow, c->nallow, &c->allow_set) != PMX_OK) ||
+        (c->ndeny > 0 && cidr_set_build(c->deny, c->ndeny, &c->deny_set) != PMX_OK))
+        goto oom;
+    for (int k = 0; k < c->nservices; k++) {
+        struct service_config *sc = &c->services[k];
+        if ((sc->nallow > 0 && cidr_set_build(sc->allow, sc->nallow, &sc->allow_set) != PMX_OK) ||
+            (sc->ndeny > 0 && cidr_set_build(sc->deny, sc->ndeny, &sc->deny_set) != PMX_OK))
+            goto oom;
+        sc->top_allow_set = c->allow_set;
+        sc->top_deny_set = c->deny_set;
+    }
+    return PMX_OK;
+oom:
+    snprintf(err, errlen, "out of memory loading the configuration (allow/deny lists)");
+    return PMX_ERR;
+}
+
 /* Checks what no single value can, service by service; derives the mode;
  * resolves the addresses; in the single-service form makes the top-level
  * service services[0]. */
@@ -1139,7 +1368,8 @@ static int load_finish(struct load *l, char *err, size_t errlen)
         c->services[0] = l->top_svc;
         c->nservices = 1;
         l->top_svc.targets = NULL;
-        return PMX_OK;
+        l->top_svc.routes = NULL;
+        return finish_access(c, err, errlen);
     }
 
     if (check_top_unused(l, err, errlen) != PMX_OK)
@@ -1166,7 +1396,9 @@ static int load_finish(struct load *l, char *err, size_t errlen)
         if (finish_service(l, il->items[k], err, errlen) != PMX_OK)
             return PMX_ERR;
     }
-    return check_listen_unique(l, il->items, il->n, err, errlen);
+    if (check_listen_unique(l, il->items, il->n, err, errlen) != PMX_OK)
+        return PMX_ERR;
+    return finish_access(c, err, errlen);
 }
 
 int config_load(struct config *c, const char *yaml_path, char *const *env,
@@ -1217,6 +1449,7 @@ out:
     inst_free(&l->root);
     inst_free(&l->top);
     free(l->top_svc.targets);
+    free(l->top_svc.routes);
     free(l);
     if (rc != PMX_OK)
         config_free(c);
@@ -1225,9 +1458,19 @@ out:
 
 void config_free(struct config *c)
 {
-    for (int k = 0; c->services != NULL && k < c->nservices; k++)
+    for (int k = 0; c->services != NULL && k < c->nservices; k++) {
         free(c->services[k].targets);
+        free(c->services[k].allow);
+        free(c->services[k].deny);
+        cidr_set_free(c->services[k].allow_set);
+        cidr_set_free(c->services[k].deny_set);
+        free(c->services[k].routes);
+    }
     free(c->services);
+    free(c->allow);
+    free(c->deny);
+    cidr_set_free(c->allow_set);
+    cidr_set_free(c->deny_set);
     memset(c, 0, sizeof *c);
 }
 
@@ -1254,6 +1497,12 @@ static bool field_equal(const struct setting *s, const char *a, const char *b)
     case T_LABEL:
     case T_UNIX:
         return strncmp(fa, fb, s->size) == 0;
+    case T_PATTERN:
+        /* The four keys share one field: equal when kind and bytes are. */
+        if (((const struct route_config *)(const void *)a)->kind !=
+            ((const struct route_config *)(const void *)b)->kind)
+            return false;
+        /* fall through */
     case T_BYTES: {
         size_t la = *(const size_t *)(const void *)(a + s->aux);
         size_t lb = *(const size_t *)(const void *)(b + s->aux);

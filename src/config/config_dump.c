@@ -82,7 +82,7 @@ static void dump_comment_text(const char *s, FILE *out)
  * \t \\ \xNN; every byte that is not printable ASCII), as a YAML string. */
 static void dump_bytes(const char *b, size_t len, FILE *out)
 {
-    char text[CONFIG_PROBE_MAX * 4 + 1];
+    char text[CONFIG_ROUTE_TEXT_MAX * 4 + 1];
     size_t o = 0;
 
     for (size_t i = 0; i < len && o + 5 <= sizeof text; i++) {
@@ -98,6 +98,25 @@ static void dump_bytes(const char *b, size_t len, FILE *out)
             else
                 text[o++] = (char)ch;
         }
+    }
+    text[o] = '\0';
+    dump_string(text, out);
+}
+
+/* Writes a route's match: regex as the loader reads it back: backslash
+ * pairs as they are (the loader keeps them), bytes that are not printable
+ * ASCII as \xNN. */
+static void dump_regex(const char *b, size_t len, FILE *out)
+{
+    char text[CONFIG_ROUTE_TEXT_MAX * 4 + 1];
+    size_t o = 0;
+
+    for (size_t i = 0; i < len && o + 5 <= sizeof text; i++) {
+        unsigned char ch = (unsigned char)b[i];
+        if (ch < 0x20 || ch >= 0x7f)
+            o += (size_t)snprintf(text + o, 5, "\\x%02x", ch);
+        else
+            text[o++] = (char)ch;
     }
     text[o] = '\0';
     dump_string(text, out);
@@ -127,6 +146,12 @@ static void dump_value(const struct setting *s, const char *base, FILE *out)
     case T_CIDR: dump_string(((const struct cidr *)field)->spec, out); return;
     case T_LOG_FORMAT: fputs(*(const enum request_log_format *)field == REQUEST_LOG_TEXT ? "text" : "json", out); return;
     case T_FRACTION: fprintf(out, "%g", *(const double *)field); return;
+    case T_PATTERN:
+        if (s->min == ROUTE_MATCH)
+            dump_regex((const char *)field, *(const size_t *)(const void *)(base + s->aux), out);
+        else
+            dump_bytes((const char *)field, *(const size_t *)(const void *)(base + s->aux), out);
+        return;
     case T_LIST: return;
     }
 }
@@ -144,6 +169,10 @@ static bool value_empty(const struct setting *s, const char *base)
     case T_NAME:
     case T_LABEL:
     case T_UNIX: return *(const char *)field == '\0';
+    case T_BOOL: return !*(const bool *)field;
+    case T_LIST: return *(const int *)(const void *)(base + s->list->count_offset) == 0;
+    case T_LONG: return (s->flags & S_OFF) && *(const long *)field == -1;
+    case T_BYTES: return *(const size_t *)(const void *)(base + s->aux) == 0;
     default: return false;
     }
 }
@@ -187,6 +216,23 @@ static void dump_targets(const struct service_config *sv, int indent, FILE *out)
     }
 }
 
+/* Whether s of the item at base is written: not an empty S_OMIT_EMPTY
+ * value; for a route, only the key of its kind, and data or close only
+ * when given (an empty one means something). */
+static bool item_has(const struct list_def *ld, const struct setting *s, const char *base)
+{
+    if (ld->items == &config_route_scope) {
+        const struct route_config *r = (const struct route_config *)(const void *)base;
+        if (s->type == T_PATTERN)
+            return r->kind == (enum route_kind)s->min;
+        if (strcmp(s->path, "data") == 0)
+            return r->has_data;
+        if (strcmp(s->path, "close") == 0)
+            return r->has_close;
+    }
+    return !((s->flags & S_OMIT_EMPTY) && value_empty(s, base));
+}
+
 /* The items of a list of mappings other than targets (session.auth.users),
  * one line each in flow style. */
 static void dump_items(const struct list_def *ld, const char *parent, int indent, FILE *out)
@@ -201,12 +247,31 @@ static void dump_items(const struct list_def *ld, const char *parent, int indent
         fprintf(out, "%*s- {", indent, "");
         for (size_t i = 0; i < ld->items->n; i++) {
             const struct setting *s = &ld->items->settings[i];
+            if (!item_has(ld, s, base))
+                continue;
             fprintf(out, "%s %s: ", sep, s->path);
             dump_value(s, base, out);
             sep = ",";
         }
         fputs(" }\n", out);
     }
+}
+
+/* A list of scalars (accept_proxy_from, allow, deny) of the struct at
+ * base, in flow style, as "key: [...]". */
+static void dump_scalar_list(const struct setting *s, const char *key, const char *base, FILE *out)
+{
+    const struct list_def *ld = s->list;
+    int n = *(const int *)(const void *)(base + ld->count_offset);
+    const char *array = ld->pointer ? *(const char *const *)(const void *)(base + ld->array_offset)
+                                    : base + ld->array_offset;
+
+    fprintf(out, "%s: [", key);
+    for (int k = 0; k < n; k++) {
+        fputs(k > 0 ? ", " : "", out);
+        dump_value(ld->item, array + (size_t)k * ld->item_size, out);
+    }
+    fputs("]\n", out);
 }
 
 /* The settings of sv at indent (item: as an item of services:). A single
@@ -226,6 +291,9 @@ static void dump_service(const struct service_config *sv, int indent, bool item,
             ((s->flags & S_ALIAS) && !local_form))
             continue;
         if ((s->flags & S_OMIT_EMPTY) && value_empty(s, (const char *)sv))
+            continue;
+        /* The route settings mean nothing without routes (SPEC §10). */
+        if (sv->nroutes == 0 && strncmp(s->path, "route", 5) == 0)
             continue;
         /* Sections may nest (session.auth.password): a header for each
          * level not open already. */
@@ -264,15 +332,7 @@ static void dump_service(const struct service_config *sv, int indent, bool item,
             }
             fputs("]\n", out);
         } else if (s->type == T_LIST && s->list->item != NULL) {
-            /* A list of scalars (accept_proxy_from), in flow style. */
-            const struct list_def *ld = s->list;
-            int n = *(const int *)(const void *)((const char *)sv + ld->count_offset);
-            fprintf(out, "%s: [", key);
-            for (int k = 0; k < n; k++) {
-                fputs(k > 0 ? ", " : "", out);
-                dump_value(ld->item, (const char *)sv + ld->array_offset + (size_t)k * ld->item_size, out);
-            }
-            fputs("]\n", out);
+            dump_scalar_list(s, key, (const char *)sv, out);
         } else if (s->type == T_LIST && s->list->items != &config_target_scope) {
             int n = *(const int *)(const void *)((const char *)sv + s->list->count_offset);
             fprintf(out, "%s:%s\n", key, n > 0 ? "" : " []");
@@ -315,6 +375,11 @@ void config_dump(const struct config *c, FILE *out)
     for (size_t i = 0; i < config_global_scope.n; i++) {
         const struct setting *s = &config_global_scope.settings[i];
         const char *dot = strchr(s->path, '.');
+        if (s->type == T_LIST && s->list->item != NULL) {
+            if (!value_empty(s, (const char *)c))      /* allow, deny (S_OMIT_EMPTY) */
+                dump_scalar_list(s, s->path, (const char *)c, out);
+            continue;
+        }
         if (s->type == T_LIST || ((s->flags & S_OMIT_EMPTY) && value_empty(s, (const char *)c)))
             continue;
         /* One level of sections at the top (admin:). */

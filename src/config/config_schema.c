@@ -47,6 +47,23 @@ static const struct list_def proxy_from_list = {
     .plural = "address ranges",
 };
 
+/* allow / deny (SPEC §11): at the top level (struct config) and in a
+ * service; long lists (IP block lists), hence allocated. */
+#define ACCESS_LIST(scope, list, count) {                   \
+    .item = &cidr_item,                                     \
+    .count_offset = offsetof(struct scope, count),          \
+    .array_offset = offsetof(struct scope, list),           \
+    .pointer = true,                                        \
+    .item_size = sizeof(struct cidr),                       \
+    .max = CONFIG_MAX_ACCESS,                               \
+    .noun = "address range",                                \
+    .plural = "address ranges",                             \
+}
+static const struct list_def top_allow_list = ACCESS_LIST(config, allow, nallow);
+static const struct list_def top_deny_list = ACCESS_LIST(config, deny, ndeny);
+static const struct list_def allow_list = ACCESS_LIST(service_config, allow, nallow);
+static const struct list_def deny_list = ACCESS_LIST(service_config, deny, ndeny);
+
 static const struct list_def targets_list = {
     .items = &config_target_scope,
     .count_offset = offsetof(struct service_config, ntargets),
@@ -82,6 +99,46 @@ static const struct list_def auth_users_list = {
     .plural = "users",
 };
 
+/* An item of routes (SPEC §10): exactly one of match, prefix, sni and
+ * http_host (they share the pattern field; the key sets the kind), and
+ * exactly one of target and close: checked by the loader. All reloadable:
+ * a client takes its service's routes when it is accepted. */
+#define RF(f) offsetof(struct route_config, f), sizeof(((struct route_config *)0)->f)
+static const struct setting route_settings[] = {
+    { "match",              NULL, "", T_PATTERN, RF(pattern), NULL, ROUTE_MATCH, 0, "", S_RELOAD,
+      offsetof(struct route_config, pattern_len), NULL },
+    { "prefix",             NULL, "", T_PATTERN, RF(pattern), NULL, ROUTE_PREFIX, 0, "", S_RELOAD,
+      offsetof(struct route_config, pattern_len), NULL },
+    { "sni",                NULL, "", T_PATTERN, RF(pattern), NULL, ROUTE_SNI, 0, "", S_RELOAD,
+      offsetof(struct route_config, pattern_len), NULL },
+    { "http_host",          NULL, "", T_PATTERN, RF(pattern), NULL, ROUTE_HTTP_HOST, 0, "", S_RELOAD,
+      offsetof(struct route_config, pattern_len), NULL },
+    { "target",             NULL, "", T_LABEL,   RF(target),  "", 0, CONFIG_TARGET_NAME_MAX - 1, "", S_OMIT_EMPTY | S_RELOAD, 0, NULL },
+    { "reply",              NULL, "", T_BYTES,   RF(reply),   "", 0, 0, "", S_OMIT_EMPTY | S_RELOAD,
+      offsetof(struct route_config, reply_len), NULL },
+    { "data",               NULL, "", T_BYTES,   RF(data),    "", 0, 0, "", S_OMIT_EMPTY | S_RELOAD,
+      offsetof(struct route_config, data_len), NULL },
+    { "close",              NULL, "", T_BYTES,   RF(close),   "", 0, 0, "", S_OMIT_EMPTY | S_RELOAD,
+      offsetof(struct route_config, close_len), NULL },
+    { "connect_timeout",    NULL, "", T_LONG,    RF(connect_timeout), "-1", 1, 600000, "ms", S_OFF | S_OMIT_EMPTY | S_RELOAD, 0, NULL },
+    { "inactivity_timeout", NULL, "", T_LONG,    RF(inactivity_timeout), "-1", 1, 86400000, "ms", S_OFF | S_OMIT_EMPTY | S_RELOAD, 0, NULL },
+};
+
+const struct scope config_route_scope = {
+    "a route", route_settings, PMX_ARRAY_LEN(route_settings),
+};
+
+static const struct list_def routes_list = {
+    .items = &config_route_scope,
+    .count_offset = offsetof(struct service_config, nroutes),
+    .array_offset = offsetof(struct service_config, routes),
+    .pointer = true,
+    .item_size = sizeof(struct route_config),
+    .max = CONFIG_MAX_ROUTES,
+    .noun = "route",
+    .plural = "routes",
+};
+
 static const struct list_def services_list = {
     .items = &config_service_scope,
     .count_offset = offsetof(struct config, nservices),
@@ -101,6 +158,9 @@ static const struct setting global_settings[] = {
     { "admin.listen",       "ADMIN_LISTEN", "",     T_LABEL, GF(admin_listen),      "",        0,  NET_ADDR_MAX + NET_HOST_MAX - 1, "", S_OMIT_EMPTY, 0, NULL },
     { "admin.token",        "ADMIN_TOKEN", "",      T_LABEL, GF(admin_token),       "",        0,  CONFIG_SECRET_MAX - 1, "", S_OMIT_EMPTY | S_RELOAD, 0, NULL },
     { "services",           NULL, "",               T_LIST,  LF(config, services),  NULL,      0,  0,       "",   0, 0, &services_list },
+    { "log_mask_ip",        "LOG_MASK_IP", "",      T_BOOL,  GF(log_mask_ip),       "false",   0,  0,       "",   S_OMIT_EMPTY | S_RELOAD, 0, NULL },
+    { "allow",              NULL, "",               T_LIST,  LF(config, allow),     NULL,      0,  0,       "",   S_OMIT_EMPTY | S_RELOAD, 0, &top_allow_list },
+    { "deny",               NULL, "",               T_LIST,  LF(config, deny),      NULL,      0,  0,       "",   S_OMIT_EMPTY | S_RELOAD, 0, &top_deny_list },
 };
 
 /* A service. local.host and local.port are the single listen address of
@@ -158,6 +218,13 @@ static const struct setting service_settings[] = {
     { "request_log.format",        "REQUEST_LOG_FORMAT", "",        T_LOG_FORMAT, SF(request_log.format), "json",     0,     0,             "",      S_RELOAD, 0, NULL },
     { "request_log.sample",        "REQUEST_LOG_SAMPLE", "",        T_FRACTION, SF(request_log.sample), "1.0",         0,     0,             "",      S_RELOAD, 0, NULL },
     { "request_log.max_text",      "REQUEST_LOG_MAX_TEXT", "",      T_LONG,    SF(request_log.max_text), "1024",      16,    1048576,       "bytes", S_RELOAD, 0, NULL },
+    /* At the top level allow/deny are the global lists (config_global_scope). */
+    { "allow",                     NULL, "",                        T_LIST,    LF(service_config, allow), NULL,           0,     0,             "",      S_ITEM_ONLY | S_OMIT_EMPTY | S_RELOAD, 0, &allow_list },
+    { "deny",                      NULL, "",                        T_LIST,    LF(service_config, deny), NULL,            0,     0,             "",      S_ITEM_ONLY | S_OMIT_EMPTY | S_RELOAD, 0, &deny_list },
+    { "routes",                    NULL, "",                        T_LIST,    LF(service_config, routes), NULL,          0,     0,             "",      S_RELOAD, 0, &routes_list },
+    { "route_max_bytes",           NULL, "",                        T_LONG,    SF(route_max_bytes),    "4096",        1,     1048576,       "bytes", S_RELOAD, 0, NULL },
+    { "route_timeout",             NULL, "",                        T_LONG,    SF(route_timeout),      "5000",        1,     3600000,       "ms",    S_RELOAD, 0, NULL },
+    { "route_default",             NULL, "",                        T_LABEL,   SF(route_default),      "close",       1,     CONFIG_TARGET_NAME_MAX - 1, "", S_RELOAD, 0, NULL },
 };
 
 /* A target: YAML targets[n].host, env TARGET_HOST_n... All reloadable: a
@@ -267,6 +334,7 @@ const char *config_schema_noun(const struct setting *s)
     case T_CIDR: return "an address range";
     case T_LOG_FORMAT: return "a log format";
     case T_FRACTION: return "a fraction";
+    case T_PATTERN: return "a pattern";
     }
     return "a value";
 }
@@ -297,6 +365,14 @@ void config_schema_allowed(const struct setting *s, bool yaml, char *out, size_t
         return;
     case T_BYTES:
         snprintf(out, n, "escapes \\r \\n \\t \\\\ \\xNN");
+        return;
+    case T_PATTERN:
+        if (s->min == ROUTE_MATCH)
+            snprintf(out, n, "a POSIX extended regex; escapes \\r \\n \\t \\xNN, no NUL byte");
+        else if (s->min == ROUTE_PREFIX)
+            snprintf(out, n, "1-%zu bytes; escapes \\r \\n \\t \\\\ \\xNN", s->size - 1);
+        else
+            snprintf(out, n, "a host name or *.domain");
         return;
     case T_NAME:
         snprintf(out, n, "%ld-%ld characters of A-Z a-z 0-9 _ . -", s->min, s->max);

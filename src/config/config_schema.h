@@ -28,6 +28,8 @@ enum setting_type {
     T_CIDR,     /* struct cidr: "ADDR/PREFIX" or "ADDR" */
     T_LOG_FORMAT,   /* enum request_log_format field: "json" or "text" */
     T_FRACTION, /* double field: a number 0.0-1.0 */
+    T_PATTERN,  /* a route's pattern (struct route_config): char[] field + length at aux; min is the
+                 * enum route_kind the key sets; match keeps regex escapes (\. stays \.) */
 };
 
 #define S_REQUIRED   0x001u  /* must be set (for a list item: in each item) */
@@ -87,6 +89,8 @@ extern const struct scope config_global_scope;
 extern const struct scope config_service_scope;
 /* An item of a service's targets. */
 extern const struct scope config_target_scope;
+/* An item of a service's routes (SPEC §10). */
+extern const struct scope config_route_scope;
 
 /* The setting of sc whose path is the first len bytes of path, or NULL. */
 const struct setting *config_schema_find(const struct scope *sc, const char *path, size_t len);

@@ -1,6 +1,8 @@
 /* Logging: one line per event, "time level message", on stderr or in a file
  * that SIGHUP reopens (for logrotate). */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -10,13 +12,46 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "net.h"
 
 int log_level = LOG_ERROR;
 static int log_fd = STDERR_FILENO;
+static bool log_mask_ip;
 
 void log_set_level(int level)
 {
     log_level = level;
+}
+
+void log_set_mask_ip(bool on)
+{
+    log_mask_ip = on;
+}
+
+void log_format_client(const struct sockaddr *addr, socklen_t len, char *out, size_t outlen)
+{
+    static const unsigned char mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+
+    if (log_mask_ip && addr->sa_family == AF_INET && len >= (socklen_t)sizeof(struct sockaddr_in)) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)addr;
+        const unsigned char *b = (const unsigned char *)&in->sin_addr;
+        snprintf(out, outlen, "%u.%u.x.x:%u", b[0], b[1], ntohs(in->sin_port));
+    } else if (log_mask_ip && addr->sa_family == AF_INET6 && len >= (socklen_t)sizeof(struct sockaddr_in6)) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)addr;
+        const unsigned char *b = in6->sin6_addr.s6_addr;
+        if (memcmp(b, mapped, sizeof(mapped)) == 0) {
+            snprintf(out, outlen, "[::ffff:%u.%u.x.x]:%u", b[12], b[13], ntohs(in6->sin6_port));
+            return;
+        }
+        struct in6_addr net;
+        char host[INET6_ADDRSTRLEN];
+        memset(&net, 0, sizeof(net));
+        memcpy(net.s6_addr, b, 6);
+        inet_ntop(AF_INET6, &net, host, sizeof(host));
+        snprintf(out, outlen, "[%s/48]:%u", host, ntohs(in6->sin6_port));
+    } else {
+        net_format_addr(addr, len, out, outlen);    /* unmasked, or a unix peer */
+    }
 }
 
 int log_open(const char *path)

@@ -1,10 +1,13 @@
 /* The glue between the listener and the exchange modes: mode selection and
  * the client count that max_connections and graceful shutdown rely on. */
 #include <string.h>
+#include <unistd.h>
 
+#include "access.h"
 #include "codec.h"
 #include "config.h"
 #include "exchange.h"
+#include "log.h"
 
 void exchange_init(struct exchange *x, struct reactor *r, const struct service_config *c)
 {
@@ -36,6 +39,15 @@ void exchange_init(struct exchange *x, struct reactor *r, const struct service_c
 void exchange_accept(struct exchange *x, int fd, const char *peer, const struct sockaddr *addr,
                      socklen_t addr_len)
 {
+    /* Access lists (SPEC §11): a refused client is closed before any mode,
+     * target or warm spare is involved. */
+    char why[ACCESS_WHY_MAX];
+    if (!access_allowed(x->config, addr, addr_len, why, sizeof(why))) {
+        log_info("client %s refused: %s", peer, why);
+        stats_refused(&x->stats, STATS_REFUSED_DENIED);
+        close(fd);
+        return;
+    }
     x->ops->accept(x, fd, peer, addr, addr_len);
 }
 
@@ -67,4 +79,9 @@ void exchange_client_removed(struct exchange *x)
         x->on_client_removed(x);
     if (x->nclients == 0 && x->on_idle)
         x->on_idle(x);
+}
+
+void exchange_event(struct exchange *x, const char *name, const char *target, const char *detail)
+{
+    log_error("service %s: event %s target %s: %s", x->config->name, name, target, detail);
 }

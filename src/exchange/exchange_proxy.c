@@ -2,19 +2,26 @@
  * lifetime and bytes are piped both ways untouched, through bounded buffers
  * with back-pressure. The upstream layer picks the target and connects
  * (retries, health); with warmup, pre-connected spares are handed out with
- * the bytes the target already sent (the MySQL greeting). */
+ * the bytes the target already sent (the MySQL greeting).
+ *
+ * A service with routes (SPEC §10) first buffers each client's first bytes
+ * until a route decides where it goes (a target name, or HOST:PORT), or
+ * closes it; the decided session then connects and runs as any other. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "codec.h"
 #include "config.h"
 #include "conn.h"
 #include "exchange.h"
 #include "list.h"
 #include "log.h"
+#include "proxy_mysql.h"
 #include "proxy_protocol.h"
 #include "reactor.h"
+#include "route.h"
 #include "upstream.h"
 
 /* Most bytes moved per read: bounds the work done for one event. */
@@ -57,6 +64,18 @@ struct session {
     uint64_t last_upstream_byte;    /* when the upstream last sent something */
     bool awaiting_answer;           /* the client spoke after the upstream last did */
     bool client_released;           /* client socket closed, its max_connections slot freed */
+    struct proxy_mysql *mysql;      /* exchange.codec mysql: follows the packets, NULL otherwise */
+    /* Routing (SPEC §10): while routing, the client's first bytes wait in
+     * `first` (at most route_max_bytes) for a decision; no upstream yet. */
+    bool routing;
+    bool close_when_flushed;        /* a route closed the client: close once client.out is written */
+    struct buf first;
+    long long route_timer;          /* route_timeout, 0 none */
+    /* Decided: the target name or HOST:PORT a route gave; "" the balancer. */
+    char dest[sizeof(((struct route_decision *)0)->target)];
+    long connect_timeout;           /* ms, -1: pool.connect_timeout */
+    long inactivity_timeout;        /* ms from connect to the target's first byte, -1: none */
+    long long inactivity_timer;     /* 0 none */
     struct proxy *px;
     struct list_node link;          /* in proxy.sessions */
     struct list_node wait_link;     /* in proxy.waiting */
@@ -108,12 +127,17 @@ struct proxy {
     int next_spare;
     uint64_t started;
     char *scratch;
+    struct route_table *routes;     /* the service's routes, NULL without (or out of memory) */
+    bool routed;                    /* clients are routed on their first bytes */
 };
 
 static void proxy_client_event(struct reactor *r, int fd, void *data, int mask);
 static void session_update(struct session *s);
 static void proxy_start_waiting(struct proxy *px);
 static void proxy_kick_waiting(struct proxy *px);
+static void session_route_update(struct session *s);
+static void session_route_read(struct session *s);
+static void session_begin(struct session *s);
 
 static size_t proxy_limit(const struct proxy *px)
 {
@@ -145,9 +169,16 @@ static void session_close(struct session *s, const char *reason)
     bool released = s->client_released;
 
     log_info("close #%llu client %s upstream %s: %s (from client %llu, to client %llu bytes)",
-             (unsigned long long)s->id, s->peer, s->up.target >= 0 ? s->up.peer : "-", reason,
+             (unsigned long long)s->id, s->peer, s->up.target >= 0 || s->up.adhoc ? s->up.peer : "-", reason,
              (unsigned long long)s->client.bytes_in, (unsigned long long)s->client.bytes_out);
     conn_close(&s->client, r);
+    /* A query still unanswered: the side that ended first is to blame. */
+    proxy_mysql_end(s->mysql, !s->upstream_error && !(s->upstream->eof && !s->client.eof));
+    if (s->route_timer > 0)
+        reactor_timer_del(r, s->route_timer);
+    if (s->inactivity_timer > 0)
+        reactor_timer_del(r, s->inactivity_timer);
+    buf_free(&s->first);
     if (s->upstream_error)
         upstream_conn_close(&s->up, UPSTREAM_CLOSE_FAILED, reason);
     upstream_conn_release(&s->up);
@@ -166,17 +197,71 @@ static void session_close(struct session *s, const char *reason)
     proxy_kick_waiting(px);
 }
 
+/* Splits "HOST:PORT" or "[V6]:PORT" (host keeps its brackets, which the
+ * resolver takes). Returns false when text is neither. */
+static bool proxy_split_address(const char *text, char *host, size_t hostlen, int *port)
+{
+    const char *colon = strrchr(text, ':');
+    char *end;
+
+    if (colon == NULL || colon == text || colon[1] < '0' || colon[1] > '9')
+        return false;
+    size_t n = (size_t)(colon - text);
+    if (text[0] == '[' ? colon[-1] != ']' : memchr(text, ':', n) != NULL)
+        return false;
+    errno = 0;
+    long p = strtol(colon + 1, &end, 10);
+    if (*end != '\0' || errno != 0 || p < 1 || p > 65535 || n >= hostlen)
+        return false;
+    memcpy(host, text, n);
+    host[n] = '\0';
+    *port = (int)p;
+    return true;
+}
+
+/* Opens the upstream connection of a routed session: to the target of the
+ * service named s->dest (health applies, no other target is tried), or to
+ * the HOST:PORT it spells. Returns PMX_ERR with *why. */
+static int session_open_routed(struct session *s, const char **why)
+{
+    struct upstream *u = s->px->x->upstream;
+    char host[sizeof(s->dest)];
+    int port;
+    int i = upstream_target_find(u, s->dest);
+
+    if (i >= 0)
+        return upstream_conn_open_target(&s->up, i, s->connect_timeout, why);
+    if (!proxy_split_address(s->dest, host, sizeof(host), &port)) {
+        *why = "neither a target name of the service nor HOST:PORT";
+        errno = 0;
+        return PMX_ERR;
+    }
+    return upstream_conn_open_host(&s->up, host, port, s->connect_timeout, why);
+}
+
 /* Asks the upstream layer for a connection. Returns PMX_ERR when the
  * session was closed (no target usable). */
 static int session_connect(struct session *s)
 {
     struct proxy *px = s->px;
+    const char *why = UPSTREAM_NONE_USABLE;
+    int rc;
 
     s->active = true;
     px->active++;
-    if (upstream_conn_open(&s->up, (const struct sockaddr *)&s->addr, s->addr_len) == PMX_OK)
+    if (s->dest[0] != '\0')
+        rc = session_open_routed(s, &why);
+    else
+        rc = upstream_conn_open(&s->up, (const struct sockaddr *)&s->addr, s->addr_len);
+    if (rc == PMX_OK)
         return PMX_OK;
-    if (errno == EMFILE || errno == ENFILE) {
+    if (s->dest[0] != '\0' && errno != EMFILE && errno != ENFILE) {
+        char reason[512];
+        stats_refused(&px->x->stats, STATS_REFUSED_NO_UPSTREAM);
+        exchange_event(px->x, "connect_error", s->dest, why);
+        snprintf(reason, sizeof(reason), "connect_error: %s", why);
+        session_close(s, reason);
+    } else if (errno == EMFILE || errno == ENFILE) {
         /* No descriptor for the upstream socket: stop accepting for a
          * while rather than take clients we cannot serve. */
         exchange_out_of_fds(px->x);
@@ -235,8 +320,10 @@ static void session_pump(struct session *s, struct conn *from, struct conn *to)
     if (pending >= limit)
         return;
     size_t room = PMX_MIN(limit - pending, PROXY_CHUNK);
+    const char *seen;               /* the bytes read, for the mysql follower */
     if (pending == 0 && !(to == s->upstream && session_connecting(s)) && !to->failed) {
         n = conn_read(from, px->scratch, room);
+        seen = px->scratch;
         if (n > 0 && conn_send(to, px->scratch, (size_t)n) != PMX_OK) {
             to->failed = true;
             if (to == s->upstream)
@@ -244,8 +331,11 @@ static void session_pump(struct session *s, struct conn *from, struct conn *to)
         }
     } else {
         n = conn_read_buf(from, &to->out, room);
+        seen = n > 0 ? buf_end(&to->out) - n : NULL;
     }
     if (n > 0) {
+        if (s->mysql != NULL)
+            proxy_mysql_feed(s->mysql, from == &s->client, seen, (size_t)n);
         s->last_active = reactor_now(px->x->reactor);
         /* An order, not two timestamps: both can fall in one millisecond. */
         if (from == &s->client) {
@@ -253,6 +343,10 @@ static void session_pump(struct session *s, struct conn *from, struct conn *to)
         } else {
             s->awaiting_answer = false;
             s->last_upstream_byte = s->last_active;
+            if (s->inactivity_timer > 0) {
+                reactor_timer_del(px->x->reactor, s->inactivity_timer);
+                s->inactivity_timer = 0;
+            }
         }
     } else if (n == PMX_ERR) {
         log_info_errno("#%llu %s read", (unsigned long long)s->id,
@@ -298,6 +392,10 @@ static void session_update(struct session *s)
     struct conn *up = s->upstream;
     bool connecting = session_connecting(s);
 
+    if (s->routing || s->close_when_flushed) {
+        session_route_update(s);
+        return;
+    }
     if (!connecting) {
         session_propagate_eof(s, cl, up);
         session_propagate_eof(s, up, cl);
@@ -355,6 +453,10 @@ static void proxy_client_event(struct reactor *r, int fd, void *data, int mask)
 
     if (mask & REACTOR_WRITABLE)
         session_flush(s, &s->client);
+    if ((mask & REACTOR_READABLE) && !s->client.eof && s->routing) {
+        session_route_read(s);
+        return;
+    }
     if ((mask & REACTOR_READABLE) && !s->client.eof) {
         session_pump(s, &s->client, s->upstream);
         session_flush(s, s->upstream);
@@ -375,12 +477,29 @@ static void session_upstream_io(struct upstream_conn *uc, int mask)
     session_update(s);
 }
 
+static long session_inactivity_timer(struct reactor *r, long long id, void *data)
+{
+    struct session *s = data;
+    char detail[128];
+
+    s->inactivity_timer = 0;
+    snprintf(detail, sizeof(detail), "no byte from the target within inactivity_timeout (%ld ms)",
+             s->inactivity_timeout);
+    exchange_event(s->px->x, "inactivity", s->dest, detail);
+    session_close(s, "inactivity: no byte from the target within inactivity_timeout");
+    return REACTOR_TIMER_DONE;
+}
+
 static void session_upstream_connected(struct upstream_conn *uc)
 {
     struct session *s = uc->data;
 
     upstream_conn_ok(uc);
     s->up_mask = REACTOR_NONE;      /* the upstream layer watches nothing once connected */
+    if (s->inactivity_timeout >= 0) {
+        long long id = reactor_timer_add(s->px->x->reactor, s->inactivity_timeout, session_inactivity_timer, s);
+        s->inactivity_timer = id > 0 ? id : 0;
+    }
     log_debug("#%llu client %s: connected to %s", (unsigned long long)s->id, s->peer, uc->peer);
     session_flush(s, s->upstream);
     session_update(s);
@@ -391,8 +510,13 @@ static void session_upstream_failed(struct upstream_conn *uc, const char *reason
     struct session *s = uc->data;
     char why[256];
 
-    snprintf(why, sizeof(why), "no target reachable (%s)", reason);
     stats_refused(&s->px->x->stats, STATS_REFUSED_NO_UPSTREAM);
+    if (s->dest[0] != '\0') {
+        exchange_event(s->px->x, "connect_error", s->dest, reason);
+        snprintf(why, sizeof(why), "connect_error: %s", reason);
+    } else {
+        snprintf(why, sizeof(why), "no target reachable (%s)", reason);
+    }
     session_close(s, why);
 }
 
@@ -500,11 +624,223 @@ static void proxy_spare_open(struct proxy_spare *sp)
         log_debug("warm spare: %s; waiting for a target", UPSTREAM_NONE_USABLE);
 }
 
+/* ---- routing on the first bytes (SPEC §10) ------------------------------ */
+
+/* Asks what to do with the first bytes of s buffered so far: the service's
+ * routes, in order. (The place where the script's route() hook will be
+ * asked too, when the routes do not decide.) */
+static enum route_result session_decide(struct session *s, struct route_decision *out)
+{
+    struct proxy *px = s->px;
+
+    if (px->routes == NULL)
+        return ROUTE_RESULT_NO_MATCH;
+    /* A NUL after the bytes, not counted in them: regexec() under
+     * REG_STARTEND honours the length, but AddressSanitizer's interceptor
+     * strlen()s the string first and would read past the buffer. */
+    if (buf_reserve(&s->first, 1) != PMX_OK)
+        return ROUTE_RESULT_ERROR;
+    *buf_end(&s->first) = '\0';
+    return route_table_decide(px->routes, buf_start(&s->first), buf_len(&s->first), out);
+}
+
+/* Carries out decision d (ROUTE_TARGET or ROUTE_CLOSE) for s: reply bytes
+ * go to the client first; then either the client is closed once they are
+ * written (close), or the buffered bytes (or d->data) are queued for the
+ * target after any PROXY header, and the session connects. */
+static void session_route_apply(struct session *s, const struct route_decision *d, const char *why)
+{
+    struct proxy *px = s->px;
+    struct reactor *r = px->x->reactor;
+    struct conn *up = s->upstream;
+    int rc;
+
+    s->routing = false;
+    if (s->route_timer > 0)
+        reactor_timer_del(r, s->route_timer);
+    s->route_timer = 0;
+    rc = buf_append(&s->client.out, buf_start(&d->reply), buf_len(&d->reply));
+    if (d->action == ROUTE_CLOSE) {
+        /* The close bytes: route.h puts them in data; reply, if any, first. */
+        if (rc == PMX_OK)
+            rc = buf_append(&s->client.out, buf_start(&d->data), buf_len(&d->data));
+        buf_free(&s->first);
+        if (rc != PMX_OK) {
+            session_close(s, "out of memory for a route's close bytes");
+            return;
+        }
+        log_info("#%llu client %s: route decided close (%s)", (unsigned long long)s->id, s->peer, why);
+        s->close_when_flushed = true;
+        session_flush(s, &s->client);
+        session_update(s);
+        return;
+    }
+    if (rc == PMX_OK && d->has_data)
+        rc = buf_append(&up->out, buf_start(&d->data), buf_len(&d->data));
+    else if (rc == PMX_OK)
+        rc = buf_append(&up->out, buf_start(&s->first), buf_len(&s->first));
+    buf_free(&s->first);
+    if (rc != PMX_OK) {
+        session_close(s, "out of memory replaying the first bytes");
+        return;
+    }
+    snprintf(s->dest, sizeof(s->dest), "%s", d->target);
+    s->connect_timeout = d->connect_timeout;
+    s->inactivity_timeout = d->inactivity_timeout;
+    log_info("#%llu client %s: routed to %s (%s)", (unsigned long long)s->id, s->peer, s->dest, why);
+    session_flush(s, &s->client);
+    if (s->client.failed) {
+        session_close(s, "client error");
+        return;
+    }
+    session_begin(s);
+}
+
+/* No route decided (none can match, route_max_bytes, route_timeout, the
+ * client ended): route_default applies. `close` refuses the client
+ * (counted under the refusal reason route). */
+static void session_route_default(struct session *s, const char *why)
+{
+    struct proxy *px = s->px;
+    const char *def = px->x->config->route_default;
+    char reason[256];
+
+    if (def[0] == '\0' || strcmp(def, "close") == 0) {
+        stats_refused(&px->x->stats, STATS_REFUSED_ROUTE);
+        snprintf(reason, sizeof(reason), "route: %s, route_default close", why);
+        session_close(s, reason);
+        return;
+    }
+    struct route_decision d;
+    route_decision_init(&d);
+    d.action = ROUTE_TARGET;
+    snprintf(d.target, sizeof(d.target), "%s", def);
+    snprintf(reason, sizeof(reason), "%s, route_default", why);
+    session_route_apply(s, &d, reason);
+    route_decision_free(&d);
+}
+
+/* Asks for a decision over the bytes buffered so far and carries it out,
+ * or keeps waiting while a route could still match and there is room. */
+static void session_route_try(struct session *s)
+{
+    const struct service_config *c = s->px->x->config;
+    struct route_decision d;
+
+    route_decision_init(&d);
+    enum route_result res = session_decide(s, &d);
+    if (res == ROUTE_RESULT_DECIDED && d.action != ROUTE_WAIT) {
+        session_route_apply(s, &d, "route matched");
+    } else if (res == ROUTE_RESULT_ERROR) {
+        session_close(s, "out of memory routing the first bytes");
+    } else if (res == ROUTE_RESULT_NO_MATCH) {
+        session_route_default(s, "no route matches");
+    } else if (buf_len(&s->first) >= (size_t)c->route_max_bytes) {
+        session_route_default(s, "route_max_bytes reached");
+    } else if (s->client.eof) {
+        session_route_default(s, "the client ended its stream before a route decided");
+    } else {
+        session_update(s);
+    }
+    route_decision_free(&d);
+}
+
+/* The client is readable while routing: its bytes go to `first`, at most
+ * route_max_bytes in all (it is not read beyond: the decision is due). */
+static void session_route_read(struct session *s)
+{
+    const struct service_config *c = s->px->x->config;
+    size_t have = buf_len(&s->first);
+    size_t room = (size_t)c->route_max_bytes - PMX_MIN(have, (size_t)c->route_max_bytes);
+
+    if (room == 0) {
+        /* A reload lowered route_max_bytes below what is buffered. */
+        session_route_try(s);
+        return;
+    }
+    ssize_t n = conn_read_buf(&s->client, &s->first, PMX_MIN(room, (size_t)PROXY_CHUNK));
+
+    if (n > 0) {
+        s->last_active = reactor_now(s->px->x->reactor);
+        session_route_try(s);
+    } else if (n == 0) {
+        session_route_try(s);       /* end of stream: decide with what came */
+    } else if (n == PMX_ERR) {
+        log_info_errno("#%llu client read", (unsigned long long)s->id);
+        s->client.failed = true;
+        session_update(s);
+    } else {
+        session_update(s);
+    }
+}
+
+static long session_route_timer(struct reactor *r, long long id, void *data)
+{
+    struct session *s = data;
+
+    s->route_timer = 0;
+    if (!s->routing)
+        return REACTOR_TIMER_DONE;
+    /* A last look: a route may decide on bytes that came with the timer. */
+    struct route_decision d;
+    route_decision_init(&d);
+    if (session_decide(s, &d) == ROUTE_RESULT_DECIDED && d.action != ROUTE_WAIT)
+        session_route_apply(s, &d, "route matched");
+    else
+        session_route_default(s, "route_timeout reached");
+    route_decision_free(&d);
+    return REACTOR_TIMER_DONE;
+}
+
+/* Events of a session that is routing or closing after a route's close
+ * bytes: the client only. */
+static void session_route_update(struct session *s)
+{
+    struct conn *cl = &s->client;
+    int want = REACTOR_NONE;
+
+    if (cl->failed) {
+        session_close(s, "client error");
+        return;
+    }
+    if (s->close_when_flushed && buf_len(&cl->out) == 0) {
+        session_close(s, "closed by a route");
+        return;
+    }
+    if (s->draining) {
+        session_close(s, "shutdown");
+        return;
+    }
+    if (s->routing && !cl->eof)
+        want |= REACTOR_READABLE;
+    if (buf_len(&cl->out) > 0)
+        want |= REACTOR_WRITABLE;
+    if (reactor_set(s->px->x->reactor, cl->fd, want, proxy_client_event, s) != PMX_OK) {
+        log_error_errno("#%llu epoll", (unsigned long long)s->id);
+        session_close(s, "epoll error");
+    }
+}
+
+/* A client of a routed service: wait for its first bytes, route_timeout
+ * at most. */
+static void session_route_start(struct session *s)
+{
+    struct reactor *r = s->px->x->reactor;
+
+    s->routing = true;
+    long long id = reactor_timer_add(r, s->px->x->config->route_timeout, session_route_timer, s);
+    if (id <= 0) {
+        session_close(s, "out of memory for the route timer");
+        return;
+    }
+    s->route_timer = id;
+    session_update(s);
+}
+
 static void proxy_accept(struct exchange *x, int fd, const char *peer, const struct sockaddr *addr,
                          socklen_t addr_len)
 {
     struct proxy *px = x->priv;
-    const struct service_config *c = x->config;
     struct session *s = calloc(1, sizeof(*s));
 
     if (s == NULL) {
@@ -520,6 +856,9 @@ static void proxy_accept(struct exchange *x, int fd, const char *peer, const str
         s->addr_len = addr_len;
     }
     conn_init(&s->client, fd);
+    buf_init(&s->first);
+    s->connect_timeout = -1;
+    s->inactivity_timeout = -1;
     upstream_conn_init(x->upstream, &s->up, &session_upstream_events, s);
     s->upstream = upstream_conn_socket(&s->up);
     s->last_active = reactor_now(x->reactor);
@@ -527,10 +866,31 @@ static void proxy_accept(struct exchange *x, int fd, const char *peer, const str
     list_add_tail(&px->sessions, &s->link);
     exchange_client_added(x);
     log_info("accept #%llu client %s", (unsigned long long)s->id, s->peer);
+    if (x->codec != NULL && x->codec->proxy_only) {
+        s->mysql = proxy_mysql_new(x, s->id, s->peer, &s->up);
+        if (s->mysql == NULL)
+            log_error("#%llu client %s: out of memory for the mysql follower; piped, not logged",
+                      (unsigned long long)s->id, s->peer);
+    }
     if (session_queue_proxy_header(s, x, fd) != PMX_OK) {
         session_close(s, "out of memory for the PROXY header");
         return;
     }
+    if (px->routed)
+        session_route_start(s);
+    else
+        session_begin(s);
+}
+
+/* Gives client s its upstream connection: a max_active place (or a place
+ * in the queue), then a warm spare or a new connection. A routed session
+ * never takes a spare: the spare's target was picked by the balancer, the
+ * session's by its route. */
+static void session_begin(struct session *s)
+{
+    struct proxy *px = s->px;
+    struct exchange *x = px->x;
+    const struct service_config *c = x->config;
 
     if (c->max_active >= 0 && px->active >= c->max_active) {
         if (c->max_queued >= 0 && px->nwaiting >= (size_t)c->max_queued) {
@@ -547,7 +907,7 @@ static void proxy_accept(struct exchange *x, int fd, const char *peer, const str
         session_update(s);
         return;
     }
-    struct proxy_spare *spare = proxy_ready_spare(px, s);
+    struct proxy_spare *spare = s->dest[0] == '\0' ? proxy_ready_spare(px, s) : NULL;
     if (spare != NULL) {
         s->active = true;
         px->active++;
@@ -561,6 +921,9 @@ static void proxy_accept(struct exchange *x, int fd, const char *peer, const str
         buf_free(&s->client.out);
         s->client.out = spare->early;
         buf_init(&spare->early);
+        /* The greeting came before the client: the follower starts there. */
+        if (s->mysql != NULL && buf_len(&s->client.out) > 0)
+            proxy_mysql_feed(s->mysql, false, buf_start(&s->client.out), buf_len(&s->client.out));
         log_debug("#%llu client %s: took warm connection to %s with %zu early bytes",
                   (unsigned long long)s->id, s->peer, s->up.peer, buf_len(&s->client.out));
         proxy_spare_open(spare);
@@ -623,6 +986,25 @@ static void proxy_warmup_check(struct proxy *px)
     }
 }
 
+/* (Re)compiles the routes of the configuration in force. The old table is
+ * freed first: it may point into the configuration a reload replaced. Out
+ * of memory leaves no table: routed clients then get route_default. */
+static void proxy_routes_load(struct proxy *px)
+{
+    const struct service_config *c = px->x->config;
+    char err[CONFIG_ERR_MAX];
+
+    if (px->routes != NULL)
+        route_table_free(px->routes);
+    px->routes = NULL;
+    px->routed = c->nroutes > 0;
+    if (!px->routed)
+        return;
+    px->routes = route_table_create(c->routes, c->nroutes, err, sizeof(err));
+    if (px->routes == NULL)
+        log_error("service %s: routes: %s; clients get route_default", c->name, err);
+}
+
 static int proxy_start(struct exchange *x)
 {
     const struct service_config *c = x->config;
@@ -632,10 +1014,16 @@ static int proxy_start(struct exchange *x)
         return PMX_ERR;
     list_init(&px->sessions);
     list_init(&px->waiting);
-    px->nspares = c->warmup ? c->connections : 0;
+    px->x = x;
+    proxy_routes_load(px);
+    /* A routed client's target is its route's: a spare the balancer placed
+     * in advance cannot serve it, so a routed service keeps none. */
+    px->nspares = c->warmup && !px->routed ? c->connections : 0;
     px->scratch = malloc(PROXY_CHUNK);
     px->spares = calloc((size_t)PMX_MAX(px->nspares, 1), sizeof(*px->spares));
     if (px->scratch == NULL || px->spares == NULL) {
+        if (px->routes != NULL)
+            route_table_free(px->routes);
         free(px->scratch);
         free(px->spares);
         free(px);
@@ -727,6 +1115,8 @@ static void proxy_shutdown(struct exchange *x, bool fast)
 
 static void proxy_reload(struct exchange *x)
 {
+    /* New clients are routed by the new routes; those routing now too. */
+    proxy_routes_load(x->priv);
 }
 
 static void proxy_destroy(struct exchange *x)
@@ -749,6 +1139,8 @@ static void proxy_destroy(struct exchange *x)
     }
     free(px->spares);
     free(px->scratch);
+    if (px->routes != NULL)
+        route_table_free(px->routes);
     free(px);
     x->priv = NULL;
 }

@@ -72,16 +72,12 @@ static enum request_log_status mux_request_log_status(const struct mux *m, const
 void mux_request_logged(struct mux *m, struct mux_request *req, const char *client, const char *data,
                         size_t len, bool client_gone)
 {
-    struct upstream_target_info target = { .name = "" };
-
     if (req->log_command == NULL)
         return;
-    if (req->log_target >= 0 && req->log_target < upstream_target_count(m->x->upstream))
-        upstream_target_info(m->x->upstream, req->log_target, &target);
     struct request_log_record r = {
         .service = mux_config(m)->name,
         .client = client,
-        .target = target.name,
+        .target = upstream_target_name(m->x->upstream, req->log_target),
         .command = req->log_command,
         .command_len = req->log_command_len,
         .command_total = req->log_command_total,

@@ -308,6 +308,7 @@ static void mux_upstream_parse(struct mux *m, struct mux_upstream *up, struct bu
             m->kick = true;
         up->answered = req->seq;
         up->parsing = false;
+        upstream_conn_answered(&up->uc);
         if (!up->proved) {
             /* The first response proves the connection: the target's
              * failure count and the backoff start over. */

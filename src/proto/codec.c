@@ -5,7 +5,7 @@
 #include "codec.h"
 
 static const struct codec_ops *const codecs[] = {
-    &codec_raw, &codec_line, &codec_resp, &codec_memcache, &codec_http,
+    &codec_raw, &codec_line, &codec_resp, &codec_memcache, &codec_http, &codec_mysql,
 };
 
 const struct codec_ops *codec_find(const char *name)
@@ -20,7 +20,7 @@ const struct codec_ops *codec_find(const char *name)
 
 const char *codec_names(void)
 {
-    return "raw, line, resp, memcache, http";
+    return "raw, line, resp, memcache, http, mysql";
 }
 
 size_t codec_error_line(const char *prefix, const char *reason, char *out, size_t cap)

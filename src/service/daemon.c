@@ -495,6 +495,7 @@ static int daemon_reload_apply(struct daemon *d, char *msg, size_t len)
     if (log_open(fresh->c.log_file) != PMX_OK)
         log_error_errno("reload: cannot open log file %s", fresh->c.log_file);
     log_set_level(fresh->c.log_level);
+    log_set_mask_ip(fresh->c.log_mask_ip);
     for (int j = 0; j < pool.ndonors; j++)
         listener_disown(pool.donors[j]);
     struct daemon_conf *old_conf = d->conf;

@@ -98,7 +98,7 @@ static bool listener_refuse_one(struct listener *l, long max, long waited)
     int cfd = accept4(l->fd, (struct sockaddr *)&addr, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (cfd < 0)
         return errno == EINTR || errno == ECONNABORTED;
-    net_format_addr((const struct sockaddr *)&addr, len, peer, sizeof(peer));
+    log_format_client((const struct sockaddr *)&addr, len, peer, sizeof(peer));
     stats_refused(&l->exchange->stats, STATS_REFUSED_MAX_CONNECTIONS);
     if (waited > 0)
         log_error("client %s refused: max_connections %ld reached, no slot freed within max_wait %ld ms",
@@ -202,7 +202,7 @@ static void listener_accept(struct reactor *r, int fd, void *data, int mask)
                 log_error_errno("accept");
             return;
         }
-        net_format_addr((const struct sockaddr *)&addr, len, peer, sizeof(peer));
+        log_format_client((const struct sockaddr *)&addr, len, peer, sizeof(peer));
         if (net_setup_socket(cfd) != PMX_OK) {
             log_error_errno("client %s: socket setup", peer);
             close(cfd);

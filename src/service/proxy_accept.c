@@ -83,7 +83,7 @@ static void pa_done(struct proxy_accept_client *pc)
         exchange_accept(x, fd, real, (const struct sockaddr *)&addr, len);
         return;
     }
-    net_format_addr((const struct sockaddr *)&d->src, d->src_len, real, sizeof(real));
+    log_format_client((const struct sockaddr *)&d->src, d->src_len, real, sizeof(real));
     log_info("client %s: PROXY v%d header: client %s", pc->peer, d->version, real);
     struct sockaddr_storage src = d->src, dst = d->dst;
     socklen_t src_len = d->src_len, dst_len = d->dst_len;
@@ -151,7 +151,7 @@ void proxy_accept_start(struct listener *l, int fd, const struct sockaddr *addr,
     struct proxy_accept_client *pc;
     char peer[NET_ADDR_MAX];
 
-    net_format_addr(addr, len, peer, sizeof(peer));
+    log_format_client(addr, len, peer, sizeof(peer));
     if (l->proxy_pending.n >= PROXY_ACCEPT_MAX_PENDING) {
         log_error("client %s refused: %d clients are sending their PROXY header already",
                   peer, PROXY_ACCEPT_MAX_PENDING);

@@ -13,7 +13,7 @@ const uint32_t stats_bounds_us[STATS_NBOUNDS] = {
 };
 
 const char *const stats_refusal_names[STATS_REFUSED_N] = {
-    "max_connections", "max_queued", "no_upstream", "queue_timeout", "request_memory",
+    "max_connections", "max_queued", "no_upstream", "queue_timeout", "request_memory", "denied", "route",
 };
 
 const char *const stats_status_names[STATS_STATUS_N] = {
@@ -150,8 +150,9 @@ void stats_write_json(FILE *out, const struct stats_snapshot *svc)
         fputs(", \"reason\": ", out);
         stats_json_string(out, t->reason);
         fprintf(out, ", \"connections\": %" PRIu64 ", \"connects\": %" PRIu64 ", \"connect_errors\": %" PRIu64
+                ", \"requests\": %" PRIu64 ", \"bytes_sent\": %" PRIu64 ", \"bytes_received\": %" PRIu64
                 ", \"weight\": %d, \"backup\": %s, \"draining\": %s}",
-                t->conns, t->connects, t->connect_errors, t->weight, t->backup ? "true" : "false",
+                t->conns, t->connects, t->connect_errors, t->requests, t->bytes_sent, t->bytes_received, t->weight, t->backup ? "true" : "false",
                 t->draining ? "true" : "false");
     }
     fputs("]}", out);
@@ -317,4 +318,19 @@ void stats_write_prometheus(FILE *out, const struct stats_snapshot *svc, int n)
         for (int t = 0; t < svc[i].ntargets; t++)
             prom_target(out, "target_connect_errors_total", &svc[i], &svc[i].targets[t], NULL, NULL,
                         svc[i].targets[t].connect_errors);
+    prom_family(out, "target_requests_total", "counter", "Requests the target answered.");
+    for (int i = 0; i < n; i++)
+        for (int t = 0; t < svc[i].ntargets; t++)
+            prom_target(out, "target_requests_total", &svc[i], &svc[i].targets[t], NULL, NULL,
+                        svc[i].targets[t].requests);
+    prom_family(out, "target_bytes_sent_total", "counter", "Bytes written to the target.");
+    for (int i = 0; i < n; i++)
+        for (int t = 0; t < svc[i].ntargets; t++)
+            prom_target(out, "target_bytes_sent_total", &svc[i], &svc[i].targets[t], NULL, NULL,
+                        svc[i].targets[t].bytes_sent);
+    prom_family(out, "target_bytes_received_total", "counter", "Bytes read from the target.");
+    for (int i = 0; i < n; i++)
+        for (int t = 0; t < svc[i].ntargets; t++)
+            prom_target(out, "target_bytes_received_total", &svc[i], &svc[i].targets[t], NULL, NULL,
+                        svc[i].targets[t].bytes_received);
 }

@@ -29,6 +29,9 @@ struct upstream_target {
     long long probe_timer;          /* next probe, 0 none */
     uint64_t connects;              /* statistics: connects started, kept across reloads */
     uint64_t connect_errors;        /* ... and failed */
+    uint64_t requests;              /* responses it gave (upstream_conn_answered) */
+    uint64_t bytes_sent;            /* to the target on connections closed since (live ones are added by upstream_target_info) */
+    uint64_t bytes_received;        /* from the target, same */
     /* Added at runtime (admin API): config points here, owned; such a
      * target lasts until the next reload. */
     struct target_config *own;
@@ -51,6 +54,7 @@ struct upstream {
     struct list_node pending;       /* CONNECTING or BACKOFF, for the janitor */
     uint64_t next_resolve;
     bool stopped;
+    int nlookups;                   /* ad hoc lookups in progress (UPSTREAM_MAX_LOOKUPS) */
 };
 
 static void target_probe_schedule(struct upstream_target *t, long delay);
@@ -284,6 +288,9 @@ static int upstream_build(struct upstream *u, const struct service_config *c, in
             t->health = old->health;
             t->connects = old->connects;
             t->connect_errors = old->connect_errors;
+            t->requests = old->requests;
+            t->bytes_sent = old->bytes_sent;
+            t->bytes_received = old->bytes_received;
             bool same_place = strcmp(old->config->host, tc->host) == 0 && old->config->port == tc->port &&
                               strcmp(old->config->unix_path, tc->unix_path) == 0;
             if (same_place && tc->addr_len == 0)
@@ -395,6 +402,8 @@ int upstream_reload(struct upstream *u, const struct service_config *c)
         for (int k = 0; k < uc->tries && k < (int)PMX_ARRAY_LEN(uc->tried); k++)
             if (uc->tried[k] >= 0 && uc->tried[k] < old_n)
                 uc->tried[k] = map[uc->tried[k]];
+        if (uc->fixed_target >= 0 && uc->fixed_target < old_n)
+            uc->fixed_target = map[uc->fixed_target];
     }
     free(conns);
     free(map);
@@ -435,6 +444,11 @@ int upstream_target_count(const struct upstream *u)
     return u->ntargets;
 }
 
+const char *upstream_target_name(const struct upstream *u, int i)
+{
+    return i >= 0 && i < u->ntargets ? u->targets[i].config->name : "";
+}
+
 void upstream_target_info(const struct upstream *u, int i, struct upstream_target_info *out)
 {
     const struct upstream_target *t = &u->targets[i];
@@ -449,6 +463,18 @@ void upstream_target_info(const struct upstream *u, int i, struct upstream_targe
     out->connects = t->connects;
     out->connect_errors = t->connect_errors;
     out->draining = t->draining;
+    out->requests = t->requests;
+    out->bytes_sent = t->bytes_sent;
+    out->bytes_received = t->bytes_received;
+    /* Open connections' bytes: one walk, at snapshot time only, so the
+     * data path pays nothing for per-target byte counts. */
+    for (const struct list_node *n = u->conns.next; n != &u->conns; n = n->next) {
+        const struct upstream_conn *uc = list_entry(n, struct upstream_conn, link);
+        if (uc->target == i && uc->conn.fd >= 0) {
+            out->bytes_sent += uc->conn.bytes_out;
+            out->bytes_received += uc->conn.bytes_in;
+        }
+    }
 }
 
 void upstream_conn_states(const struct upstream *u, uint64_t counts[4])
@@ -514,6 +540,8 @@ static int upstream_resize(struct upstream *u, int n, const int *map)
         for (int k = 0; k < uc->tries && k < (int)PMX_ARRAY_LEN(uc->tried); k++)
             if (uc->tried[k] >= 0 && uc->tried[k] < u->ntargets)
                 uc->tried[k] = map[uc->tried[k]];
+        if (uc->fixed_target >= 0 && uc->fixed_target < u->ntargets)
+            uc->fixed_target = map[uc->fixed_target];
     }
     free(u->targets);
     free(u->bt);
@@ -639,6 +667,8 @@ void upstream_conn_init(struct upstream *u, struct upstream_conn *uc, const stru
     uc->data = data;
     uc->state = UPSTREAM_CLOSED;
     uc->target = -1;
+    uc->fixed_target = -1;
+    uc->connect_timeout = -1;
     conn_init(&uc->conn, -1);
     list_init(&uc->pending);
     list_add_tail(&u->conns, &uc->link);
@@ -657,6 +687,10 @@ static int conn_pick(struct upstream_conn *uc)
 {
     struct upstream *u = uc->u;
 
+    if (uc->fixed_target >= 0) {
+        int t = uc->fixed_target;
+        return t < u->ntargets && target_usable(&u->targets[t]) && !conn_tried(uc, t) ? t : -1;
+    }
     for (int i = 0; i < u->ntargets; i++)
         u->bt[i].usable = target_usable(&u->targets[i]) && !conn_tried(uc, i);
     return balancer_pick(u->balancer, u->bt, (size_t)u->ntargets,
@@ -672,8 +706,18 @@ static void conn_drop_socket(struct upstream_conn *uc, bool keep_out)
 
     if (keep_out)
         buf_init(&uc->conn.out);
-    if (uc->conn.fd >= 0 && uc->target >= 0 && u->bt[uc->target].conns > 0)
-        u->bt[uc->target].conns--;
+    if (uc->conn.fd >= 0 && uc->target >= 0) {
+        struct upstream_target *t = &u->targets[uc->target];
+        t->bytes_sent += uc->conn.bytes_out;
+        t->bytes_received += uc->conn.bytes_in;
+        if (u->bt[uc->target].conns > 0)
+            u->bt[uc->target].conns--;
+    }
+    if (uc->lookup > 0) {
+        resolver_cancel(u->rs, uc->lookup);
+        uc->lookup = 0;
+        u->nlookups--;
+    }
     conn_close(&uc->conn, u->r);
     conn_init(&uc->conn, -1);
     if (keep_out)
@@ -681,16 +725,62 @@ static void conn_drop_socket(struct upstream_conn *uc, bool keep_out)
     list_remove(&uc->pending);
 }
 
+/* The connect timeout of uc's open (ms). */
+static long conn_timeout(const struct upstream_conn *uc)
+{
+    return uc->connect_timeout >= 0 ? uc->connect_timeout : uc->u->config->connect_timeout;
+}
+
+/* Starts the connect of an ad hoc connection to its resolved address.
+ * Returns PMX_OK (CONNECTING) or PMX_ERR with *reason. */
+static int conn_try_adhoc(struct upstream_conn *uc, const char **reason)
+{
+    struct upstream *u = uc->u;
+    static char why[HEALTH_REASON_MAX];
+
+    uc->tries++;
+    uc->id = conn_next_id();
+    net_format_addr((const struct sockaddr *)&uc->adhoc_addr, uc->adhoc_len, uc->peer, sizeof(uc->peer));
+    uc->connect_started_us = upstream_clock_us();
+    int fd = net_connect((const struct sockaddr *)&uc->adhoc_addr, uc->adhoc_len, false);
+    int err = errno;
+    if (fd >= 0) {
+        uc->conn.fd = fd;
+        if (reactor_add(u->r, fd, REACTOR_WRITABLE, conn_event, uc) == PMX_OK) {
+            uc->state = UPSTREAM_CONNECTING;
+            uc->deadline = reactor_now(u->r) + (uint64_t)conn_timeout(uc);
+            list_remove(&uc->pending);
+            list_add_tail(&u->pending, &uc->pending);
+            log_debug("service %s: upstream #%llu connecting to %s", upstream_name(u), (unsigned long long)uc->id,
+                      uc->peer);
+            return PMX_OK;
+        }
+        err = errno;
+        close(fd);
+        uc->conn.fd = -1;
+    }
+    snprintf(why, sizeof(why), "connect: %s", strerror(err));
+    *reason = why;
+    log_error("service %s: upstream #%llu connect to %s failed: %s", upstream_name(u), (unsigned long long)uc->id,
+              uc->peer, why);
+    errno = err == EMFILE || err == ENFILE ? err : 0;
+    return PMX_ERR;
+}
+
 /* Tries targets until a connect is under way (PMX_OK), the tries allowed
- * are spent, or no untried target is usable (PMX_ERR; *reason says why). */
+ * are spent, or no untried target is usable (PMX_ERR; *reason says why).
+ * A fixed target or an ad hoc address gets one try. */
 static int conn_try(struct upstream_conn *uc, const char **reason)
 {
     struct upstream *u = uc->u;
     const struct service_config *c = u->config;
     static char why[HEALTH_REASON_MAX];
+    int max_tries = uc->fixed_target >= 0 ? 1 : c->retries + 1;
 
     errno = 0;
-    while (uc->tries <= c->retries && uc->tries < UPSTREAM_MAX_TRIES) {
+    if (uc->adhoc)
+        return uc->tries == 0 ? conn_try_adhoc(uc, reason) : PMX_ERR;
+    while (uc->tries < max_tries && uc->tries < UPSTREAM_MAX_TRIES) {
         int t = conn_pick(uc);
         if (t < 0)
             return PMX_ERR;
@@ -709,7 +799,7 @@ static int conn_try(struct upstream_conn *uc, const char **reason)
             uc->conn.fd = fd;
             if (reactor_add(u->r, fd, REACTOR_WRITABLE, conn_event, uc) == PMX_OK) {
                 uc->state = UPSTREAM_CONNECTING;
-                uc->deadline = reactor_now(u->r) + (uint64_t)c->connect_timeout;
+                uc->deadline = reactor_now(u->r) + (uint64_t)conn_timeout(uc);
                 u->bt[t].conns++;
                 list_add_tail(&u->pending, &uc->pending);
                 log_debug("service %s: upstream #%llu connecting to %s (%s)", upstream_name(u),
@@ -775,7 +865,7 @@ static void conn_connect_failed(struct upstream_conn *uc, const char *reason)
     const char *last = why;
     if (conn_try(uc, &last) == PMX_OK)
         return;
-    conn_give_up(uc, upstream_available(u) ? last : UPSTREAM_NONE_USABLE);
+    conn_give_up(uc, upstream_available(u) || uc->adhoc || uc->fixed_target >= 0 ? last : UPSTREAM_NONE_USABLE);
 }
 
 int upstream_conn_open(struct upstream_conn *uc, const struct sockaddr *client, socklen_t client_len)
@@ -787,6 +877,9 @@ int upstream_conn_open(struct upstream_conn *uc, const struct sockaddr *client, 
     if (uc->state != UPSTREAM_CLOSED)
         return PMX_OK;
     errno = 0;
+    uc->fixed_target = -1;
+    uc->adhoc = false;
+    uc->connect_timeout = -1;
     /* A stopped layer (its service shutting down or replaced) still opens
      * connections its owner asks for: the clients it keeps serving need
      * them. Only what runs by itself stops. */
@@ -813,6 +906,95 @@ int upstream_conn_open(struct upstream_conn *uc, const struct sockaddr *client, 
     return PMX_ERR;
 }
 
+int upstream_conn_open_target(struct upstream_conn *uc, int i, long connect_timeout, const char **why)
+{
+    struct upstream *u = uc->u;
+
+    *why = UPSTREAM_NONE_USABLE;
+    if (uc->state != UPSTREAM_CLOSED)
+        return PMX_OK;
+    errno = 0;
+    if (i < 0 || i >= u->ntargets)
+        return PMX_ERR;
+    uc->fixed_target = i;
+    uc->adhoc = false;
+    uc->connect_timeout = connect_timeout;
+    uc->client_len = 0;
+    uc->tries = 0;
+    if (!target_usable(&u->targets[i])) {
+        static char down[CONFIG_TARGET_NAME_MAX + 64];
+        snprintf(down, sizeof(down), "target %s is %s", u->targets[i].config->name,
+                 u->targets[i].addr_len == 0 ? "not resolved yet" : health_state_name(u->targets[i].health.state));
+        *why = down;
+        return PMX_ERR;
+    }
+    return conn_try(uc, why);
+}
+
+/* The lookup of an ad hoc address is done: connect, or give up. */
+static void conn_adhoc_resolved(void *data, int err, const struct sockaddr_storage *addrs, const socklen_t *lens,
+                                int naddrs)
+{
+    struct upstream_conn *uc = data;
+    struct upstream *u = uc->u;
+    const char *reason = NULL;
+    char why[NET_ADDR_MAX + HEALTH_REASON_MAX + 64];
+
+    uc->lookup = 0;
+    u->nlookups--;
+    if (err != 0 || naddrs < 1) {
+        snprintf(why, sizeof(why), "cannot resolve %s: %s", uc->peer, err ? gai_strerror(err) : "no address");
+        conn_give_up(uc, why);
+        return;
+    }
+    memcpy(&uc->adhoc_addr, &addrs[0], lens[0]);
+    uc->adhoc_len = lens[0];
+    if (conn_try_adhoc(uc, &reason) != PMX_OK) {
+        snprintf(why, sizeof(why), "%s", reason);
+        conn_give_up(uc, why);
+    }
+}
+
+int upstream_conn_open_host(struct upstream_conn *uc, const char *host, int port, long connect_timeout,
+                            const char **why)
+{
+    struct upstream *u = uc->u;
+
+    *why = "cannot resolve the address";
+    if (uc->state != UPSTREAM_CLOSED)
+        return PMX_OK;
+    errno = 0;
+    uc->fixed_target = -1;
+    uc->adhoc = true;
+    uc->adhoc_len = 0;
+    uc->target = -1;
+    uc->connect_timeout = connect_timeout;
+    uc->client_len = 0;
+    uc->tries = 0;
+    /* Shown in logs until the address is known. */
+    snprintf(uc->peer, sizeof(uc->peer), "%s:%d", host, port);
+    if (u->rs == NULL) {
+        *why = "no resolver";
+        return PMX_ERR;
+    }
+    if (u->nlookups >= UPSTREAM_MAX_LOOKUPS) {
+        *why = "too many address lookups in progress";
+        return PMX_ERR;
+    }
+    long long id = resolver_lookup(u->rs, host, port, conn_adhoc_resolved, uc);
+    if (id <= 0) {
+        *why = errno == EINVAL ? "invalid address" : "cannot start resolving the address";
+        return PMX_ERR;
+    }
+    uc->lookup = id;
+    u->nlookups++;
+    /* Resolving counts as connecting: connect_timeout covers both. */
+    uc->state = UPSTREAM_CONNECTING;
+    uc->deadline = reactor_now(u->r) + (uint64_t)conn_timeout(uc);
+    list_add_tail(&u->pending, &uc->pending);
+    return PMX_OK;
+}
+
 void upstream_conn_close(struct upstream_conn *uc, enum upstream_close how, const char *reason)
 {
     struct upstream *u = uc->u;
@@ -836,6 +1018,12 @@ void upstream_conn_release(struct upstream_conn *uc)
     uc->state = UPSTREAM_CLOSED;
     list_remove(&uc->link);
     uc->u = NULL;
+}
+
+void upstream_conn_answered(struct upstream_conn *uc)
+{
+    if (uc->u != NULL && uc->target >= 0)
+        uc->u->targets[uc->target].requests++;
 }
 
 void upstream_conn_ok(struct upstream_conn *uc)
@@ -947,7 +1135,7 @@ static void conn_event(struct reactor *r, int fd, void *data, int mask)
         balancer_observe(&u->bt[uc->target], (uint32_t)PMX_MIN(us, UINT32_MAX));
     }
     log_info("service %s: upstream #%llu connected to %s (%s)", upstream_name(u), (unsigned long long)uc->id,
-             uc->target >= 0 ? u->targets[uc->target].config->name : "-", uc->peer);
+             uc->target >= 0 ? u->targets[uc->target].config->name : uc->adhoc ? "a route's address" : "-", uc->peer);
     if (reactor_set(r, fd, REACTOR_NONE, conn_event, uc) != PMX_OK)
         log_error_errno("upstream #%llu: epoll", (unsigned long long)uc->id);
     uc->events->connected(uc);

@@ -106,6 +106,7 @@ class AdminTest(ProximuxTestCase):
         with connect(p1) as s:
             cmds = [("SET", "k", "v"), ("GET", "k"), ("INCR", "n"), ("INCR", "n"), ("PING",),
                     ("CLIENT", "REPLY", "OFF"), ("CLIENT", "REPLY", "SKIP")]
+            to_target = from_target = 0
             for c in cmds:
                 data = resp_encode(*c)
                 sent += data
@@ -114,6 +115,9 @@ class AdminTest(ProximuxTestCase):
                 while not got.endswith(b"\r\n"):
                     got += s.recv(4096)
                 received += got
+                if c[0] != "CLIENT":
+                    to_target += len(data)
+                    from_target += len(got)
             self.assertEqual(received.count(b"-ERR"), 2, received)
             # The slot is taken: the next two clients are refused.
             for _ in range(2):
@@ -166,6 +170,11 @@ class AdminTest(ProximuxTestCase):
         self.assertEqual(st["targets"][0]["name"], "r1")
         self.assertEqual(st["targets"][0]["state"], "up")
         self.assertEqual(st["targets"][0]["connects"], 1)
+        # Per target: the 5 requests redis answered, and exactly their bytes
+        # (the refused ones never reached it).
+        self.assertEqual(st["targets"][0]["requests"], 5)
+        self.assertEqual(st["targets"][0]["bytes_sent"], to_target)
+        self.assertEqual(st["targets"][0]["bytes_received"], from_target)
 
         nw = get_json(aport, "/api/v1/stats/nowhere")
         self.assertEqual(nw["requests"], 3)
@@ -189,6 +198,9 @@ class AdminTest(ProximuxTestCase):
         self.assertEqual(m['proximux_request_duration_seconds_bucket{service="cache",le="+Inf"}'], 8)
         self.assertEqual(m['proximux_client_received_bytes_total{service="cache"}'], len(sent))
         self.assertEqual(m['proximux_target_up{service="cache",target="r1"}'], 1)
+        self.assertEqual(m['proximux_target_requests_total{service="cache",target="r1"}'], 5)
+        self.assertEqual(m['proximux_target_bytes_sent_total{service="cache",target="r1"}'], to_target)
+        self.assertEqual(m['proximux_target_bytes_received_total{service="cache",target="r1"}'], from_target)
         if shutil.which("promtool"):
             check = subprocess.run(["promtool", "check", "metrics"], input=body, capture_output=True,
                                    timeout=30)
@@ -351,6 +363,15 @@ class AdminTargetsTest(ProximuxTestCase):
         self.assertEqual(self.target_names(aport), [("r1", False), ("r2", False)])
         st = get_json(aport, "/api/v1/stats/px")
         self.assertEqual(st["targets"][1]["connects"], 2)
+        # Proxy mode: the target's bytes are the two clients' GET who and
+        # the replies ($2\r\nr2\r\n), exactly.
+        get_who = len(b"*2\r\n$3\r\nGET\r\n$3\r\nwho\r\n")
+        deadline = time.monotonic() + 5 * TIME_FACTOR
+        while st["targets"][1]["bytes_sent"] != 2 * get_who and time.monotonic() < deadline:
+            time.sleep(0.05)
+            st = get_json(aport, "/api/v1/stats/px")
+        self.assertEqual(st["targets"][1]["bytes_sent"], 2 * get_who)
+        self.assertEqual(st["targets"][1]["bytes_received"], 2 * len(b"$2\r\nr2\r\n"))
         status, _, body = http(aport, "POST", "/api/v1/services/px/targets",
                                body=json.dumps({"name": "r2", "host": "127.0.0.1", "port": 1}))
         self.assertEqual((status, json.loads(body)), (409, {"error": 'a target named "r2" exists already'}))
