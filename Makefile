@@ -67,7 +67,7 @@ TEST_OBJ := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%.o)
 LIB      := $(BUILD)/libproximux.a
 RUNNER   := $(BUILD)/test_runner
 
-.PHONY: all test unit integration asan bench fuzz lint valgrind clean print-src install uninstall
+.PHONY: all test unit integration asan bench bench-route fuzz lint valgrind clean print-src install uninstall
 
 all: $(BIN)
 
@@ -106,6 +106,11 @@ asan:
 
 bench: $(BIN)
 	bash bench/run.sh
+
+# Routing decision latency (bench/route_decide.c).
+bench-route: $(LIB)
+	$(CC) $(PMX_CFLAGS) -o $(BUILD)/route_decide bench/route_decide.c $(LIB) $(YAML_LIBS)
+	$(BUILD)/route_decide
 
 fuzz:
 	bash tests/fuzz/run.sh

@@ -36,12 +36,17 @@ struct route_table *route_table_create(const struct route_config *routes, int n,
 void route_table_free(struct route_table *t);
 
 /* Tries the routes in order over the len first bytes of a client (binary:
- * NUL bytes included). The first route that matches decides: out gets its
- * action, target and data with $1..$9 replaced by the captures, reply,
- * close bytes and timeouts. WAIT when no route matched but one could with
- * more bytes (a prefix or TLS/HTTP header not complete yet); NO_MATCH when
- * none can (the caller then applies route_default). out is initialised by
- * the caller (route_decision_init) and freed by it. */
+ * NUL bytes included). The first route that matches decides, even while an
+ * earlier one could still match with more bytes: out gets its action,
+ * target and data with $1..$9 replaced by the captures ($$: $), reply,
+ * close bytes (in data, for ROUTE_CLOSE) and timeouts. WAIT when no route
+ * matched but one could with more bytes (a prefix or TLS/HTTP head not
+ * complete yet; a regex that fails, unless it is anchored and the bytes
+ * differ from its literal start; a target built from captures that cannot
+ * be HOST:PORT); NO_MATCH when none can, and then it stays NO_MATCH with
+ * more bytes (the caller applies route_default). out is initialised by the
+ * caller (route_decision_init) and freed by it; it is filled only when
+ * DECIDED (partly on ERROR). */
 enum route_result route_table_decide(const struct route_table *t, const char *data, size_t len,
                                      struct route_decision *out);
 

@@ -149,6 +149,33 @@ START_TEST(routes_dump_round_trip)
 }
 END_TEST
 
+/* Regexes whose backslashes the loader could read two ways dump to text
+ * that loads back to the same bytes. */
+START_TEST(routes_dump_regex_backslashes)
+{
+    static const char *const values[] = {
+        "'a\\x5cn'",          /* a backslash byte, then n: not the \n escape */
+        "'a\\x5c\\x5c'",      /* two backslash bytes at the end */
+        "'a\\\\n\\.'",        /* a kept \\ pair, n, a kept \. pair */
+        "'a\\x5c\\x0a'",      /* a backslash before a byte written \xNN */
+        "'\\x5c\\x5c\\x5c\\x5cx41\\xc3\\xa9'",
+    };
+    for (size_t i = 0; i < PMX_ARRAY_LEN(values); i++) {
+        char yaml[512];
+        snprintf(yaml, sizeof yaml, HEAD "routes:\n  - { match: %s, target: web }\n", values[i]);
+        ck_assert_msg(load(yaml, NULL) == PMX_OK, "%s: %s", values[i], err);
+        char want[CONFIG_ROUTE_TEXT_MAX];
+        size_t want_len = SVC->routes[0].pattern_len;
+        memcpy(want, SVC->routes[0].pattern, want_len);
+        char *dump = dump_to_string(cfg);
+        ck_assert_msg(load(dump, NULL) == PMX_OK, "%s: %s", values[i], err);
+        ck_assert_uint_eq(SVC->routes[0].pattern_len, want_len);
+        ck_assert_msg(memcmp(SVC->routes[0].pattern, want, want_len) == 0, "%s: dump %s", values[i], dump);
+        free(dump);
+    }
+}
+END_TEST
+
 /* Routes are reloadable in place: a changed list is no fixed change. */
 START_TEST(routes_reload_in_place)
 {
@@ -254,6 +281,9 @@ static const struct {
     { "routes:\n  - { prefix: a, target: web, colour: red }\n",
       "routes[1].colour (@FILE@ line 7): unknown setting (a route takes match, prefix, sni, http_host, "
       "target, reply, data, close, connect_timeout, inactivity_timeout)" },
+    { "routes:\n  - { match: '((a{99}){99}){99}', target: web }\n",
+      "routes[1].match (@FILE@ line 7): is too complex: its repetitions make more than 20000 copies of its "
+      "parts (glibc copies a repeated part once per repetition; nest fewer +, {n,m})" },
     { "route_default: nope\n",
       "route_default (@FILE@ line 6): \"nope\" is not close or a target name of the service" },
     { "route_max_bytes: 0\n",
@@ -304,6 +334,7 @@ Suite *config_routes_suite(void)
     tcase_add_test(good, routes_per_service);
     tcase_add_test(good, routes_dump_round_trip);
     tcase_add_test(good, routes_reload_in_place);
+    tcase_add_test(good, routes_dump_regex_backslashes);
     tcase_add_test(good, routes_long_pattern);
     suite_add_tcase(s, good);
 

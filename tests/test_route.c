@@ -385,6 +385,45 @@ START_TEST(table_errors)
 }
 END_TEST
 
+/* Regexes whose compiled form would be huge are refused before regcomp
+ * (glibc copies a repeated part once per repetition). */
+START_TEST(regex_too_complex)
+{
+    static const struct {
+        const char *re;
+        int ok;
+    } cases[] = {
+        { "^....git-upload-pack /([A-Za-z0-9._-]+)/", 1 },
+        { "[a-z]{1,255}", 1 },
+        { "^(a+)+$", 1 },
+        { "(((((((a+)+)+)+)+)+)+)+", 1 },
+        { "(x{1,100}){1,100}", 1 },
+        { "[[:alpha:]]{1,200}[]{]{1,10}\\{", 1 },
+        { "((a{99}){99}){99}", 0 },
+        { "(ab|cd){1,30000}", 0 },
+        { "([A-Za-z0-9._-]+)++++++++++++++++++++++++++++++++++", 0 },
+    };
+    char err[512];
+    const char *field;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        routes_reset();
+        struct route_config *r = add(ROUTE_MATCH, cases[i].re, strlen(cases[i].re), "x:1");
+        int rc = route_check(r, &field, err, sizeof err);
+        ck_assert_msg((rc == PMX_OK) == cases[i].ok, "%s: %s", cases[i].re, rc == PMX_OK ? "accepted" : err);
+        if (rc != PMX_OK)
+            ck_assert_ptr_nonnull(strstr(err, "is too complex"));
+    }
+    /* Groups nested deeper than anyone writes. */
+    routes_reset();
+    char deep[600];
+    memset(deep, '(', 300);
+    memset(deep + 300, ')', 300);
+    struct route_config *r = add(ROUTE_MATCH, deep, sizeof deep, "x:1");
+    r->pattern[sizeof deep] = '\0';
+    ck_assert_int_eq(route_check(r, &field, err, sizeof err), PMX_ERR);
+}
+END_TEST
+
 /* The table is a copy: the configuration may go away (a reload). */
 START_TEST(table_outlives_config)
 {
@@ -410,6 +449,66 @@ START_TEST(table_outlives_config)
 }
 END_TEST
 
+/* The worked example of README's "Routing on the first bytes":
+ * config/examples/routes-one-port.yaml, loaded as the daemon loads it. */
+START_TEST(readme_example)
+{
+    struct config c;
+    char err[CONFIG_ERR_MAX];
+    struct route_decision d;
+    static const char *const env[] = { NULL };
+
+    ck_assert_msg(config_load(&c, "config/examples/routes-one-port.yaml", (char *const *)env, err, sizeof err) ==
+                  PMX_OK, "%s", err);
+    const struct service_config *sc = config_service(&c, "edge");
+    ck_assert_ptr_nonnull(sc);
+    ck_assert_str_eq(sc->route_default, "close");
+    struct route_table *t = route_table_create(sc->routes, sc->nroutes, err, sizeof err);
+    ck_assert_msg(t != NULL, "%s", err);
+
+    size_t len = strlen(hello_hex) / 2;
+    char *hello = malloc(len);
+    ck_assert_ptr_nonnull(hello);
+    for (size_t i = 0; i < len; i++) {
+        unsigned v;
+        ck_assert_int_eq(sscanf(hello_hex + 2 * i, "%2x", &v), 1);
+        hello[i] = (char)v;
+    }
+    static const struct {
+        const char *bytes;      /* NULL: the ClientHello for x.example.com */
+        enum route_result want;
+        enum route_action action;
+        const char *target;     /* or the close bytes */
+    } cases[] = {
+        { NULL, ROUTE_RESULT_DECIDED, ROUTE_TARGET, "web-tls" },
+        { "GET / HTTP/1.1\r\nHost: api.example.com:8443\r\n\r\n", ROUTE_RESULT_DECIDED, ROUTE_TARGET, "api" },
+        { "GET / HTTP/1.1\r\nHost: WWW.example.com\r\n\r\n", ROUTE_RESULT_DECIDED, ROUTE_TARGET, "www" },
+        { "GET / HTTP/1.1\r\nHost: example.com\r\n\r\n", ROUTE_RESULT_NO_MATCH, ROUTE_WAIT, "" },
+        { "GET / HTTP/1.1\r\nHost: api.example.com\r\n", ROUTE_RESULT_WAIT, ROUTE_WAIT, "" },
+        { "PING\r\n", ROUTE_RESULT_DECIDED, ROUTE_CLOSE, "+PONG\r\n" },
+        { "PIN", ROUTE_RESULT_WAIT, ROUTE_WAIT, "" },
+        { "SSH-2.0-OpenSSH_9.2\r\n", ROUTE_RESULT_NO_MATCH, ROUTE_WAIT, "" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        route_decision_init(&d);
+        const char *b = cases[i].bytes != NULL ? cases[i].bytes : hello;
+        size_t n = cases[i].bytes != NULL ? strlen(b) : len;
+        ck_assert_int_eq(route_table_decide(t, b, n, &d), cases[i].want);
+        ck_assert_int_eq(d.action, cases[i].action);
+        if (d.action == ROUTE_TARGET)
+            ck_assert_str_eq(d.target, cases[i].target);
+        if (d.action == ROUTE_CLOSE) {
+            ck_assert_uint_eq(buf_len(&d.data), strlen(cases[i].target));
+            ck_assert_mem_eq(buf_start(&d.data), cases[i].target, buf_len(&d.data));
+        }
+        route_decision_free(&d);
+    }
+    free(hello);
+    route_table_free(t);
+    config_free(&c);
+}
+END_TEST
+
 Suite *route_suite(void)
 {
     Suite *s = suite_create("route");
@@ -425,6 +524,8 @@ Suite *route_suite(void)
     tcase_add_test(tc, sni_and_host_routes);
     tcase_add_test(tc, table_errors);
     tcase_add_test(tc, table_outlives_config);
+    tcase_add_test(tc, readme_example);
+    tcase_add_test(tc, regex_too_complex);
     suite_add_tcase(s, tc);
     return s;
 }

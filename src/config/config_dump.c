@@ -103,20 +103,28 @@ static void dump_bytes(const char *b, size_t len, FILE *out)
     dump_string(text, out);
 }
 
-/* Writes a route's match: regex as the loader reads it back: backslash
- * pairs as they are (the loader keeps them), bytes that are not printable
- * ASCII as \xNN. */
+/* Writes a route's match: regex as the loader reads it back: a backslash
+ * and a printable byte that the loader keeps as a pair (\. \\) as they
+ * are; bytes that are not printable ASCII as \xNN, and so is a backslash
+ * the loader would read as an escape of its own (before x r n t, a byte
+ * written \xNN, or at the end). */
 static void dump_regex(const char *b, size_t len, FILE *out)
 {
     char text[CONFIG_ROUTE_TEXT_MAX * 4 + 1];
     size_t o = 0;
 
-    for (size_t i = 0; i < len && o + 5 <= sizeof text; i++) {
+    for (size_t i = 0; i < len && o + 10 <= sizeof text; i++) {
         unsigned char ch = (unsigned char)b[i];
-        if (ch < 0x20 || ch >= 0x7f)
-            o += (size_t)snprintf(text + o, 5, "\\x%02x", ch);
-        else
+        unsigned char next = i + 1 < len ? (unsigned char)b[i + 1] : 0;
+        if (ch == '\\' && next >= 0x20 && next < 0x7f && strchr("xrnt", next) == NULL) {
             text[o++] = (char)ch;
+            text[o++] = (char)next;
+            i++;
+        } else if (ch < 0x20 || ch >= 0x7f || ch == '\\') {
+            o += (size_t)snprintf(text + o, 5, "\\x%02x", ch);
+        } else {
+            text[o++] = (char)ch;
+        }
     }
     text[o] = '\0';
     dump_string(text, out);

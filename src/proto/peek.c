@@ -33,11 +33,11 @@ static bool peek_name_copy(const unsigned char *name, size_t len, char *out, siz
         return false;
     for (size_t i = 0; i < len; i++) {
         unsigned char ch = name[i];
+        bool empty_label = ch == '.' && (i == 0 || name[i - 1] == '.');
         if (ch >= 'A' && ch <= 'Z')
             ch = (unsigned char)(ch - 'A' + 'a');
-        else if (ch == '.' && (i == 0 || name[i - 1] == '.'))
-            return false;
-        else if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' || ch == '_' || ch == '.'))
+        else if (empty_label ||
+                 !((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' || ch == '_' || ch == '.'))
             return false;
         out[i] = (char)ch;
     }

@@ -44,11 +44,160 @@ static int route_check_refs(const char *text, size_t len, size_t ngroups, bool r
     return PMX_OK;
 }
 
+/* The size a regex takes once glibc has compiled it, estimated from its
+ * shape: glibc copies a repeated atom once per repetition ("a+" is "aa*",
+ * "(x){1,5}" five copies of x), so nested repetitions multiply and a short
+ * regex ("(a+)+++..." or "((a{99}){99}){99}") could take minutes and
+ * gigabytes to compile, on the event loop at a reload. Counts atoms,
+ * groups and operators; saturates at a high value. */
+#define ROUTE_REGEX_MAX_NODES 20000
+#define ROUTE_REGEX_MAX_DEPTH 256           /* groups open at once */
+#define ROUTE_COST_CAP 1000000000L
+
+static long route_cost_mul(long a, long b)
+{
+    return a > 0 && b > ROUTE_COST_CAP / a ? ROUTE_COST_CAP : PMX_MIN(a * b, ROUTE_COST_CAP);
+}
+
+static long route_cost_add(long a, long b)
+{
+    return PMX_MIN(a + b, ROUTE_COST_CAP);
+}
+
+/* Skips the bracket expression p starts ('['); returns what follows it. */
+static const char *route_skip_bracket(const char *p)
+{
+    p++;
+    if (*p == '^')
+        p++;
+    if (*p == ']')
+        p++;
+    while (*p != '\0' && *p != ']') {
+        if (*p == '[' && (p[1] == ':' || p[1] == '.' || p[1] == '=')) {
+            const char *end = strstr(p + 2, p[1] == ':' ? ":]" : p[1] == '.' ? ".]" : "=]");
+            if (end == NULL)
+                return p + strlen(p);
+            p = end + 2;
+            continue;
+        }
+        p++;
+    }
+    return *p == ']' ? p + 1 : p;
+}
+
+/* Reads an interval "{n}", "{n,}" or "{n,m}" at p; returns what follows
+ * it and the copies glibc makes in *copies, or NULL if it is none. */
+static const char *route_interval(const char *p, long *copies)
+{
+    long n = 0, m = -1;
+    const char *q = p + 1;
+
+    if (*q < '0' || *q > '9')
+        return NULL;
+    for (; *q >= '0' && *q <= '9'; q++)
+        n = PMX_MIN(n * 10 + (*q - '0'), 100000L);
+    if (*q == ',') {
+        q++;
+        if (*q >= '0' && *q <= '9') {
+            for (m = 0; *q >= '0' && *q <= '9'; q++)
+                m = PMX_MIN(m * 10 + (*q - '0'), 100000L);
+        }
+    }
+    if (*q != '}')
+        return NULL;
+    *copies = PMX_MAX(PMX_MAX(n, m), 1L);
+    return q + 1;
+}
+
+static long route_regex_cost(const char *p)
+{
+    /* One frame per open group: finished alternatives, the current one,
+     * and the last atom (what a repetition copies). */
+    struct frame {
+        long total, branch, last;
+    } st[ROUTE_REGEX_MAX_DEPTH];
+    int depth = 0;
+
+    st[0] = (struct frame){ 0, 0, 0 };
+    while (*p != '\0') {
+        struct frame *f = &st[depth];
+        long copies = 1, atom = 1;
+        const char *next = p + 1;
+        switch (*p) {
+        case '(':
+            if (depth + 1 == ROUTE_REGEX_MAX_DEPTH)
+                return ROUTE_COST_CAP;      /* deeper than anyone writes: refused */
+            st[++depth] = (struct frame){ 0, 0, 0 };
+            p++;
+            continue;
+        case ')':
+            if (depth > 0) {
+                atom = route_cost_add(route_cost_add(f->total, f->branch), 1);
+                depth--;
+                f = &st[depth];
+            }
+            break;
+        case '|':
+            f->total = route_cost_add(route_cost_add(f->total, f->branch), 1);
+            f->branch = 0;
+            f->last = 0;
+            p++;
+            continue;
+        case '*':
+        case '?':
+            f->branch = route_cost_add(f->branch, 1);
+            f->last = route_cost_add(f->last, 1);
+            p++;
+            continue;
+        case '+':
+            copies = 2;
+            break;
+        case '{':
+            next = route_interval(p, &copies);
+            if (next == NULL) {
+                next = p + 1;
+                copies = 1;
+                break;      /* a literal '{' */
+            }
+            break;
+        case '[':
+            next = route_skip_bracket(p);
+            break;
+        case '\\':
+            next = p[1] != '\0' ? p + 2 : p + 1;
+            break;
+        default:
+            break;
+        }
+        if (*p == '+' || (*p == '{' && next != p + 1)) {
+            /* A repetition of the last atom: copies of it, plus one node. */
+            long grown = route_cost_add(route_cost_mul(f->last, copies), 1);
+            f->branch = route_cost_add(f->branch, grown - f->last);
+            f->last = grown;
+        } else {
+            f->branch = route_cost_add(f->branch, atom);
+            f->last = atom;
+        }
+        p = next;
+    }
+    long cost = 0;
+    for (int k = depth; k >= 0; k--)
+        cost = route_cost_add(cost, route_cost_add(st[k].total, st[k].branch));
+    return cost;
+}
+
 int route_check(const struct route_config *r, const char **field, char *why, size_t whylen)
 {
     size_t ngroups = 0;
     regex_t re;
 
+    if (r->kind == ROUTE_MATCH && route_regex_cost(r->pattern) > ROUTE_REGEX_MAX_NODES) {
+        *field = "match";
+        snprintf(why, whylen, "is too complex: its repetitions make more than %d copies of its parts "
+                 "(glibc copies a repeated part once per repetition; nest fewer +, {n,m})",
+                 ROUTE_REGEX_MAX_NODES);
+        return PMX_ERR;
+    }
     if (r->kind == ROUTE_MATCH) {
         int rc = regcomp(&re, r->pattern, REG_EXTENDED);
         if (rc != 0) {
@@ -90,6 +239,7 @@ struct route_entry {
 struct route_table {
     int n;
     struct route_entry *e;      /* n entries */
+    bool regex;                 /* some route is a match: */
 };
 
 /* A route's verdict on the bytes so far. */
@@ -160,6 +310,7 @@ struct route_table *route_table_create(const struct route_config *routes, int n,
                 return NULL;
             }
             e->compiled = true;
+            t->regex = true;
             route_literal_prefix(e);
         }
         t->n = k + 1;
@@ -278,8 +429,9 @@ static enum route_verdict route_eval(const struct route_entry *e, const char *da
 }
 
 /* Fills out with what e decided on data (captures in m, or NULL).
- * Returns DECIDED, ERROR (out of memory), or NO_MATCH when the target made
- * from the captures cannot be one. */
+ * Returns DECIDED, ERROR (out of memory), or WAIT when the target made
+ * from the captures cannot be one: that route does not decide, and as
+ * captures may change with more bytes, it is not ruled out either. */
 static enum route_result route_fill(const struct route_entry *e, const char *data, const regmatch_t *m,
                                     struct route_decision *out)
 {
@@ -295,7 +447,7 @@ static enum route_result route_fill(const struct route_entry *e, const char *dat
     if (rc == PMX_ERR)
         return ROUTE_RESULT_ERROR;
     if (rc == PMX_AGAIN)
-        return ROUTE_RESULT_NO_MATCH;
+        return ROUTE_RESULT_WAIT;
     out->action = ROUTE_TARGET;
     out->connect_timeout = c->connect_timeout;
     out->inactivity_timeout = c->inactivity_timeout;
@@ -312,7 +464,20 @@ enum route_result route_table_decide(const struct route_table *t, const char *da
 {
     regmatch_t m[ROUTE_CAPTURES + 1];
     bool wait = false;
+    char *copy = NULL;
+    enum route_result result = ROUTE_RESULT_NO_MATCH;
 
+    /* regexec() gets a NUL-terminated copy: REG_STARTEND bounds what glibc
+     * reads, but not what a sanitizer's interceptor reads (it runs strlen
+     * on the string), and the caller's buffer need not hold a NUL. */
+    if (t->regex) {
+        copy = malloc(len + 1);
+        if (copy == NULL)
+            return ROUTE_RESULT_ERROR;
+        memcpy(copy, data, len);
+        copy[len] = '\0';
+        data = copy;
+    }
     for (int k = 0; k < t->n; k++) {
         const struct route_entry *e = &t->e[k];
         enum route_verdict v = route_eval(e, data, len, m);
@@ -321,8 +486,14 @@ enum route_result route_table_decide(const struct route_table *t, const char *da
         if (v != ROUTE_MATCHES)
             continue;
         enum route_result rr = route_fill(e, data, e->cfg.kind == ROUTE_MATCH ? m : NULL, out);
-        if (rr != ROUTE_RESULT_NO_MATCH)
-            return rr;
+        if (rr != ROUTE_RESULT_WAIT) {
+            result = rr;
+            break;
+        }
+        wait = true;
     }
-    return wait ? ROUTE_RESULT_WAIT : ROUTE_RESULT_NO_MATCH;
+    free(copy);
+    if (result == ROUTE_RESULT_NO_MATCH && wait)
+        result = ROUTE_RESULT_WAIT;
+    return result;
 }

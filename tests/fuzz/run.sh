@@ -21,7 +21,7 @@ CC=${FUZZ_CC:-clang}
 OUT=${BUILD_FUZZ:-build/fuzz}
 SECONDS_EACH=${FUZZ_SECONDS:-30}
 JOBS=${FUZZ_JOBS:-$(nproc)}
-ALL="fuzz_codec fuzz_config_yaml fuzz_config_env fuzz_exchange fuzz_systemd fuzz_proxy_protocol fuzz_upgrade fuzz_admin fuzz_request_log fuzz_mysql fuzz_cidr"
+ALL="fuzz_codec fuzz_config_yaml fuzz_config_env fuzz_exchange fuzz_systemd fuzz_proxy_protocol fuzz_upgrade fuzz_admin fuzz_request_log fuzz_mysql fuzz_cidr fuzz_route"
 
 mode=fuzz
 harnesses=()
