@@ -114,8 +114,8 @@ struct codec_ops {
     /* The request log's `command` for the whole request data[0..len):
      * resp and memcache the command and its first key, http the method and
      * path, line the line, raw the bytes. Writes at most cap bytes of it
-     * into out and returns its whole length (like snprintf, no NUL); the
-     * request itself is not copied. */
+     * into out and returns its whole length (like snprintf, no NUL; out
+     * may be NULL when cap is 0); the request itself is not copied. */
     size_t (*describe)(const char *data, size_t len, char *out, size_t cap);
     /* Whether the whole response data[0..len) is an error reply (resp
      * "-ERR", memcache ERROR / CLIENT_ERROR / SERVER_ERROR, http 5xx); NULL

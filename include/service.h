@@ -31,6 +31,7 @@ struct service {
     bool stopping;                  /* shutdown begun: listeners closed */
     struct request_log *request_log;        /* request_log: NULL when off */
     struct request_log *next_request_log;   /* opened by service_reload_prepare() */
+    uint64_t request_log_dropped;           /* lines dropped by the logs closed at reloads */
     /* public: set by the owner before service_start() */
     service_fn on_idle;             /* told each time its last client leaves */
     service_fn on_fatal;            /* told when it cannot go on (epoll failure) */
@@ -77,6 +78,9 @@ void service_reload_abort(struct service *s);
 /* The configuration was reloaded: cfg replaces the service's settings (the
  * caller kept those that need a restart, config_service_keep_fixed). */
 void service_reload(struct service *s, const struct service_config *cfg);
+
+/* Request log lines dropped since the service started (statistics). */
+uint64_t service_request_log_dropped(const struct service *s);
 
 /* Clients connected now. */
 size_t service_clients(const struct service *s);

@@ -76,6 +76,7 @@ struct stats_gauges {
     uint64_t pin_refused;               /* pinnings refused at session.dedicated_max (counter) */
     uint64_t session_refused;           /* commands refused by the session rules (counter) */
     uint64_t dedicated;                 /* dedicated connections now */
+    uint64_t request_log_dropped;       /* request log lines dropped, sink too slow (counter) */
 };
 
 /* Upstream connections of a service by state (enum upstream_conn_state). */

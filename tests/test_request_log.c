@@ -313,6 +313,7 @@ START_TEST(describe_resp)
     ck_assert_str_eq(out, "GET 01");
     ck_assert_uint_eq(describe(&codec_resp, "*2\r\n$3\r\nGET\r\n$10\r\n0123456789\r\n", 2, out), 14);
     ck_assert_str_eq(out, "GE");
+    ck_assert_uint_eq(codec_resp.describe("*2\r\n$3\r\nGET\r\n$1\r\nk\r\n", 20, NULL, 0), 5);
     /* Binary keys are kept as they are (the log escapes them). */
     char bin[] = "*2\r\n$3\r\nGET\r\n$3\r\na\0b\r\n";
     char raw[16];

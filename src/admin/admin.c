@@ -471,6 +471,7 @@ static void service_snapshot(const struct service *s, struct stats_snapshot *sna
     snap->counters = &s->exchange.stats;
     if (s->exchange.ops != NULL && s->exchange.ops->gauges != NULL)
         s->exchange.ops->gauges(&s->exchange, &snap->gauges);
+    snap->gauges.request_log_dropped = service_request_log_dropped(s);
     if (s->upstream != NULL)
         upstream_conn_states(s->upstream, snap->upstream_conns);
     snap->targets = targets;

@@ -35,11 +35,15 @@ void mux_request_log_begin(struct mux *m, struct mux_request *req, const char *d
     /* A few bytes past max_text: the log sees that it cuts the text, and
      * where a UTF-8 sequence starts. */
     size_t cap = (size_t)mux_config(m)->request_log.max_text + 4;
-    req->log_command = malloc(cap);
+    /* Measured first: most descriptions are a few bytes, and a small
+     * allocation is much cheaper than one of max_text. */
+    size_t total = codec->describe(data, len, NULL, 0);
+    cap = PMX_MIN(cap, total);
+    req->log_command = malloc(cap > 0 ? cap : 1);
     if (req->log_command == NULL)
         return;     /* out of memory: this request is not logged */
     req->log_command_total = codec->describe(data, len, req->log_command, cap);
-    req->log_command_len = PMX_MIN(req->log_command_total, cap);
+    req->log_command_len = cap;
     req->log_bytes_in = len;
 }
 

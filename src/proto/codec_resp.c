@@ -817,7 +817,8 @@ static size_t resp_describe(const char *data, size_t len, char *out, size_t cap)
                 out[total] = ' ';
             total++;
         }
-        total += codec_describe_bytes(data + pos, (size_t)n, out + PMX_MIN(total, cap), cap - PMX_MIN(total, cap));
+        size_t at = PMX_MIN(total, cap);
+        total += codec_describe_bytes(data + pos, (size_t)n, at < cap ? out + at : NULL, cap - at);
         pos += (size_t)n + 2;
     }
     return total;

@@ -241,6 +241,7 @@ void service_reload(struct service *s, const struct service_config *cfg)
     struct script *fresh;
 
     /* What is buffered goes to the old file; new records to the new one. */
+    s->request_log_dropped += request_log_dropped(s->request_log);
     request_log_close(s->request_log);
     s->request_log = s->next_request_log;
     s->next_request_log = NULL;
@@ -259,6 +260,11 @@ void service_reload(struct service *s, const struct service_config *cfg)
         log_error("service %s: reload: out of memory; keeping the running targets", cfg->name);
     if (s->exchange.priv != NULL)
         s->exchange.ops->reload(&s->exchange);
+}
+
+uint64_t service_request_log_dropped(const struct service *s)
+{
+    return s->request_log_dropped + request_log_dropped(s->request_log);
 }
 
 size_t service_clients(const struct service *s)

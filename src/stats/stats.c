@@ -125,6 +125,7 @@ void stats_write_json(FILE *out, const struct stats_snapshot *svc)
     json_counts(out, stats_pin_names, g->pinned, STATS_PIN_REASONS);
     fprintf(out, ", \"pin_refused\": %" PRIu64 ", \"session_refused\": %" PRIu64 ", \"dedicated\": %" PRIu64,
             g->pin_refused, g->session_refused, g->dedicated);
+    fprintf(out, ", \"request_log_dropped\": %" PRIu64, g->request_log_dropped);
     fputs(", \"upstream_connections\": ", out);
     json_counts(out, stats_conn_state_names, svc->upstream_conns, STATS_CONN_STATES);
     fprintf(out, ", \"latency_us\": {\"count\": %" PRIu64 ", \"sum\": %" PRIu64 ", \"p50\": %" PRIu64
@@ -265,6 +266,8 @@ void stats_write_prometheus(FILE *out, const struct stats_snapshot *svc, int n)
     PROM_EACH("session_refused_total", "counter", "Commands refused by the session rules.",
               s->gauges.session_refused);
     PROM_EACH("dedicated_connections", "gauge", "Dedicated upstream connections now.", s->gauges.dedicated);
+    PROM_EACH("request_log_dropped_total", "counter", "Request log lines dropped (sink too slow).",
+              s->gauges.request_log_dropped);
     PROM_EACH_LABEL("upstream_connections", "gauge", "Upstream connections, by state.", "state",
                     stats_conn_state_names, STATS_CONN_STATES, s->upstream_conns[k]);
 

@@ -64,6 +64,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     CHECK(small != NULL && big != NULL, "out of memory");
     size_t n_small = codec->describe(in, len, small, cap);
     size_t n_big = codec->describe(in, len, big, len + 8);
+    CHECK(codec->describe(in, len, NULL, 0) == n_big, "length without room differs");
     CHECK(n_small == n_big, "length %zu with room %zu, %zu with room %zu", n_small, cap, n_big, len + 8);
     CHECK(n_big <= len + 8, "description longer than the room: %zu", n_big);
     CHECK(memcmp(small, big, PMX_MIN(n_small, cap)) == 0, "room %zu: not a prefix", cap);

@@ -16,7 +16,8 @@ import time
 
 from harness import (TIME_FACTOR, ProximuxTestCase, RedisServer, Resp, RespError, connect, free_port,
                      make_tmpdir, remove_tmpdir, resp_encode, run_proximux)
-from muxlib import McClient, MemcachedServer
+from muxlib import HttpUpstream, McClient, MemcachedServer
+from test_admin import get_json, http
 
 TS_RX = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 
@@ -168,7 +169,9 @@ class RequestLogRedis(_LogDir, ProximuxTestCase):
         reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
         self.addCleanup(os.close, reader)
         port = free_port()
-        pmx = self.start_proximux(yaml=self.config(port, log=fifo, limits=False), port=port)
+        aport = free_port()
+        pmx = self.start_proximux(yaml=self.config(port, log=fifo, limits=False,
+                                                   extra="admin: { listen: \"127.0.0.1:%d\" }\n" % aport), port=port)
         c, _ = self.client(port)
         key = "k" * 900
         # 1000-byte lines: 4000 of them are far more than the pipe (64 KiB)
@@ -181,6 +184,11 @@ class RequestLogRedis(_LogDir, ProximuxTestCase):
                          timeout=5 * TIME_FACTOR)
         self.assertGreater(int(m.group(1)), 0)
         self.assertEqual(c.command("PING"), "PONG")
+        # The statistics count them too (at least what was logged).
+        st = get_json(aport, "/api/v1/stats/default")
+        self.assertGreaterEqual(st["request_log_dropped"], int(m.group(1)))
+        _, _, body = http(aport, "GET", "/metrics")
+        self.assertRegex(body.decode(), r'proximux_request_log_dropped_total\{service="default"\} [1-9]')
         self.assert_proximux_ok(pmx)
 
     def test_reopen_after_rename_and_sighup(self):
@@ -314,3 +322,45 @@ class RequestLogMemcached(_LogDir, ProximuxTestCase):
         self.check_line(lines[1], me, "mc", "get k", 7, len(b"VALUE k 0 5\r\nhello\r\nEND\r\n"), "ok", service="cache")
         self.check_line(lines[2], me, "mc", "get missing", 13, 5, "ok", service="cache")
         self.check_line(lines[3], me, "mc", "incr k", 10, len(reply), "error", service="cache")
+
+
+class RequestLogHttp(_LogDir, ProximuxTestCase):
+
+    def test_funnel_http(self):
+        """http through funnel: method and path, a POST, and an upstream
+        that closes instead of answering (upstream_gone, 502 to the client)."""
+        up = HttpUpstream()
+        self.addCleanup(up.stop)
+        port = free_port()
+        pmx = self.start_proximux(yaml=(
+            "local: { port: %d }\n"
+            "targets: [ { host: 127.0.0.1, port: %d, name: web } ]\n"
+            "exchange: { mode: funnel, codec: http }\n"
+            "pool: { connections: 2 }\n"
+            "request_log: { file: %s, format: json }\n" % (port, up.port, json.dumps(self.log_path))), port=port)
+        s = connect(port)
+        self.addCleanup(s.close)
+        me = "127.0.0.1:%d" % s.getsockname()[1]
+        reqs = [b"GET /a?x=1 HTTP/1.1\r\nHost: h\r\n\r\n",
+                b"POST /p HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nhi",
+                b"GET /die HTTP/1.1\r\nHost: h\r\n\r\n"]
+        sizes = []
+        for r in reqs:
+            s.sendall(r)
+            head = b""
+            while b"\r\n\r\n" not in head:
+                b = s.recv(65536)
+                self.assertTrue(b, head)
+                head += b
+            n = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
+            while len(head) < head.index(b"\r\n\r\n") + 4 + n:
+                head += s.recv(65536)
+            sizes.append(len(head))
+        self.assertTrue(head.startswith(b"HTTP/1.1 502"), head)
+        s.close()
+        self.assert_proximux_ok(pmx)
+        lines = read_json_lines(self.log_path)
+        self.assertEqual(len(lines), 3, lines)
+        self.check_line(lines[0], me, "web", "GET /a?x=1", len(reqs[0]), sizes[0], "ok")
+        self.check_line(lines[1], me, "web", "POST /p", len(reqs[1]), sizes[1], "ok")
+        self.check_line(lines[2], me, "web", "GET /die", len(reqs[2]), sizes[2], "upstream_gone")

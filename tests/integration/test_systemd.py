@@ -370,5 +370,5 @@ class InstallTest(ProximuxTestCase):
         # Every top-level setting group of the YAML schema.
         for group in ("log_level", "log_file", "shutdown_timeout", "services", "local", "listen",
                       "listen_mode", "exchange", "pool", "targets", "balance", "retries", "health",
-                      "limits", "session"):
+                      "limits", "session", "request_log"):
             self.assertRegex(text, r"\b%s\b" % group)
