@@ -206,8 +206,8 @@ start_proximux() {
         admin=(ADMIN_LISTEN="127.0.0.1:${PORTS[0]}")
     fi
     bg_start "$BENCH_TMP/proximux-$port.log" env -i PATH="$PATH" \
-        LOCAL_HOST=127.0.0.1 LOCAL_PORT="$port" LOG_LEVEL=1 "${admin[@]}" "$@" \
-        "${PIN_SRV[@]}" "$PROXIMUX"
+        LOCAL_HOST=127.0.0.1 LOCAL_PORT="$port" LOG_LEVEL=1 "${admin[@]}" ${PMX_ENV[@]+"${PMX_ENV[@]}"} "$@" \
+        "${PIN_SRV[@]}" "$PROXIMUX" ${PMX_ARGS[@]+"${PMX_ARGS[@]}"}
     TGT_PID=$BG_PID
     if [ "${#admin[@]}" -gt 0 ]; then
         bg_start "$BENCH_TMP/scraper-$port.log" bash -c \

@@ -62,8 +62,18 @@ start_target() {
     T_PID=""; T_WHY=""; TGT_PID=""; TGT_WHY=""
     # NAME+FEATURE: the same Proximux with a feature on (section features).
     PMX_ADMIN=${BENCH_ADMIN:-0}
+    PMX_ARGS=()
+    PMX_ENV=()
     case "$name" in
         *+admin) PMX_ADMIN=1 ;;
+        *+reqlog) PMX_ENV=(REQUEST_LOG_FILE="$BENCH_TMP/requests-$$.log") ;;
+        *+lua)
+            # An on_request hook that looks at every request and passes it.
+            printf '%s\n' 'function on_request(req)' \
+                '  if req.command == "DEBUG" then return { reply = "-ERR not here\r\n" } end' \
+                'end' >"$BENCH_TMP/hook.lua"
+            printf 'script: %s\n' "$BENCH_TMP/hook.lua" >"$BENCH_TMP/hook.yaml"
+            PMX_ARGS=(-c "$BENCH_TMP/hook.yaml") ;;
     esac
     name=${name%%+*}
     if [ "$name" = direct ]; then
@@ -236,7 +246,8 @@ section_proxy() {
 
 # The cost of features that may stay on, against the same Proximux without
 # them, in one run: the admin listener scraped every second (statistics
-# are always counted).
+# are always counted), the request log (JSON lines to a file, every
+# request), a Lua on_request hook that looks at every request.
 section_features() {
     log ""
     log "== features: Proximux fifo async, each feature on vs off (same redis, same run)"
@@ -245,7 +256,8 @@ section_features() {
     start_redis "$rport"
     for rep in $(seq 1 "$REPEAT"); do
         for p in $PIPELINES; do
-            for tgt in proximux-fifo-async proximux-fifo-async+admin; do
+            for tgt in proximux-fifo-async proximux-fifo-async+admin \
+                       proximux-fifo-async+reqlog proximux-fifo-async+lua; do
                 bench_redis features "$tgt" "$rport" "$p" "$rep"
             done
         done
