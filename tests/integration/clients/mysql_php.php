@@ -25,12 +25,18 @@ function client($password = null) {
         $c->options(MYSQLI_OPT_CONNECT_TIMEOUT, (int)$CFG["timeout"]);
         $c->options(MYSQLI_OPT_READ_TIMEOUT, (int)$CFG["timeout"]);
         $c->options(MYSQLI_OPT_INT_AND_FLOAT_NATIVE, true);
-        $c->real_connect($CFG["host"], $CFG["user"], $pw, $CFG["db"], (int)$CFG["port"]);
+        // TLS without verifying the server's certificate when tls_ca is given.
+        $flags = empty($CFG["tls_ca"]) ? 0 : MYSQLI_CLIENT_SSL | MYSQLI_CLIENT_SSL_DONT_VERIFY_SERVER_CERT;
+        $c->real_connect($CFG["host"], $CFG["user"], $pw, $CFG["db"], (int)$CFG["port"], null, $flags);
         return $c;
     }
-    return new PDO("mysql:host={$CFG['host']};port={$CFG['port']};dbname={$CFG['db']}", $CFG["user"], $pw,
-                   [PDO::ATTR_ERRMODE => PDO::ERRMODE_EXCEPTION, PDO::ATTR_EMULATE_PREPARES => false,
-                    PDO::ATTR_TIMEOUT => (int)$CFG["timeout"], PDO::ATTR_DEFAULT_FETCH_MODE => PDO::FETCH_NUM]);
+    $opts = [PDO::ATTR_ERRMODE => PDO::ERRMODE_EXCEPTION, PDO::ATTR_EMULATE_PREPARES => false,
+             PDO::ATTR_TIMEOUT => (int)$CFG["timeout"], PDO::ATTR_DEFAULT_FETCH_MODE => PDO::FETCH_NUM];
+    if (!empty($CFG["tls_ca"])) {
+        $opts[PDO::MYSQL_ATTR_SSL_CA] = $CFG["tls_ca"];
+        $opts[PDO::MYSQL_ATTR_SSL_VERIFY_SERVER_CERT] = false;
+    }
+    return new PDO("mysql:host={$CFG['host']};port={$CFG['port']};dbname={$CFG['db']}", $CFG["user"], $pw, $opts);
 }
 
 // Every row of one SELECT, as lists.

@@ -3,6 +3,7 @@ PyMySQL has no server-side prepared statements: execute(sql, args)
 quotes the arguments into the text and sends a COM_QUERY."""
 
 import json
+import ssl
 import sys
 import time
 
@@ -15,6 +16,10 @@ PREPARED = "SELECT id, name FROM %s WHERE id = %%s" % T
 
 
 def client(password=None, **kw):
+    if CFG.get("tls_ca"):       # TLS without verifying the server's certificate
+        ctx = ssl.create_default_context()
+        ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+        kw["ssl"] = ctx
     return pymysql.connect(host=CFG["host"], port=int(CFG["port"]), user=CFG["user"],
                            password=CFG["password"] if password is None else password,
                            database=CFG["db"], connect_timeout=CFG["timeout"],

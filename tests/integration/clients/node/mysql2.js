@@ -19,7 +19,9 @@ function expect(what, got, want) {
 function client(extra = {}) {
   return mysql.createConnection({
     host: CFG.host, port: Number(CFG.port), user: CFG.user, password: CFG.password,
-    database: CFG.db, connectTimeout: CFG.timeout * 1000, rowsAsArray: true, ...extra,
+    database: CFG.db, connectTimeout: CFG.timeout * 1000, rowsAsArray: true,
+    // TLS without verifying the server's certificate when tls_ca is given.
+    ...(CFG.tls_ca ? { ssl: { rejectUnauthorized: false } } : {}), ...extra,
   });
 }
 
