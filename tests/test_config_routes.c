@@ -284,6 +284,9 @@ static const struct {
     { "routes:\n  - { match: '((a{99}){99}){99}', target: web }\n",
       "routes[1].match (@FILE@ line 7): is too complex: its repetitions make more than 20000 copies of its "
       "parts (glibc copies a repeated part once per repetition; nest fewer +, {n,m})" },
+    { "routes:\n  - { match: '^(.*)(.*)(.*)\\3\\2\\1X', target: web }\n",
+      "routes[1].match (@FILE@ line 7): has a back-reference (\\1..\\9): refused, matching one takes time "
+      "exponential in the client's bytes" },
     { "route_default: nope\n",
       "route_default (@FILE@ line 6): \"nope\" is not close or a target name of the service" },
     { "route_max_bytes: 0\n",

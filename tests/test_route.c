@@ -413,6 +413,25 @@ START_TEST(regex_too_complex)
         if (rc != PMX_OK)
             ck_assert_ptr_nonnull(strstr(err, "is too complex"));
     }
+    /* Back-references: exponential to match, refused; a backslash digit
+     * inside a bracket expression is none. */
+    static const struct {
+        const char *re;
+        int ok;
+    } refs[] = {
+        { "^(.*)(.*)(.*)\\3\\2\\1X", 0 },
+        { "(a)\\1", 0 },
+        { "^[\\1]x", 1 },
+        { "^a\\.b\\\\1", 1 },
+    };
+    for (size_t i = 0; i < sizeof refs / sizeof refs[0]; i++) {
+        routes_reset();
+        struct route_config *br = add(ROUTE_MATCH, refs[i].re, strlen(refs[i].re), "x:1");
+        int rc = route_check(br, &field, err, sizeof err);
+        ck_assert_msg((rc == PMX_OK) == refs[i].ok, "%s: %s", refs[i].re, rc == PMX_OK ? "accepted" : err);
+        if (rc != PMX_OK)
+            ck_assert_ptr_nonnull(strstr(err, "back-reference"));
+    }
     /* Groups nested deeper than anyone writes. */
     routes_reset();
     char deep[600];

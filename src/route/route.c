@@ -186,6 +186,26 @@ static long route_regex_cost(const char *p)
     return cost;
 }
 
+/* Whether pattern has a back-reference (\1..\9 outside a bracket
+ * expression). glibc accepts them in EREs, but matching one is exponential
+ * in the bytes on input that does not match: one client could hold the
+ * event loop for minutes. */
+static bool route_has_backref(const char *p)
+{
+    while (*p != '\0') {
+        if (*p == '[') {
+            p = route_skip_bracket(p);
+        } else if (*p == '\\' && p[1] != '\0') {
+            if (p[1] >= '1' && p[1] <= '9')
+                return true;
+            p += 2;
+        } else {
+            p++;
+        }
+    }
+    return false;
+}
+
 int route_check(const struct route_config *r, const char **field, char *why, size_t whylen)
 {
     size_t ngroups = 0;
@@ -196,6 +216,12 @@ int route_check(const struct route_config *r, const char **field, char *why, siz
         snprintf(why, whylen, "is too complex: its repetitions make more than %d copies of its parts "
                  "(glibc copies a repeated part once per repetition; nest fewer +, {n,m})",
                  ROUTE_REGEX_MAX_NODES);
+        return PMX_ERR;
+    }
+    if (r->kind == ROUTE_MATCH && route_has_backref(r->pattern)) {
+        *field = "match";
+        snprintf(why, whylen, "has a back-reference (\\1..\\9): refused, matching one takes time "
+                 "exponential in the client's bytes");
         return PMX_ERR;
     }
     if (r->kind == ROUTE_MATCH) {
