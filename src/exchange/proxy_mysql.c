@@ -21,11 +21,24 @@ struct proxy_mysql {
     const char *peer;           /* the session's, outlives m */
     struct upstream_conn *up;   /* the session's upstream connection, outlives m */
     /* The Lua hooks the session started with (a reference), and the req
-     * table of the query in progress for on_response (MySQL runs one
-     * command at a time per session). */
+     * tables of the queries in flight, oldest first, for on_response: a
+     * client may pipeline commands (the follower keeps MYSQL_MAX_PENDING),
+     * and MySQL answers them in order. */
     struct script *script;
-    int hook_ref;
+    int hook_refs[MYSQL_MAX_PENDING];
+    unsigned hook_first;
+    unsigned hook_count;
 };
+
+/* Forgets the req tables of the queries in flight (the session ended, or
+ * the follower gave up: no answer will be matched to them). */
+static void proxy_mysql_forget_hooks(struct proxy_mysql *m)
+{
+    for (; m->hook_count > 0; m->hook_count--) {
+        script_forget(m->script, m->hook_refs[m->hook_first]);
+        m->hook_first = (m->hook_first + 1) % MYSQL_MAX_PENDING;
+    }
+}
 
 /* A query's stamp: its start (stats clock, microseconds) shifted left by
  * one, the low bit saying whether the request log samples it. */
@@ -56,14 +69,25 @@ static void proxy_mysql_script(struct proxy_mysql *m, const struct mysql_event *
     };
 
     if (ev->type == MYSQL_EVENT_QUERY) {
-        script_forget(m->script, m->hook_ref);
         const char *text = ev->text != NULL ? ev->text : "";
-        (void)script_on_request(m->script, m->peer, text, ev->text_len, text, ev->text_len, NULL, &m->hook_ref);
+        int ref = SCRIPT_NO_REF;
+        (void)script_on_request(m->script, m->peer, text, ev->text_len, text, ev->text_len, NULL, &ref);
+        if (m->hook_count == MYSQL_MAX_PENDING) {
+            /* Not expected: the follower stops following past this. */
+            script_forget(m->script, ref);
+            return;
+        }
+        m->hook_refs[(m->hook_first + m->hook_count) % MYSQL_MAX_PENDING] = ref;
+        m->hook_count++;
         return;
     }
-    script_on_response(m->script, m->hook_ref, (unsigned)ev->outcome < PMX_ARRAY_LEN(status) ? status[ev->outcome] : "error",
+    if (m->hook_count == 0)
+        return;
+    int ref = m->hook_refs[m->hook_first];
+    m->hook_first = (m->hook_first + 1) % MYSQL_MAX_PENDING;
+    m->hook_count--;
+    script_on_response(m->script, ref, (unsigned)ev->outcome < PMX_ARRAY_LEN(status) ? status[ev->outcome] : "error",
                        NULL, (size_t)ev->bytes_out, us);
-    m->hook_ref = SCRIPT_NO_REF;
 }
 
 static void proxy_mysql_done(struct proxy_mysql *m, const struct mysql_event *ev)
@@ -122,6 +146,7 @@ static void proxy_mysql_event(void *ctx, const struct mysql_event *ev)
     case MYSQL_EVENT_QUIT:
         break;
     case MYSQL_EVENT_NOT_FOLLOWED:
+        proxy_mysql_forget_hooks(m);
         log_info("#%llu client %s: mysql session not followed (%s): piped untouched, not logged",
                  (unsigned long long)m->id, m->peer, ev->reason);
         break;
@@ -138,7 +163,6 @@ struct proxy_mysql *proxy_mysql_new(struct exchange *x, uint64_t id, const char 
     m->id = id;
     m->peer = peer;
     m->up = up;
-    m->hook_ref = SCRIPT_NO_REF;
     m->follower = mysql_follower_new((size_t)x->config->request_log.max_text, proxy_mysql_event, m);
     if (m->follower == NULL) {
         free(m);
@@ -159,7 +183,7 @@ void proxy_mysql_end(struct proxy_mysql *m, bool client_left)
         return;
     mysql_follower_end(m->follower, client_left ? MYSQL_CLIENT_GONE : MYSQL_UPSTREAM_GONE);
     mysql_follower_free(m->follower);
-    script_forget(m->script, m->hook_ref);
+    proxy_mysql_forget_hooks(m);
     script_unref(m->script);
     free(m);
 }

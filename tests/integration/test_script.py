@@ -383,6 +383,53 @@ end
         self.assert_proximux_ok(p)
 
 
+    def test_pipelined_queries_each_get_their_response(self):
+        """Two COM_QUERYs sent back to back before any answer: on_response
+        is called once for each, with its own request, in order (it got
+        the second query's request for the first answer, and nothing for
+        the second, before)."""
+        from test_mysql_log import RawMySQL
+        d = make_tmpdir("pmxluamysqlpipe")
+        self.addCleanup(remove_tmpdir, d)
+        script = os.path.join(d, "mysql.lua")
+        with open(script, "w") as f:
+            f.write("""
+function on_request(req)
+end
+function on_response(req, resp)
+  proximux.log(1, string.format('pair [%s] %s', req.command, resp.status))
+end
+""")
+        port = free_port()
+        yaml = ("services:\n"
+                "  - name: mysql\n"
+                "    listen: [\"127.0.0.1:%d\"]\n"
+                "    local: { max_connections: 10 }\n"
+                "    exchange: { mode: proxy, codec: mysql }\n"
+                "    pool: { connections: 10 }\n"
+                "    script: %s\n"
+                "    targets: [ { name: db, host: 127.0.0.1, port: %d } ]\n" % (port, script, self.db.port))
+        p = self.start_proximux(yaml=yaml, port=port)
+        c = RawMySQL(port, MariaDB.USER, MariaDB.PASSWORD, MariaDB.DB)
+        # One write: both commands reach Proximux (and the follower) before
+        # the first answer can.
+        both = b""
+        for sql in (b"SELECT 1 AS first", b"SELECT * FROM no_such_table"):
+            both += (len(sql) + 1).to_bytes(3, "little") + b"\0" + b"\x03" + sql
+        c.sock.sendall(both)
+        first = c.result_sets()
+        second = c.result_sets()
+        self.assertEqual(len(first[0][0]), 1)
+        self.assertEqual(second, [("ERR", 1146)])
+        c.quit()
+        p.wait_log(r"script: pair \[SELECT \* FROM no_such_table\] error")
+        lines = [l for l in p.log().splitlines() if "script: pair" in l]
+        self.assertEqual(len(lines), 2, lines)
+        self.assertIn("pair [SELECT 1 AS first] ok", lines[0])
+        self.assertIn("pair [SELECT * FROM no_such_table] error", lines[1])
+        self.assert_proximux_ok(p)
+
+
 class _Quiet(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args):
         pass
