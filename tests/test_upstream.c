@@ -1720,6 +1720,44 @@ START_TEST(test_upstream_open_host)
 }
 END_TEST
 
+/* A route's HOST:PORT whose lookup outlasts connect_timeout fails with
+ * that reason and keeps the name it was given (it tried a zeroed address
+ * and reported "Address family not supported" before). The resolver
+ * delivers through a reactor that never runs: the lookup never finishes. */
+START_TEST(test_upstream_open_host_lookup_timeout)
+{
+    struct fx f;
+    struct port dead;
+    struct rec c;
+    const char *why = NULL;
+
+    fx_init(&f);
+    port_open(&dead, f.r);
+    fx_load(&f, &f.cfg,
+            "local: { port: 1 }\npool: { connections: 1 }\n"
+            "targets:\n  - { name: t, host: 127.0.0.1, port: %d }\n", dead.port);
+    struct reactor *silent = reactor_create(8);
+    ck_assert_ptr_nonnull(silent);
+    struct resolver *rs = resolver_create(silent);
+    ck_assert_ptr_nonnull(rs);
+    struct upstream_owner owner = { .target_up = fx_on_target_up, .data = &f };
+    f.u = upstream_create(f.r, rs, &f.cfg.services[0], &owner);
+    ck_assert_ptr_nonnull(f.u);
+    f.ticker = reactor_timer_add(f.r, 10, fx_tick, &f);
+    rec_init(&f, &c);
+    ck_assert_int_eq(upstream_conn_open_host(&c.uc, "db.example", 3306, 50, &why), PMX_OK);
+    ck_assert(run_until(&f, rec_settled, &c, WAIT_MS));
+    ck_assert_int_eq(c.failed, 1);
+    ck_assert_msg(strstr(c.reason, "the address lookup did not finish") != NULL, "%s", c.reason);
+    ck_assert_str_eq(c.uc.peer, "db.example:3306");
+    upstream_conn_release(&c.uc);
+    port_close(&dead);
+    resolver_destroy(rs);
+    reactor_destroy(silent);
+    fx_finish(&f);
+}
+END_TEST
+
 Suite *upstream_suite(void)
 {
     Suite *s = suite_create("upstream");
@@ -1730,6 +1768,7 @@ Suite *upstream_suite(void)
     tcase_add_unchecked_fixture(tc, scratch_setup, scratch_teardown);
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, test_upstream_round_robin_alternates);
+    tcase_add_test(tc, test_upstream_open_host_lookup_timeout);
     tcase_add_test(tc, test_upstream_round_robin_weights);
     tcase_add_test(tc, test_upstream_least_conn);
     tcase_add_test(tc, test_upstream_ip_hash);

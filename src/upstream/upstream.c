@@ -863,6 +863,18 @@ static void conn_connect_failed(struct upstream_conn *uc, const char *reason)
     struct upstream *u = uc->u;
     char why[HEALTH_REASON_MAX];
 
+    if (uc->adhoc && uc->adhoc_len == 0) {
+        /* A route's HOST:PORT whose name was still being looked up when
+         * connect_timeout ran out: there is no address to try (and the
+         * peer keeps the name the route gave). */
+        snprintf(why, sizeof(why), "%s: the address lookup did not finish", reason);
+        log_error("service %s: upstream #%llu connect to %s failed: %s", upstream_name(u),
+                  (unsigned long long)uc->id, uc->peer, why);
+        conn_drop_socket(uc, true);
+        uc->state = UPSTREAM_CLOSED;
+        conn_give_up(uc, why);
+        return;
+    }
     snprintf(why, sizeof(why), "%s", reason);
     log_error("service %s: upstream #%llu connect to %s (%s) failed: %s", upstream_name(u),
               (unsigned long long)uc->id, uc->target >= 0 ? u->targets[uc->target].config->name : "-", uc->peer,
