@@ -72,6 +72,8 @@ struct session {
     bool close_when_flushed;        /* a route closed the client: close once client.out is written */
     struct buf first;
     long long route_timer;          /* route_timeout, 0 none */
+    size_t route_tried;             /* bytes of `first` the routes last looked at */
+    long long settle_timer;         /* a look at bytes that came in small reads, 0 none */
     /* Decided: the target name or HOST:PORT a route gave; "" the balancer. */
     char dest[sizeof(((struct route_decision *)0)->target)];
     long connect_timeout;           /* ms, -1: pool.connect_timeout */
@@ -177,6 +179,8 @@ static void session_close(struct session *s, const char *reason)
     proxy_mysql_end(s->mysql, !s->upstream_error && !(s->upstream->eof && !s->client.eof));
     if (s->route_timer > 0)
         reactor_timer_del(r, s->route_timer);
+    if (s->settle_timer > 0)
+        reactor_timer_del(r, s->settle_timer);
     if (s->inactivity_timer > 0)
         reactor_timer_del(r, s->inactivity_timer);
     buf_free(&s->first);
@@ -738,6 +742,7 @@ static void session_route_try(struct session *s)
     const struct service_config *c = s->px->x->config;
     struct route_decision d;
 
+    s->route_tried = buf_len(&s->first);
     route_decision_init(&d);
     enum route_result res = session_decide(s, &d);
     if (res == ROUTE_RESULT_DECIDED && d.action != ROUTE_WAIT) {
@@ -754,6 +759,46 @@ static void session_route_try(struct session *s)
         session_update(s);
     }
     route_decision_free(&d);
+}
+
+/* Bytes that arrive in small reads are looked at once they have grown the
+ * buffer by a quarter (and 64 bytes) since the last look, or once the
+ * client has paused for ROUTE_SETTLE_MS: the routes (and route()) run over
+ * the whole buffer each time, so a client trickling one byte per read
+ * makes O(log n) looks instead of n (a regex over all of them each). */
+#define ROUTE_SETTLE_MS 1
+
+static long session_route_settled(struct reactor *r, long long id, void *data)
+{
+    struct session *s = data;
+
+    s->settle_timer = 0;
+    if (s->routing && buf_len(&s->first) > s->route_tried)
+        session_route_try(s);
+    return REACTOR_TIMER_DONE;
+}
+
+/* After a read of the routing phase: decides now, or once the client has
+ * paused (the settle timer restarts with each read). */
+static void session_route_arrived(struct session *s)
+{
+    struct reactor *r = s->px->x->reactor;
+    size_t have = buf_len(&s->first);
+
+    if (s->route_tried == 0 || have >= s->route_tried + s->route_tried / 4 + 64 ||
+        have >= (size_t)s->px->x->config->route_max_bytes) {
+        session_route_try(s);
+        return;
+    }
+    if (s->settle_timer > 0)
+        reactor_timer_del(r, s->settle_timer);
+    long long id = reactor_timer_add(r, ROUTE_SETTLE_MS, session_route_settled, s);
+    s->settle_timer = id > 0 ? id : 0;
+    if (id <= 0) {
+        session_route_try(s);
+        return;
+    }
+    session_update(s);
 }
 
 /* The client is readable while routing: its bytes go to `first`, at most
@@ -773,7 +818,7 @@ static void session_route_read(struct session *s)
 
     if (n > 0) {
         s->last_active = reactor_now(s->px->x->reactor);
-        session_route_try(s);
+        session_route_arrived(s);
     } else if (n == 0) {
         session_route_try(s);       /* end of stream: decide with what came */
     } else if (n == PMX_ERR) {

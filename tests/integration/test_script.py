@@ -337,6 +337,49 @@ class ScriptRouteEventTest(ProximuxTestCase):
         self.assert_proximux_ok(p)
 
 
+class ScriptRouteTrickleTest(ProximuxTestCase):
+
+    def test_trickled_bytes_are_looked_at_a_few_times(self):
+        """A client sending its first 3000 bytes one per write: route() (and
+        the routes) look at the growing buffer O(log n) times plus once per
+        pause, not once per read (each look runs over the whole buffer)."""
+        d = make_tmpdir("pmxluatrickle")
+        self.addCleanup(remove_tmpdir, d)
+        script = os.path.join(d, "trickle.lua")
+        with open(script, "w") as f:
+            f.write("calls = 0\n"
+                    "function route(data, client)\n"
+                    "  calls = calls + 1\n"
+                    "  if #data >= 3000 then\n"
+                    "    proximux.log(1, 'route calls ' .. calls)\n"
+                    "    return { close = 'done' }\n"
+                    "  end\n"
+                    "end\n")
+        port = free_port()
+        yaml = ("services:\n"
+                "  - name: trickle\n"
+                "    listen: [\"127.0.0.1:%d\"]\n"
+                "    local: { max_connections: 10 }\n"
+                "    exchange: { mode: proxy }\n"
+                "    pool: { connections: 10 }\n"
+                "    script: %s\n"
+                "    route_timeout: %d\n"
+                "    targets: [ { name: t, host: 127.0.0.1, port: %d } ]\n"
+                % (port, script, int(60000 * TIME_FACTOR), free_port()))
+        p = self.start_proximux(yaml=yaml, port=port)
+        with socket.create_connection(("127.0.0.1", port)) as c:
+            c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            for _ in range(3000):
+                c.sendall(b"a")
+                time.sleep(0.0002)
+            c.settimeout(10 * TIME_FACTOR)
+            self.assertEqual(c.recv(16), b"done")
+        p.wait_log(r"route calls (\d+)")
+        calls = int(re.search(r"route calls (\d+)", p.log()).group(1))
+        self.assertLess(calls, 500, "route() ran %d times for 3000 one-byte writes" % calls)
+        self.assert_proximux_ok(p)
+
+
 class ScriptMySQLTest(ProximuxTestCase):
     """on_request / on_response in proxy mode with the mysql codec, through
     a real MariaDB: they observe each query (SQL text, status, time); the
