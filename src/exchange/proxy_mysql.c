@@ -25,6 +25,7 @@ struct proxy_mysql {
      * client may pipeline commands (the follower keeps MYSQL_MAX_PENDING),
      * and MySQL answers them in order. */
     struct script *script;
+    unsigned inflight;          /* queries counted by stats_request_start(), not done yet */
     int hook_refs[MYSQL_MAX_PENDING];
     unsigned hook_first;
     unsigned hook_count;
@@ -136,16 +137,23 @@ static void proxy_mysql_event(void *ctx, const struct mysql_event *ev)
         uint64_t start = stats_request_start(&x->stats);
         bool sampled = x->request_log != NULL && request_log_sampled(x->request_log);
         *ev->stamp_slot = start << 1 | (sampled ? PROXY_MYSQL_SAMPLED : 0);
+        m->inflight++;
         if (m->script != NULL)
             proxy_mysql_script(m, ev, 0);
         break;
     }
     case MYSQL_EVENT_DONE:
+        if (m->inflight > 0)
+            m->inflight--;
         proxy_mysql_done(m, ev);
         break;
     case MYSQL_EVENT_QUIT:
         break;
     case MYSQL_EVENT_NOT_FOLLOWED:
+        /* Queries in flight will never be seen done: counted dropped so
+         * that requests and responses still add up (no log record). */
+        for (; m->inflight > 0; m->inflight--)
+            stats_request_dropped(&x->stats);
         proxy_mysql_forget_hooks(m);
         log_info("#%llu client %s: mysql session not followed (%s): piped untouched, not logged",
                  (unsigned long long)m->id, m->peer, ev->reason);

@@ -304,6 +304,27 @@ class MySQLQueryLogTest(ProximuxTestCase):
         self.assertEqual(st["responses"]["dropped"], 1)
         self.assert_proximux_ok(pmx)
 
+    def test_lost_mid_query_counts_dropped(self):
+        """A query in flight when the follower gives up (an unknown command
+        pipelined behind it): the session goes on piped, the query counts
+        as dropped (requests and responses add up), nothing is logged."""
+        pmx = self.start_example()
+        c = RawMySQL(self.port, MariaDB.USER, MariaDB.PASSWORD, MariaDB.DB)
+        query = b"\x03SELECT 7 AS seven"
+        unknown = b"\x99"
+        c.sock.sendall(len(query).to_bytes(3, "little") + b"\0" + query +
+                       len(unknown).to_bytes(3, "little") + b"\0" + unknown)
+        rows, _ = c.result_sets()[0]
+        self.assertEqual(len(rows), 1)
+        c.read()                # the server's ERR for the unknown command
+        pmx.wait_log(r"mysql session not followed")
+        c.quit()
+        st = get_json(self.aport, "/api/v1/stats/mysql", token=TOKEN)
+        self.assertEqual(st["requests"], 1)
+        self.assertEqual(sum(st["responses"].values()), 1, st["responses"])
+        self.assertEqual(st["responses"]["dropped"], 1)
+        self.assert_proximux_ok(pmx)
+
     def test_codec_mysql_needs_proxy(self):
         yaml = ("services:\n"
                 "  - name: db\n"
