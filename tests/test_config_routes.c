@@ -314,6 +314,12 @@ START_TEST(routes_need_proxy_mode)
                      "    routes:\n      - { prefix: a, close: x }\n", NULL),
                 "services[1].routes (@FILE@ line 7): routes need exchange.mode proxy (the mode is funnel: "
                 "a client's bytes go to shared upstream connections)", 0);
+    /* A MySQL client waits for the greeting: nothing to route on. */
+    check_error(load("pool: {connections: 2}\nservices:\n  - name: s\n    local: {port: 1, max_connections: 2}\n"
+                     "    targets: [{host: 127.0.0.1, port: 2}]\n    exchange: {codec: mysql}\n"
+                     "    routes:\n      - { prefix: a, close: x }\n", NULL),
+                "services[1].routes (@FILE@ line 7): routes cannot work with exchange.codec mysql (a MySQL "
+                "client says nothing before the server's greeting)", 0);
     /* Next to services: a route list is per service. */
     check_error(load("pool: {connections: 1}\nroutes:\n  - { prefix: a, close: x }\nservices:\n  - name: s\n"
                      "    local: {port: 1}\n    targets: [{host: 127.0.0.1, port: 2}]\n", NULL),

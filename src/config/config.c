@@ -1178,6 +1178,19 @@ static int finish_routes(struct load *l, struct inst *svc, char *err, size_t err
                  "go to shared upstream connections)", name, config_mode_name(sc->effective_mode));
         return PMX_ERR;
     }
+    if (strcmp(sc->codec, "mysql") == 0) {
+        /* A MySQL client sends nothing before the server's greeting, which
+         * a routed client gets only once routed: it would wait for
+         * route_timeout, then route_default. */
+        char ipath[INST_PATH_MAX];
+        inst_path(svc, ipath, sizeof ipath);
+        if (snprintf(name, sizeof name, "%s%sroutes (%s line %d)", ipath, *ipath ? "." : "",
+                     l->file != NULL ? l->file : "", il->line) < 0)
+            *name = '\0';
+        snprintf(err, errlen, "%s: routes cannot work with exchange.codec mysql (a MySQL client says "
+                 "nothing before the server's greeting)", name);
+        return PMX_ERR;
+    }
     for (int k = 0; k < il->n; k++) {
         const struct inst *it = il->items[k];
         struct route_config *r = &sc->routes[k];
