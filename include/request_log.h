@@ -70,9 +70,10 @@ uint64_t request_log_dropped(struct request_log *log);
 /* "ok", "error", ... as the log writes s. */
 const char *request_log_status_name(enum request_log_status s);
 
-/* Flushes what is buffered (waiting for the writer at most 500 ms, then
- * abandoning what a stuck sink did not take), stops the writer thread and
- * closes the file. NULL is ignored. */
+/* Flushes what is buffered, stops the writer thread and closes the file.
+ * Waits for the writer at most 500 ms: a writer still blocked then (a
+ * stuck sink) is left to free the log itself when its write() returns, so
+ * the loop never waits longer. NULL is ignored. */
 void request_log_close(struct request_log *log);
 
 #endif

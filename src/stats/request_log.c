@@ -65,6 +65,10 @@ struct request_log {
     bool idle;                      /* the writer waits for a first line */
     bool give_up;                   /* (atomic) closing: stop waiting for the sink */
     bool stop;
+    /* Closing did not wait for a stuck writer: it frees the log when it
+     * ends (orphaned), or it ended first and the closer frees it (exited). */
+    bool orphaned;
+    bool exited;
     uint64_t dropped;               /* lines dropped: buffer full, or the write failed */
     int write_errno;                /* last write error, reported by the reactor thread */
 
@@ -125,6 +129,8 @@ static uint64_t request_log_count_lines(const char *data, size_t len)
 /* The writer thread: takes the filled half, writes it whole, hands it
  * back. One write() per buffer, so that with O_APPEND lines of other
  * writers to the same file never fall inside one of ours. */
+static void request_log_free(struct request_log *log);
+
 static void *request_log_writer(void *arg)
 {
     struct request_log *log = arg;
@@ -166,7 +172,11 @@ static void *request_log_writer(void *arg)
         h->len = 0;
         log->writing = false;
     }
+    bool orphaned = log->orphaned;
+    log->exited = true;
     pthread_mutex_unlock(&log->lock);
+    if (orphaned)
+        request_log_free(log);
     return NULL;
 }
 
@@ -572,35 +582,9 @@ uint64_t request_log_dropped(struct request_log *log)
     return n;
 }
 
-void request_log_close(struct request_log *log)
+/* Closes the file and frees everything but the writer thread. */
+static void request_log_free(struct request_log *log)
 {
-    if (log == NULL)
-        return;
-    if (log->writer_started) {
-        struct timespec deadline;
-        clock_gettime(CLOCK_REALTIME, &deadline);
-        deadline.tv_nsec += (long)REQUEST_LOG_CLOSE_MS * 1000000L;
-        deadline.tv_sec += deadline.tv_nsec / 1000000000L;
-        deadline.tv_nsec %= 1000000000L;
-
-        pthread_mutex_lock(&log->lock);
-        log->stop = true;
-        pthread_cond_signal(&log->wake);
-        pthread_mutex_unlock(&log->lock);
-        /* A sink that does not drain in time: the writer gives up what it
-         * holds (within its 100 ms poll). */
-        if (pthread_timedjoin_np(log->writer, NULL, &deadline) != 0) {
-            __atomic_store_n(&log->give_up, true, __ATOMIC_RELEASE);
-            log_error("request_log %s: closed with lines unwritten (sink too slow)", log->path);
-            if (!log->own_fd) {
-                /* stderr blocks in write(), where nothing can interrupt
-                 * it safely: the writer and its log are left to it. */
-                pthread_detach(log->writer);
-                return;
-            }
-            pthread_join(log->writer, NULL);
-        }
-    }
     if (log->own_fd && log->fd >= 0)
         close(log->fd);
     pthread_mutex_destroy(&log->lock);
@@ -609,4 +593,45 @@ void request_log_close(struct request_log *log)
     free(log->halves[0].data);
     free(log->halves[1].data);
     free(log);
+}
+
+void request_log_close(struct request_log *log)
+{
+    if (log == NULL)
+        return;
+    if (!log->writer_started) {
+        request_log_free(log);
+        return;
+    }
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_nsec += (long)REQUEST_LOG_CLOSE_MS * 1000000L;
+    deadline.tv_sec += deadline.tv_nsec / 1000000000L;
+    deadline.tv_nsec %= 1000000000L;
+
+    pthread_mutex_lock(&log->lock);
+    log->stop = true;
+    pthread_cond_signal(&log->wake);
+    pthread_mutex_unlock(&log->lock);
+    if (pthread_timedjoin_np(log->writer, NULL, &deadline) == 0) {
+        request_log_free(log);
+        return;
+    }
+    /* A sink that does not drain in time: the writer gives up what it holds
+     * (within its 100 ms poll), or, blocked in a write() nothing can
+     * interrupt safely (stderr, a hung network file system), frees the log
+     * itself whenever that returns. The loop never waits longer than
+     * REQUEST_LOG_CLOSE_MS. */
+    __atomic_store_n(&log->give_up, true, __ATOMIC_RELEASE);
+    log_error("request_log %s: closed with lines unwritten (sink too slow)", log->path);
+    pthread_mutex_lock(&log->lock);
+    bool exited = log->exited;
+    log->orphaned = !exited;
+    pthread_mutex_unlock(&log->lock);
+    if (exited) {
+        pthread_join(log->writer, NULL);
+        request_log_free(log);
+    } else {
+        pthread_detach(log->writer);
+    }
 }
