@@ -509,7 +509,11 @@ class RedisServer:
             raise
 
     def start(self, timeout=15.0):
-        """Starts the server (again, after kill()) on the same port."""
+        """Starts the server (again, after kill()) on the same port. A
+        server still running is left as it is: a second one would fail to
+        bind, and the wait below could take the first one for it."""
+        if self.proc is not None and self.proc.poll() is None:
+            return
         self.proc = popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
                            "--save", "", "--appendonly", "no", "--dir", self.dir,
                            "--daemonize", "no", "--logfile", self.log_path] + self.extra_args,

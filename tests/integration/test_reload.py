@@ -81,7 +81,6 @@ class ReloadRedisTest(ProximuxTestCase):
     @classmethod
     def setUpClass(cls):
         cls.redis = RedisServer()
-        cls.redis.start()
 
     @classmethod
     def tearDownClass(cls):

@@ -47,7 +47,6 @@ class UpgradeTest(ProximuxTestCase):
     @classmethod
     def setUpClass(cls):
         cls.redis = RedisServer()
-        cls.redis.start()
 
     @classmethod
     def tearDownClass(cls):
