@@ -490,6 +490,39 @@ class Resp(BufferedClient):
         return self.read_reply()
 
 
+class ScriptedUpstream:
+    """A scripted upstream on a free loopback port: a thread accepts, and
+    each connection is served in a thread of its own by the subclass's
+    _one(conn). `accepted` counts the connections; close() stops accepting.
+    Subclasses set their own attributes before calling __init__()."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.accepted = 0
+        self.lock = threading.Lock()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            with self.lock:
+                self.accepted += 1
+            threading.Thread(target=self._one, args=(c,), daemon=True).start()
+
+    def _one(self, c):
+        raise NotImplementedError
+
+    def close(self):
+        self.sock.close()
+
+
 class RedisServer:
     """redis-server on a free loopback port in a temporary directory."""
 

@@ -12,37 +12,18 @@ import os
 import re
 import signal
 import socket
-import threading
 import time
 
-from harness import (TIME_FACTOR, ProximuxTestCase, RedisServer, free_port, recv_until_eof, run_proximux)
+from harness import (TIME_FACTOR, ProximuxTestCase, RedisServer, ScriptedUpstream, free_port, recv_until_eof, run_proximux)
 from test_admin import get_json, http, metrics
 from test_proxy_protocol import Recorder, exchange
 
 EXAMPLE = os.path.join(os.path.dirname(__file__), "..", "..", "config", "examples", "ip-blocklist.yaml")
 
 
-class Echo:
+class Echo(ScriptedUpstream):
     """A scripted upstream that echoes every connection's bytes and counts
     the connections it accepted."""
-
-    def __init__(self):
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
-        self.accepted = 0
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            self.accepted += 1
-            threading.Thread(target=self._one, args=(c,), daemon=True).start()
 
     @staticmethod
     def _one(c):
@@ -57,8 +38,6 @@ class Echo:
         finally:
             c.close()
 
-    def close(self):
-        self.sock.close()
 
 
 def client(port, ip, host="127.0.0.1"):

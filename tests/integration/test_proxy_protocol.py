@@ -11,13 +11,13 @@ import subprocess
 import threading
 import time
 
-from harness import (TIME_FACTOR, MariaDB, ProximuxTestCase, free_port, recv_until_eof)
+from harness import (TIME_FACTOR, MariaDB, ProximuxTestCase, ScriptedUpstream, free_port, recv_until_eof)
 
 V2_SIG = b"\r\n\r\n\x00\r\nQUIT\n"
 CLIENT_IP = "127.0.0.5"
 
 
-class Recorder:
+class Recorder(ScriptedUpstream):
     """A scripted upstream: reads each connection to its end of stream,
     records the bytes, answers b"ok:" + the byte count and closes. With
     greeting, it speaks first (like MariaDB) as soon as a connection is
@@ -25,26 +25,9 @@ class Recorder:
 
     def __init__(self, greeting=b""):
         self.greeting = greeting
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
         self.got = []
-        self.accepted = 0
-        self.lock = threading.Lock()
+        super().__init__()
         self.done = threading.Condition(self.lock)
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            with self.lock:
-                self.accepted += 1
-            threading.Thread(target=self._one, args=(c,), daemon=True).start()
 
     def _one(self, c):
         data = b""
@@ -75,9 +58,6 @@ class Recorder:
                     raise AssertionError("upstream saw %d connections end, wanted %d" % (len(self.got), n))
                 self.done.wait(left)
             return list(self.got)
-
-    def close(self):
-        self.sock.close()
 
 
 def client_from(port, ip=CLIENT_IP):

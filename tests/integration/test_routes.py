@@ -18,13 +18,13 @@ import subprocess
 import threading
 import time
 
-from harness import (TIME_FACTOR, ProximuxTestCase, connect, free_port, make_tmpdir, recv_until_eof,
+from harness import (TIME_FACTOR, ProximuxTestCase, ScriptedUpstream, connect, free_port, make_tmpdir, recv_until_eof,
                      remove_tmpdir)
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
 
-class Echo:
+class Echo(ScriptedUpstream):
     """A scripted backend: answers name + b":" + data to every read of each
     connection; with silent, accepts and never sends a byte. Records what
     each connection received (all of it, once it ends)."""
@@ -33,25 +33,8 @@ class Echo:
         self.name = name.encode()
         self.silent = silent
         self.tls = tls
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
-        self.accepted = 0
         self.got = []
-        self.lock = threading.Lock()
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            with self.lock:
-                self.accepted += 1
-            threading.Thread(target=self._one, args=(c,), daemon=True).start()
+        super().__init__()
 
     def _one(self, c):
         seen = b""
@@ -74,9 +57,6 @@ class Echo:
             c.close()
             with self.lock:
                 self.got.append(seen)
-
-    def close(self):
-        self.sock.close()
 
 
 def read_for(s, want, timeout=5.0):

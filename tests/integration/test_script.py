@@ -9,7 +9,6 @@ reload replacing the script for new clients only, and the SOCKS4 route
 example with curl --socks4 (runs once script_route() is wired into the
 proxy routing phase)."""
 
-import glob
 import http.server
 import json
 import os
