@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Static analysis of the tree: cppcheck and clang-tidy with the curated
-# checks of .clang-tidy. Exits non-zero on any finding.
+# checks of .clang-tidy, pyflakes on the Python tests. Exits non-zero on
+# any finding.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,4 +18,7 @@ LUA_CFLAGS=${LUA_CFLAGS//-I/-isystem }
 export LUA_CFLAGS
 { make -s --no-print-directory print-src; echo src/main.c; } | xargs -P "$(nproc)" -n 4 sh -c \
     'clang-tidy --quiet "$@" -- -std=gnu11 -D_GNU_SOURCE -Iinclude $LUA_CFLAGS' clang-tidy
+echo "== pyflakes"
+/usr/bin/python3 -m pyflakes tests/integration/*.py tests/integration/peers/*.py tests/integration/clients/*.py
+
 echo "lint: clean"

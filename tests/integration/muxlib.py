@@ -4,7 +4,6 @@ on the same port, memcached, an HTTP/1.1 keep-alive upstream, and small
 line/memcache clients. Python 3 standard library only."""
 
 import os
-import signal
 import socket
 import subprocess
 import threading
@@ -12,8 +11,8 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import harness
-from harness import (Resp, RespError, free_port, make_tmpdir, popen, proximux_env,
-                     reap, remove_tmpdir, tail)
+from harness import (RespError, free_port, make_tmpdir, popen, proximux_env,
+                     reap, remove_tmpdir)
 
 # The four ways of multiplexing (EXCHANGE_FUNNEL_ASYNC = pipelining).
 # fifo_sync relies on mode auto (one connection, unlimited clients).

@@ -445,7 +445,7 @@ class _Matrix:
             else:
                 self.assertEqual(r.command("ECHO", "dead%d" % i), NO_UPSTREAM)
         time.sleep(BACKOFF_MAX_MS / 1000.0 * 1.5)     # backoff at its cap by now
-        up = self.upstream(FaultResp(port=port))
+        self.upstream(FaultResp(port=port))
         t0 = time.monotonic()
         i = 0
         while True:

@@ -24,7 +24,6 @@ import json
 import os
 import shutil
 import subprocess
-import time
 
 import harness
 from harness import MariaDB, ProximuxTestCase, free_port, make_tmpdir, tail

@@ -6,7 +6,7 @@ blocking commands next to limits.max_active, SELECT while subscribed."""
 import threading
 import time
 
-from harness import TIME_FACTOR as TF, ProximuxTestCase, RedisServer, Resp, RespError, free_port, resp_encode
+from harness import TIME_FACTOR as TF, ProximuxTestCase, RedisServer, Resp, free_port, resp_encode
 from muxlib import config_env
 
 

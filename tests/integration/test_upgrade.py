@@ -6,7 +6,6 @@ binary replaced by a script exiting 1, or deleted) leaves the old one
 serving."""
 
 import os
-import re
 import shutil
 import signal
 import stat

@@ -5,7 +5,6 @@ quotes the arguments into the text and sends a COM_QUERY."""
 import json
 import ssl
 import sys
-import time
 
 import pymysql
 from pymysql.constants import CLIENT
