@@ -127,8 +127,8 @@ struct upstream_target_info {
     uint64_t connects;          /* connects started (statistics) */
     uint64_t connect_errors;    /* connects failed */
     uint64_t requests;          /* requests it answered (upstream_conn_answered) */
-    uint64_t bytes_sent;        /* bytes written to it, open connections included */
-    uint64_t bytes_received;    /* bytes read from it */
+    uint64_t bytes_sent;        /* bytes written to it on connections closed so far */
+    uint64_t bytes_received;    /* bytes read from it, same (upstream_open_bytes() has the open ones) */
     bool draining;              /* removed at runtime: no new connections, gone once it has none */
 };
 
@@ -161,6 +161,12 @@ bool upstream_available(const struct upstream *u);
 /* Number of targets and their state, for logs and the admin API. */
 int upstream_target_count(const struct upstream *u);
 void upstream_target_info(const struct upstream *u, int i, struct upstream_target_info *out);
+
+/* Calls fn(data, target, sent, received) with the bytes of each open
+ * connection to a target (what upstream_target_info() leaves out): one
+ * walk of the connections for a snapshot of every target. */
+void upstream_open_bytes(const struct upstream *u,
+                         void (*fn)(void *data, int target, uint64_t sent, uint64_t received), void *data);
 
 /* The upstream connections of u by state: counts[enum upstream_conn_state]. */
 void upstream_conn_states(const struct upstream *u, uint64_t counts[4]);

@@ -461,6 +461,14 @@ static int service_targets(const struct service *s)
 }
 
 /* Fills snap for s; targets has room for service_targets(s). */
+static void snapshot_add_open_bytes(void *data, int target, uint64_t sent, uint64_t received)
+{
+    struct stats_target *targets = data;
+
+    targets[target].bytes_sent += sent;
+    targets[target].bytes_received += received;
+}
+
 static void service_snapshot(const struct service *s, struct stats_snapshot *snap, struct stats_target *targets)
 {
     memset(snap, 0, sizeof(*snap));
@@ -487,6 +495,8 @@ static void service_snapshot(const struct service *s, struct stats_snapshot *sna
             .draining = info.draining,
         };
     }
+    if (s->upstream != NULL)
+        upstream_open_bytes(s->upstream, snapshot_add_open_bytes, targets);
 }
 
 static void write_service(FILE *out, const struct service *s)

@@ -30,7 +30,7 @@ struct upstream_target {
     uint64_t connects;              /* statistics: connects started, kept across reloads */
     uint64_t connect_errors;        /* ... and failed */
     uint64_t requests;              /* responses it gave (upstream_conn_answered) */
-    uint64_t bytes_sent;            /* to the target on connections closed since (live ones are added by upstream_target_info) */
+    uint64_t bytes_sent;            /* to the target on connections closed since (upstream_open_bytes: the open ones) */
     uint64_t bytes_received;        /* from the target, same */
     /* Added at runtime (admin API): config points here, owned; such a
      * target lasts until the next reload. */
@@ -476,14 +476,17 @@ void upstream_target_info(const struct upstream *u, int i, struct upstream_targe
     out->requests = t->requests;
     out->bytes_sent = t->bytes_sent;
     out->bytes_received = t->bytes_received;
-    /* Open connections' bytes: one walk, at snapshot time only, so the
-     * data path pays nothing for per-target byte counts. */
+}
+
+void upstream_open_bytes(const struct upstream *u,
+                         void (*fn)(void *data, int target, uint64_t sent, uint64_t received), void *data)
+{
+    /* At snapshot time only, so the data path pays nothing for per-target
+     * byte counts. */
     for (const struct list_node *n = u->conns.next; n != &u->conns; n = n->next) {
         const struct upstream_conn *uc = list_entry(n, struct upstream_conn, link);
-        if (uc->target == i && uc->conn.fd >= 0) {
-            out->bytes_sent += uc->conn.bytes_out;
-            out->bytes_received += uc->conn.bytes_in;
-        }
+        if (uc->target >= 0 && uc->conn.fd >= 0)
+            fn(data, uc->target, uc->conn.bytes_out, uc->conn.bytes_in);
     }
 }
 
